@@ -1,0 +1,47 @@
+"""Topic names and their shapes. Names are overridable through settings (``prefix``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    predictions: str = "modelwatch.predictions"
+    labels: str = "modelwatch.labels"
+    references: str = "modelwatch.references"
+    window_stats: str = "modelwatch.window-stats"
+    detections: str = "modelwatch.detections"
+    alerts: str = "modelwatch.alerts"
+    dead_letter: str = "modelwatch.dead-letter"
+    actions: str = "modelwatch.actions"
+    silences: str = "modelwatch.silences"
+    notify_dead_letter: str = "modelwatch.notify-dead-letter"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        if not prefix:
+            return cls()
+        return cls(**{k: prefix + v for k, v in cls().__dict__.items()})
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        """Every topic with an explicit partition count (predictions and labels equal)."""
+        return [
+            TopicSpec(self.predictions, partitions),
+            TopicSpec(self.labels, partitions),
+            TopicSpec(self.references, 1, compacted=True),
+            TopicSpec(self.window_stats, 1),
+            TopicSpec(self.detections, 1),
+            TopicSpec(self.alerts, max(1, min(partitions, 4))),
+            TopicSpec(self.dead_letter, 1),
+            TopicSpec(self.actions, 1),
+            TopicSpec(self.silences, 1, compacted=True),
+            TopicSpec(self.notify_dead_letter, 1),
+        ]
