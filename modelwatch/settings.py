@@ -1,0 +1,80 @@
+"""One settings object: environment variables (``MODELWATCH_*``) over an optional YAML file.
+
+The YAML file is named by ``MODELWATCH_CONFIG`` (or ``--config``); environment variables
+win over it; nested sections use ``__`` in variable names (``MODELWATCH_DRIFT__WINDOW_S``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from schemas.topics import TopicNames
+
+
+class YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], path: str | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path:
+            return {}
+        p = Path(self.path)
+        if not p.is_file():
+            raise FileNotFoundError(f"MODELWATCH_CONFIG points at {p}, which is not a file")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: top level must be a mapping")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MODELWATCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    topic_prefix: str = ""
+    partitions: int = Field(4, description="partitions of predictions and labels topics")
+    metrics_port: int = 9108
+    metrics_host: str = "0.0.0.0"
+    group_id: str = "modelwatch-worker"
+    log_level: str = "warn"
+    # Consumer-group settings that make the embedded broker (Tansu) fast: a join waits
+    # session/2 there, so librdkafka's 45 s default means a ~23 s wait before the first
+    # message. 6 s / 1 s gets the first message in ~3 s.
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    drift: dict[str, Any] = Field(default_factory=dict, description="stream_jobs DriftConfig")
+    alert_policy_file: str | None = None
+    routes_file: str | None = None
+    data_dir: str = ".modelwatch"
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames.with_prefix(self.topic_prefix)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = YamlSource(settings_cls, os.environ.get("MODELWATCH_CONFIG"))
+        return (init_settings, env_settings, yaml_source)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
