@@ -61,12 +61,13 @@ def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 15.
     existing = admin.list_topics(timeout=timeout_s).topics
     todo = [s for s in specs if s.name not in existing]
     for spec in specs:
-        if spec.name in existing and len(existing[spec.name].partitions) != spec.partitions:
-            if spec.name.endswith(("predictions", "labels")):
-                raise BrokerError(
-                    f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions, "
-                    f"expected {spec.partitions}: predictions and labels must be partitioned alike"
-                )
+        have = existing.get(spec.name)
+        mismatch = have is not None and len(have.partitions) != spec.partitions
+        if mismatch and spec.name.endswith(("predictions", "labels")):
+            raise BrokerError(
+                f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions, "
+                f"expected {spec.partitions}: predictions and labels must be partitioned alike"
+            )
     if not todo:
         return []
     futures = admin.create_topics(
