@@ -1,0 +1,103 @@
+"""What the worker does with one Kafka record of the predictions topic, free of Faust.
+
+Decode → validate → golden signals → batch observers (drift engine, join, …). Records that
+cannot be used become dead letters (returned as outgoing records), so the Faust agent is a
+thin adapter that sends whatever this returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from schemas.codec import Codec
+from schemas.columnar import PredictionColumns
+from schemas.topics import TopicNames
+from stream_jobs.dead_letter import dead_letter_record
+from stream_jobs.decode import RejectedRecord, decode_predictions, validate_rows
+from stream_jobs.golden import GoldenSignals
+from stream_jobs.pipeline_metrics import PipelineMetrics
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class BatchObserver(Protocol):
+    def observe(self, partition: int, offset: int, cols: PredictionColumns) -> object: ...
+
+
+class PredictionHandler:
+    def __init__(
+        self,
+        codec: Codec,
+        topics: TopicNames,
+        golden: GoldenSignals,
+        pipeline: PipelineMetrics,
+        observers: Sequence[BatchObserver] = (),
+    ) -> None:
+        self.codec = codec
+        self.topics = topics
+        self.golden = golden
+        self.pipeline = pipeline
+        self.observers = list(observers)
+
+    def handle(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, now_s: float
+    ) -> list[Outgoing]:
+        topic = self.topics.predictions
+        now_ms = int(now_s * 1000)
+        try:
+            cols = decode_predictions(self.codec, value)
+        except RejectedRecord as exc:
+            return [self._dead_letter(key, value, exc.kind, exc.reason, partition, offset, now_ms)]
+        checked = validate_rows(cols, now_ms)
+        out: list[Outgoing] = []
+        if checked.bad is not None:
+            bad_bytes = self.codec.encode("PredictionBatch", checked.bad.to_record())
+            out.append(
+                self._dead_letter(
+                    key,
+                    bad_bytes,
+                    "invalid",
+                    checked.bad_reason,
+                    partition,
+                    offset,
+                    now_ms,
+                )
+            )
+        if checked.good is not None:
+            self.golden.observe(checked.good, now_s)
+            for observer in self.observers:
+                observer.observe(partition, offset, checked.good)
+            self.pipeline.events.labels(topic).inc(checked.good.n)
+        self.pipeline.batches.labels(topic).inc()
+        return out
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        kind: str,
+        reason: str,
+        partition: int,
+        offset: int,
+        now_ms: int,
+    ) -> Outgoing:
+        topic = self.topics.predictions
+        self.pipeline.dead_letters.labels(topic, kind).inc()
+        record = dead_letter_record(
+            key=key,
+            value=value,
+            reason=reason,
+            error_kind=kind,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            now_ms=now_ms,
+        )
+        return Outgoing(self.topics.dead_letter, key, self.codec.encode("DeadLetter", record))
