@@ -1,0 +1,38 @@
+"""Tiny length-prefixed binary helpers for the compact ``to_bytes`` forms of partials."""
+
+from __future__ import annotations
+
+import struct
+
+_LEN = struct.Struct("<I")
+
+
+def pack_blobs(*blobs: bytes) -> bytes:
+    """Concatenate byte strings, each prefixed by its 4-byte little-endian length."""
+    out = bytearray()
+    for b in blobs:
+        out += _LEN.pack(len(b))
+        out += b
+    return bytes(out)
+
+
+def unpack_blobs(data: bytes) -> list[bytes]:
+    """Inverse of :func:`pack_blobs`."""
+    out: list[bytes] = []
+    pos = 0
+    mv = memoryview(data)
+    while pos < len(data):
+        (n,) = _LEN.unpack_from(data, pos)
+        pos += _LEN.size
+        out.append(bytes(mv[pos : pos + n]))
+        pos += n
+    return out
+
+
+def pack_strings(values: list[str]) -> bytes:
+    """A list of strings as length-prefixed UTF-8 blobs."""
+    return pack_blobs(*(v.encode() for v in values))
+
+
+def unpack_strings(data: bytes) -> list[str]:
+    return [b.decode() for b in unpack_blobs(data)]
