@@ -90,7 +90,9 @@ class Codec:
             )
         magic, schema_id = HEADER.unpack_from(payload)
         if magic != MAGIC_BYTE:
-            raise DecodeError(f"bad magic byte {magic} (expected {MAGIC_BYTE}): not Confluent wire format")
+            raise DecodeError(
+                f"bad magic byte {magic} (expected {MAGIC_BYTE}): not Confluent wire format"
+            )
         schema = self._by_id.get(schema_id)
         if schema is None:
             raise DecodeError(f"unknown schema id {schema_id}; known ids: {sorted(self._by_id)}")
@@ -114,7 +116,9 @@ class Codec:
         return Decoded(schema_id, name, record)
 
 
-def load_registry(registry_file: Path = REGISTRY_FILE, schema_dir: Path = SCHEMA_DIR) -> dict[int, Path]:
+def load_registry(
+    registry_file: Path = REGISTRY_FILE, schema_dir: Path = SCHEMA_DIR
+) -> dict[int, Path]:
     entries = json.loads(registry_file.read_text())["schemas"]
     return {int(k): schema_dir / v for k, v in entries.items()}
 

@@ -77,7 +77,9 @@ class CategoricalArray:
         codes = _array(rec["codes"], I4, n, column)
         dictionary = list(rec["dictionary"])
         if n and (codes.max(initial=-1) >= len(dictionary) or codes.min(initial=0) < -1):
-            raise InvalidBatch(f"column {column!r}: code outside its dictionary of {len(dictionary)}")
+            raise InvalidBatch(
+                f"column {column!r}: code outside its dictionary of {len(dictionary)}"
+            )
         return cls(dictionary, codes)
 
     def take(self, index: np.ndarray) -> CategoricalArray:
@@ -125,7 +127,9 @@ class PredictionColumns:
             "numeric_features": {k: f8(v) for k, v in self.numeric.items()},
             "categorical_features": {k: v.to_record() for k, v in self.categorical.items()},
             "score": None if self.score is None else f8(self.score),
-            "predicted_class": None if self.predicted_class is None else self.predicted_class.to_record(),
+            "predicted_class": None
+            if self.predicted_class is None
+            else self.predicted_class.to_record(),
             "class_names": list(self.class_names),
             "class_probabilities": None
             if self.class_probabilities is None
@@ -191,6 +195,35 @@ class PredictionColumns:
                 k_: CategoricalArray.from_record(v, n, "segment " + k_)
                 for k_, v in rec["segments"].items()
             },
+        )
+
+    def subset(self, index: np.ndarray) -> PredictionColumns:
+        """The rows selected by a boolean mask or an integer index array."""
+        rows = np.flatnonzero(index) if index.dtype == bool else index
+
+        def opt(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
+        def opt_cat(c: CategoricalArray | None) -> CategoricalArray | None:
+            return None if c is None else c.take(rows)
+
+        return PredictionColumns(
+            model=self.model,
+            model_version=self.model_version,
+            prediction_ids=[self.prediction_ids[i] for i in rows.tolist()],
+            event_time_ms=self.event_time_ms[rows],
+            latency_ms=self.latency_ms[rows],
+            status=self.status[rows],
+            numeric={k: v[rows] for k, v in self.numeric.items()},
+            categorical={k: v.take(rows) for k, v in self.categorical.items()},
+            score=opt(self.score),
+            predicted_class=opt_cat(self.predicted_class),
+            class_names=list(self.class_names),
+            class_probabilities=opt(self.class_probabilities),
+            error_type=opt_cat(self.error_type),
+            request_bytes=opt(self.request_bytes),
+            response_bytes=opt(self.response_bytes),
+            segments={k: v.take(rows) for k, v in self.segments.items()},
         )
 
     # ---- single events ---------------------------------------------------------------
