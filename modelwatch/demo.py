@@ -1,0 +1,217 @@
+"""``modelwatch demo``: embedded broker + worker + alert evaluator + notifier + simulator,
+with a live terminal view. Ctrl-C (or ``--duration``) stops every child it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.live import Live
+
+from modelwatch.broker import EmbeddedBroker, free_port
+from modelwatch.live_view import _by_labels, drift_rows, golden_rows, render
+from schemas.codec import DecodeError, default_codec
+from schemas.topics import TopicNames
+
+console = Console()
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "producers" / "scenarios" / "default.yaml"
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def scrape(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+
+
+class AlertFeed(threading.Thread):
+    """Reads AlertEvents from the alerts topic into a bounded, newest-first list."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True, name="alert-feed")
+        self.bootstrap, self.topic = bootstrap, topic
+        self.alerts: deque[dict] = deque(maxlen=50)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        codec = default_codec()
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "modelwatch-demo-view",
+                "enable.auto.commit": False,
+            }
+        )
+        meta = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        consumer.assign([TopicPartition(self.topic, p, 0) for p in meta.partitions])
+        try:
+            while not self.stop.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                try:
+                    self.alerts.appendleft(codec.decode(msg.value()).record)
+                except DecodeError:
+                    continue
+        finally:
+            consumer.close()
+
+
+class Child:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelwatch.cli", *args],
+            env={**os.environ, **env},
+            stdout=open(self.log_path, "wb"),  # noqa: SIM115 - lives as long as the child
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # we forward the stop ourselves
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def run_demo(
+    scenario: Path = DEFAULT_SCENARIO,
+    speedup: float = 30.0,
+    rate: float = 2000.0,
+    duration_s: float | None = None,
+    port: int = 9092,
+    metrics_port: int = 9108,
+    log_dir: Path = Path(".modelwatch/demo"),
+) -> int:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    topics = TopicNames()
+    port = port if _port_free(port) else free_port()
+    metrics_port = metrics_port if _port_free(metrics_port) else free_port()
+    notifier_port = free_port()
+    children: list[Child] = []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(
+        port=port, partitions=4, topics=topics, log_file=log_dir / "broker.log"
+    ) as broker:
+        env = {
+            "MODELWATCH_BOOTSTRAP": broker.bootstrap,
+            "MODELWATCH_METRICS_HOST": "127.0.0.1",
+            "MODELWATCH_DATA_DIR": str(log_dir / "state"),
+        }
+        console.print(f"[green]broker[/] {broker.bootstrap}   logs in {log_dir}/")
+        children.append(
+            Child(
+                "worker", ["worker"], {**env, "MODELWATCH_METRICS_PORT": str(metrics_port)}, log_dir
+            )
+        )
+        for name, args in optional_children(notifier_port):
+            children.append(Child(name, args, env, log_dir))
+        children.append(
+            Child(
+                "simulator",
+                [
+                    "simulate",
+                    "--scenario",
+                    str(scenario),
+                    "--speedup",
+                    str(speedup),
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(duration_s or 24 * 3600),
+                ],
+                env,
+                log_dir,
+            )
+        )
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        console.print(f"[green]metrics[/] {metrics_url}")
+        feed = AlertFeed(broker.bootstrap, topics.alerts)
+        feed.start()
+        started = time.monotonic()
+        prev: dict = {}
+        prev_t = time.monotonic()
+        try:
+            with Live(console=console, refresh_per_second=2, screen=False) as live:
+                while not stop.is_set():
+                    if duration_s is not None and time.monotonic() - started > duration_s:
+                        break
+                    for child in children:
+                        if child.proc.poll() not in (None, 0):
+                            console.print(
+                                f"[red]{child.name} exited with {child.proc.returncode}[/]; "
+                                f"see {child.log_path}"
+                            )
+                            children.remove(child)
+                            break
+                    try:
+                        cur = scrape(metrics_url)
+                    except OSError:
+                        stop.wait(1.0)
+                        continue
+                    now_t = time.monotonic()
+                    share = _by_labels(cur, "modelwatch_drift_share", "model")
+                    live.update(
+                        render(
+                            golden_rows(prev, cur, now_t - prev_t),
+                            drift_rows(cur),
+                            share,
+                            list(feed.alerts),
+                            metrics_url,
+                        )
+                    )
+                    prev, prev_t = cur, now_t
+                    stop.wait(2.0)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            feed.stop.set()
+            for child in reversed(children):
+                child.stop()
+            console.print("stopped worker, notifier, simulator and broker")
+    return 0
+
+
+def optional_children(notifier_port: int) -> list[tuple[str, list[str]]]:
+    """The alerting processes, when their commands exist in this build."""
+    from modelwatch.cli import app
+
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
+    names |= {g.name for g in app.registered_groups if g.name}
+    out = []
+    if "evaluate" in names:
+        out.append(("evaluator", ["evaluate"]))
+    if "notify" in names:
+        out.append(("notifier", ["notify", "--metrics-port", str(notifier_port)]))
+    return out
