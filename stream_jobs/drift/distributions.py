@@ -1,0 +1,91 @@
+"""Discrete views shared by the drift tests: sketch CDFs on a common support, and
+aligned count vectors for categorical (or binned numeric) columns.
+
+>>> import numpy as np
+>>> from stream_jobs.windows.numeric import NumericPartial
+>>> p = NumericPartial(); p.update(np.arange(10.0))
+>>> support(p.sketch).tolist()[:3], cdf(p.sketch, np.array([4.0])).tolist()
+([0.0, 1.0, 2.0], [0.5])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from datasketches import kll_doubles_sketch
+
+from stream_jobs.reference.view import ReferenceColumn
+from stream_jobs.windows.categorical import CategoricalPartial
+from stream_jobs.windows.numeric import NumericPartial
+
+
+def support(sketch: kll_doubles_sketch) -> np.ndarray:
+    """Sorted distinct items retained by a sketch: where its empirical CDF steps."""
+    if sketch.is_empty():
+        return np.empty(0)
+    return np.unique(np.fromiter((v for v, _ in sketch), dtype=np.float64))
+
+
+def cdf(sketch: kll_doubles_sketch, points: np.ndarray) -> np.ndarray:
+    """P(X <= x) at sorted distinct points."""
+    if points.size == 0 or sketch.is_empty():
+        return np.zeros(points.size)
+    return np.asarray(sketch.get_cdf(points, inclusive=True))[:-1]
+
+
+def common_cdfs(
+    ref: ReferenceColumn, cur: NumericPartial
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points, F_ref, F_cur)`` on the union of both sketches' supports."""
+    points = np.union1d(ref.support, support(cur.sketch))
+    return points, ref.cdf(points), cdf(cur.sketch, points)
+
+
+def quantile_bins(ref: ReferenceColumn, bins: int = 10) -> np.ndarray:
+    """Interior split points at the reference quantiles (deduplicated)."""
+    assert ref.sketch is not None
+    ranks = np.arange(1, bins) / bins
+    return np.unique(np.asarray(ref.sketch.get_quantiles(ranks.tolist())))
+
+
+def binned_proportions(
+    ref: ReferenceColumn, cur: NumericPartial, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current mass in bins cut at the reference quantiles.
+
+    Low-cardinality numeric columns (the reference kept value counts) are binned per
+    value instead, with cuts half-way between consecutive reference values.
+    """
+    if ref.categories:
+        values = np.array(sorted(float(k) for k in ref.categories))
+        counts = np.array([ref.categories[repr(v)] for v in values], dtype=np.float64)
+        cuts = (values[1:] + values[:-1]) / 2
+        r = counts / counts.sum()
+    else:
+        cuts = quantile_bins(ref, bins)
+        assert ref.sketch is not None
+        r = np.asarray(ref.sketch.get_pmf(cuts, inclusive=True)) if cuts.size else np.ones(1)
+    c = np.asarray(cur.sketch.get_pmf(cuts, inclusive=True)) if cuts.size else np.ones(1)
+    return r, c
+
+
+def aligned_counts(
+    ref: Mapping[str, int], cur: CategoricalPartial
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Category names (reference ∪ current) with both count vectors aligned to them."""
+    names = list(ref) + [k for k in cur.counts if k not in ref]
+    r = np.array([ref.get(k, 0) for k in names], dtype=np.float64)
+    c = np.array([cur.counts.get(k, 0) for k in names], dtype=np.float64)
+    return names, r, c
+
+
+def counts_or_bins(
+    ref: ReferenceColumn, cur: NumericPartial | CategoricalPartial, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current *counts* per category / bin, whatever the column kind."""
+    if isinstance(cur, CategoricalPartial):
+        _, r, c = aligned_counts(ref.categories, cur)
+        return r, c
+    r, c = binned_proportions(ref, cur, bins)
+    return r * ref.n, c * cur.n

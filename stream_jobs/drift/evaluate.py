@@ -1,0 +1,241 @@
+"""Judge one closed, merged window against its reference: the ``WindowStats`` record and
+the detections (active *and* inactive, one per evaluated subject, so that the alert
+lifecycle can resolve what an earlier window opened).
+
+Per reference feature with at least ``min_sample`` values in the window: the selected
+test (see :mod:`stream_jobs.drift.selection`); p-values of all features are adjusted
+together by Benjamini–Hochberg; the drift share is the fraction of judged features that
+drifted, and the dataset drifts at ``drift_share >= drift_share_threshold``. The
+prediction is judged on its own (not in the share, not in the BH family). Data-quality
+checks (missing-rate rise, out-of-range share, unseen-category share, type violations)
+run per reference feature with enough events. Without a reference: statistics only.
+
+In every :class:`DriftVerdict`, ``p_value`` is the BH-adjusted p-value and ``drifted``
+is ``p_value <= threshold`` (p-value tests) or ``statistic >= threshold`` (distances).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.detection import Detection, DetectionKind
+from stream_jobs.drift.bh import benjamini_hochberg
+from stream_jobs.drift.config import DriftConfig
+from stream_jobs.drift.selection import TESTS, choose_test
+from stream_jobs.reference.view import ReferenceColumn, ReferenceView
+from stream_jobs.windows.categorical import CategoricalPartial
+from stream_jobs.windows.numeric import NumericPartial
+from stream_jobs.windows.spec import PREDICTION
+from stream_jobs.windows.window import CATEGORICAL, NUMERIC, WindowPartial
+
+QUANTILES = {
+    "p01": 0.01,
+    "p05": 0.05,
+    "p25": 0.25,
+    "p50": 0.5,
+    "p75": 0.75,
+    "p95": 0.95,
+    "p99": 0.99,
+}
+PREDICTION_SUBJECT = "prediction"
+
+Partial = NumericPartial | CategoricalPartial
+
+
+@dataclass
+class ClosedWindow:
+    """A closed window: its ``WindowStats`` record and the detections it produced."""
+
+    model: str
+    model_version: str
+    window_start_ms: int
+    window_end_ms: int
+    stats: dict[str, Any]
+    detections: list[Detection] = field(default_factory=list)
+    partial: WindowPartial | None = None
+
+
+def column_window(name: str, p: Partial) -> dict[str, Any]:
+    """The ``ColumnWindow`` record of a column partial."""
+    if isinstance(p, NumericPartial):
+        has = p.n > 0
+        return {
+            "name": name, "kind": NUMERIC, "count": p.count, "missing": p.missing,
+            "mean": p.mean if has else None, "std": p.std,
+            "min": p.min if has else None, "max": p.max if has else None,
+            "quantiles": dict(zip(QUANTILES, p.quantiles(list(QUANTILES.values())), strict=False)),
+            "kll_sketch": p.sketch.serialize() if has else None,
+            "categories": {}, "out_of_range": p.out_of_range, "unseen_categories": 0,
+        }  # fmt: skip
+    return {
+        "name": name, "kind": CATEGORICAL, "count": p.count, "missing": p.missing,
+        "mean": None, "std": None, "min": None, "max": None, "quantiles": {},
+        "kll_sketch": None, "categories": dict(p.counts), "out_of_range": 0,
+        "unseen_categories": p.unseen,
+    }  # fmt: skip
+
+
+def _partial_of(w: WindowPartial, name: str, kind: str) -> Partial | None:
+    return w.numeric.get(name) if kind == NUMERIC else w.categorical.get(name)
+
+
+def _n_values(p: Partial) -> int:
+    return p.n if isinstance(p, NumericPartial) else p.count - p.missing
+
+
+class _Judge:
+    def __init__(self, w: WindowPartial, ref: ReferenceView, config: DriftConfig) -> None:
+        self.w, self.ref, self.config = w, ref, config
+        self.detections: list[Detection] = []
+
+    def detection(self, kind: str, subject: str, detector: str, value: float, threshold: float,
+                  active: bool, **details: Any) -> None:  # fmt: skip
+        self.detections.append(
+            Detection(
+                model=self.w.model, model_version=self.w.model_version, kind=kind,
+                subject=subject, detector=detector, value=float(value),
+                threshold=float(threshold), active=bool(active),
+                event_time_ms=self.w.end_ms, window_start_ms=self.w.start_ms,
+                window_end_ms=self.w.end_ms,
+                details={k: str(v) for k, v in details.items()},
+            )
+        )  # fmt: skip
+
+    def test(self, col: ReferenceColumn, cur: Partial, name: str) -> tuple[str, float, Any]:
+        test, threshold = choose_test(
+            col.kind, col.unique, col.n, _n_values(cur), self.config,
+            self.config.override(self.w.model, name),
+        )  # fmt: skip
+        return test, threshold, TESTS[test](col, cur)
+
+    def quality(self, name: str, col: ReferenceColumn, cur: Partial | None) -> None:
+        c = self.config
+        w = self.w
+        bad = w.absent.get(name, 0) + w.wrong_kind.get(name, 0)
+        share = bad / w.count if w.count else 0.0
+        self.detection(
+            DetectionKind.TYPE_VIOLATION, name, "type_check", share, c.type_violation_threshold,
+            share > c.type_violation_threshold, expected=col.kind,
+            absent=w.absent.get(name, 0), wrong_kind=w.wrong_kind.get(name, 0),
+        )  # fmt: skip
+        if cur is None or cur.count < c.min_sample:
+            return
+        missing = cur.missing / cur.count
+        limit = col.missing_ratio + c.missing_rate_rise
+        self.detection(
+            DetectionKind.MISSING_RATE, name, "missing_rate", missing, limit, missing > limit,
+            reference_ratio=round(col.missing_ratio, 6), count=cur.count,
+        )  # fmt: skip
+        n = _n_values(cur)
+        if n == 0:
+            return
+        if isinstance(cur, NumericPartial) and col.min is not None:
+            r = cur.out_of_range / n
+            self.detection(
+                DetectionKind.OUT_OF_RANGE, name, "reference_range", r, c.out_of_range_threshold,
+                r > c.out_of_range_threshold, min=col.min, max=col.max,
+            )  # fmt: skip
+        elif isinstance(cur, CategoricalPartial) and not col.capped:
+            r = cur.unseen / n
+            self.detection(
+                DetectionKind.UNSEEN_CATEGORY, name, "reference_categories", r,
+                c.unseen_threshold, r > c.unseen_threshold, unseen=cur.unseen,
+            )  # fmt: skip
+
+    def run(self) -> tuple[list[dict[str, Any]], float | None, bool]:
+        c = self.config
+        judged: list[tuple[str, str, float, Any]] = []
+        for name, col in self.ref.columns.items():
+            cur = _partial_of(self.w, name, col.kind)
+            self.quality(name, col, cur)
+            if cur is None or _n_values(cur) < c.min_sample or col.n == 0:
+                continue
+            judged.append((name, *self.test(col, cur, name)))
+        raw = [r.p_value for _, _, _, r in judged if r.p_value is not None]
+        adjusted = iter(benjamini_hochberg(raw).tolist() if c.benjamini_hochberg else raw)
+        verdicts: list[dict[str, Any]] = []
+        drifted_n = 0
+        for name, test, threshold, r in judged:
+            p = next(adjusted) if r.p_value is not None else None
+            drifted = p <= threshold if p is not None else r.statistic >= threshold
+            drifted_n += drifted
+            verdicts.append(self.verdict(name, test, threshold, r, p, drifted))
+            self.detection(
+                DetectionKind.FEATURE_DRIFT, name, test, p if p is not None else r.statistic,
+                threshold, drifted, statistic=r.statistic, p_value=r.p_value,
+            )  # fmt: skip
+        share = drifted_n / len(judged) if judged else None
+        dataset = share is not None and share >= c.drift_share_threshold
+        if share is not None:
+            self.detection(
+                DetectionKind.DATASET_DRIFT, "dataset", "drift_share", share,
+                c.drift_share_threshold, dataset, judged=len(judged), drifted=drifted_n,
+            )  # fmt: skip
+        self.prediction(verdicts)
+        return verdicts, share, dataset
+
+    def prediction(self, verdicts: list[dict[str, Any]]) -> None:
+        col, cur = self.ref.prediction, self.w.prediction
+        if col is None or cur is None or col.n == 0 or _n_values(cur) < self.config.min_sample:
+            return
+        if (col.kind == NUMERIC) != isinstance(cur, NumericPartial):
+            return
+        test, threshold, r = self.test(col, cur, PREDICTION_SUBJECT)
+        drifted = r.p_value <= threshold if r.p_value is not None else r.statistic >= threshold
+        verdicts.append(self.verdict(PREDICTION, test, threshold, r, r.p_value, drifted))
+        self.detection(
+            DetectionKind.PREDICTION_DRIFT, PREDICTION_SUBJECT, test,
+            r.p_value if r.p_value is not None else r.statistic, threshold, drifted,
+            statistic=r.statistic, p_value=r.p_value,
+        )  # fmt: skip
+
+    @staticmethod
+    def verdict(column: str, test: str, threshold: float, r: Any, p: float | None,
+                drifted: bool) -> dict[str, Any]:  # fmt: skip
+        return {
+            "column": column, "test": test, "statistic": float(r.statistic),
+            "p_value": None if p is None else float(p), "threshold": float(threshold),
+            "drifted": bool(drifted),
+        }  # fmt: skip
+
+
+def window_stats(w: WindowPartial, late_events: int = 0) -> dict[str, Any]:
+    """The ``WindowStats`` record of a merged window, without verdicts."""
+    expected = w.spec.expected
+    cols = [(n, NUMERIC, p) for n, p in w.numeric.items()]
+    cols += [(n, CATEGORICAL, p) for n, p in w.categorical.items()]
+    cols.sort(key=lambda c: (c[0], expected.get(c[0], c[1]) != c[1]))
+    return {
+        "model": w.model,
+        "model_version": w.model_version,
+        "window_start_ms": w.start_ms,
+        "window_end_ms": w.end_ms,
+        "count": w.count,
+        "errors": w.errors,
+        "fallbacks": w.fallbacks,
+        "late_events": int(late_events),
+        "features": [column_window(n, p) for n, _, p in cols],
+        "prediction": None
+        if w.prediction is None
+        else column_window(PREDICTION_SUBJECT, w.prediction),
+        "label": None,
+        "performance": {},
+        "drift": [],
+        "drift_share": None,
+        "dataset_drift": False,
+    }
+
+
+def evaluate_window(
+    w: WindowPartial, ref: ReferenceView | None, config: DriftConfig, late_events: int = 0
+) -> ClosedWindow:
+    """Stats, verdicts and detections of one merged window."""
+    stats = window_stats(w, late_events)
+    out = ClosedWindow(w.model, w.model_version, w.start_ms, w.end_ms, stats, [], w)
+    if ref is None:
+        return out
+    judge = _Judge(w, ref, config)
+    stats["drift"], stats["drift_share"], stats["dataset_drift"] = judge.run()
+    out.detections = judge.detections
+    return out

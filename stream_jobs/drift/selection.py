@@ -1,0 +1,70 @@
+"""Which test judges a column, and at what threshold (Evidently's defaults).
+
+Up to ``small_sample_max`` objects (the smaller of the reference and the window, so a
+small window is never judged by a fixed distance threshold that its own sampling noise
+can cross): KS for numeric columns with more than ``low_cardinality`` values, chi-square
+(the z-test for two categories) otherwise, both at p < α. Above it: Wasserstein
+(normalised by the reference std) ≥ 0.1 for numeric, Jensen–Shannon ≥ 0.1 otherwise.
+A ``feature_tests`` override in the config wins.
+
+>>> from stream_jobs.drift.config import DriftConfig
+>>> choose_test("numeric", 7, 50_000, 500, DriftConfig())
+('ks', 0.05)
+>>> choose_test("numeric", 7, 50_000, 5_000, DriftConfig())
+('wasserstein', 0.1)
+>>> choose_test("categorical", 3, 50_000, 5_000, DriftConfig())
+('jensenshannon', 0.1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stream_jobs.drift.chi_square import chi_square_test
+from stream_jobs.drift.config import DriftConfig, FeatureTest
+from stream_jobs.drift.jensen_shannon import jensen_shannon_test
+from stream_jobs.drift.ks import ks_test
+from stream_jobs.drift.psi import psi_test
+from stream_jobs.drift.result import TestResult
+from stream_jobs.drift.wasserstein import wasserstein_test
+
+TESTS: dict[str, Callable[..., TestResult]] = {
+    "ks": ks_test,
+    "chisquare": chi_square_test,
+    "psi": psi_test,
+    "wasserstein": wasserstein_test,
+    "jensenshannon": jensen_shannon_test,
+}
+NUMERIC_ONLY = frozenset({"ks", "wasserstein"})
+
+
+def default_threshold(test: str, config: DriftConfig) -> float:
+    return {
+        "ks": config.alpha,
+        "chisquare": config.alpha,
+        "psi": config.psi_threshold,
+        "wasserstein": config.wasserstein_threshold,
+        "jensenshannon": config.jensenshannon_threshold,
+    }[test]
+
+
+def choose_test(
+    kind: str,
+    unique: int,
+    n_reference: int,
+    n_window: int,
+    config: DriftConfig,
+    override: FeatureTest | None = None,
+) -> tuple[str, float]:
+    """``(test name, threshold)`` for a column of reference ``kind`` / ``unique`` count."""
+    if override is not None and not (kind == "categorical" and override.test in NUMERIC_ONLY):
+        t = override.test
+        return t, override.threshold if override.threshold is not None else default_threshold(
+            t, config
+        )
+    categorical_like = kind == "categorical" or 0 < unique <= config.low_cardinality
+    if min(n_reference, n_window) <= config.small_sample_max:
+        test = "chisquare" if categorical_like else "ks"
+    else:
+        test = "jensenshannon" if categorical_like else "wasserstein"
+    return test, default_threshold(test, config)
