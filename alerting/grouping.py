@@ -161,6 +161,18 @@ class Dispatcher:
                 del self._groups[gkey]
         return out
 
+    def forget(self, fingerprints: set[str]) -> None:
+        """Drop alerts (e.g. of partitions another notifier took over in a rebalance)."""
+        for gkey in list(self._groups):
+            group = self._groups[gkey]
+            for fp in fingerprints:
+                group.firing.pop(fp, None)
+                group.resolved.pop(fp, None)
+            if not group.firing and not group.resolved and not group.tokens:
+                del self._groups[gkey]
+        for fps in self._critical.values():
+            fps.difference_update(fingerprints)
+
     def _inhibited(self, alert: Mapping[str, Any]) -> bool:
         return alert["severity"] != "critical" and bool(self._critical.get(alert["model"]))
 

@@ -1,0 +1,215 @@
+"""``modelwatch evaluate``: detections → policy + lifecycle → AlertEvents and RetrainRequests.
+
+A thin Kafka adapter around :class:`~alerting.lifecycle.AlertLifecycle`:
+
+* consumes ``modelwatch.detections`` in a consumer group (run one active evaluator; more
+  stand by in the same group), decodes each ``Detection`` and feeds the lifecycle;
+* publishes every lifecycle event to ``modelwatch.alerts`` keyed by fingerprint, and a
+  ``RetrainRequest`` to ``modelwatch.actions`` (keyed by model) when a rule with
+  ``action: retrain`` fires (rate-limited per model);
+* reads ``modelwatch.silences`` from the beginning and then follows it (last value per
+  key; tombstones remove);
+* on start, restores open alerts from ``modelwatch.alerts`` (last event per fingerprint),
+  so a restart neither re-fires nor forgets to resolve what it had opened;
+* commits detection offsets only after the events they caused are flushed to the broker
+  (at-least-once; a replayed detection is deduplicated by the restored state);
+* undecodable detections go to ``modelwatch.dead-letter`` with the reason.
+
+Metrics: ``modelwatch_alerts_firing{model,severity}``, ``modelwatch_evaluator_detections_total``,
+``modelwatch_alert_events_total{status,severity}``, ``modelwatch_retrain_requests_total``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as PromCounter
+
+from alerting.kafka import consumer_config, make_producer, partitions_of, read_topic
+from alerting.lifecycle import AlertLifecycle, Clock, wall_clock_ms
+from alerting.policy import Policy
+from alerting.retrain import RetrainTrigger
+from alerting.silences import Silence, SilenceStore
+from schemas.codec import DecodeError, default_codec
+from schemas.detection import Detection
+from schemas.topics import TopicNames
+
+log = logging.getLogger("modelwatch.evaluator")
+
+
+class EvaluatorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.firing = Gauge("modelwatch_alerts_firing", "Alerts firing now (published)",
+                            ["model", "severity"], registry=registry)
+        self.detections = PromCounter("modelwatch_evaluator_detections_total",
+                                      "Detections consumed by the alert evaluator",
+                                      ["outcome"], registry=registry)
+        self.events = PromCounter("modelwatch_alert_events_total",
+                                  "AlertEvents published", ["status", "severity"],
+                                  registry=registry)
+        self.retrains = PromCounter("modelwatch_retrain_requests_total",
+                                    "RetrainRequests published", ["model"], registry=registry)
+        self._shown: set[tuple[str, str]] = set()
+
+    def set_firing(self, firing: list[dict[str, Any]]) -> None:
+        counts = Counter((a["model"], a["severity"]) for a in firing)
+        for key in self._shown - set(counts):
+            self.firing.labels(*key).set(0)
+        for key, n in counts.items():
+            self.firing.labels(*key).set(n)
+        self._shown |= set(counts)
+
+
+class Evaluator:
+    def __init__(self, bootstrap: str, policy: Policy, topics: TopicNames | None = None,
+                 group_id: str = "modelwatch-evaluator", clock: Clock = wall_clock_ms,
+                 registry: CollectorRegistry | None = None, tick_s: float = 1.0) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics or TopicNames()
+        self.group_id = group_id
+        self.clock = clock
+        self.tick_s = tick_s
+        self.codec = default_codec()
+        self.silences = SilenceStore()
+        self.lifecycle = AlertLifecycle(policy, clock, self.silences)
+        self.retrain = RetrainTrigger(policy.retrain_min_interval_ms, clock)
+        self.registry = registry or CollectorRegistry()
+        self.metrics = EvaluatorMetrics(self.registry)
+        self.producer = make_producer(bootstrap)
+        self.ready = threading.Event()
+
+    # -- state from topics -------------------------------------------------------------
+    def _apply_silence(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self.silences.apply(key.decode(), None)
+            return
+        try:
+            rec = self.codec.decode(value, expect=("Silence",)).record
+        except DecodeError as exc:
+            log.warning("ignoring undecodable silence %r: %s", key, exc)
+            return
+        self.silences.apply(key.decode(), Silence.from_record(rec))
+
+    def restore(self) -> list[dict[str, Any]]:
+        """Load silences and open alerts from their topics; return events to publish."""
+        for rec in read_topic(self.bootstrap, self.topics.silences):
+            self._apply_silence(rec.key, rec.value)
+        events = []
+        for rec in read_topic(self.bootstrap, self.topics.alerts):
+            try:
+                events.append(self.codec.decode(rec.value, expect=("AlertEvent",)).record)
+            except DecodeError as exc:
+                log.warning("ignoring undecodable alert at %d/%d: %s", rec.partition,
+                            rec.offset, exc)
+        out = self.lifecycle.restore(events)
+        self.metrics.set_firing(self.lifecycle.firing())
+        return out
+
+    # -- output ------------------------------------------------------------------------
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            self.producer.produce(self.topics.alerts, key=ev["fingerprint"].encode(),
+                                  value=self.codec.encode("AlertEvent", ev))
+            self.metrics.events.labels(ev["status"], ev["severity"]).inc()
+            log.info("%s %s %s %s/%s", ev["status"], ev["severity"], ev["model"], ev["kind"],
+                     ev["subject"])
+            if ev["status"] == "firing":
+                self._maybe_retrain(ev)
+        if events:
+            self.metrics.set_firing(self.lifecycle.firing())
+
+    def _maybe_retrain(self, ev: dict[str, Any]) -> None:
+        rule = self.lifecycle.policy.rule(ev["kind"])
+        if rule is None or rule.action != "retrain":
+            return
+        det = self.lifecycle.detection_of(ev["fingerprint"])
+        details = dict(det.details) if det is not None else {}
+        features = self.lifecycle.firing_subjects(ev["model"], "feature_drift")
+        req = self.retrain.consider(ev, details, features)
+        if req is None:
+            return
+        self.producer.produce(self.topics.actions, key=req["model"].encode(),
+                              value=self.codec.encode("RetrainRequest", req))
+        self.metrics.retrains.labels(req["model"]).inc()
+
+    def _dead_letter(self, msg: Any, reason: str) -> None:
+        rec = {"key": msg.key(), "value": msg.value(), "reason": reason, "error_kind": "decode",
+               "source_topic": msg.topic(), "source_partition": msg.partition(),
+               "source_offset": msg.offset(), "failed_at_ms": self.clock(),
+               "component": "evaluator"}
+        self.producer.produce(self.topics.dead_letter, key=msg.key(),
+                              value=self.codec.encode("DeadLetter", rec))
+
+    def _flush(self) -> None:
+        remaining = self.producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} alert records not acknowledged by the broker "
+                               f"within 30 s; not committing")
+
+    # -- the loop ----------------------------------------------------------------------
+    def handle_detection(self, value: bytes | None, msg: Any = None) -> list[dict[str, Any]]:
+        try:
+            rec = self.codec.decode(value, expect=("Detection",)).record
+        except DecodeError as exc:
+            self.metrics.detections.labels("invalid").inc()
+            if msg is not None:
+                self._dead_letter(msg, str(exc))
+            return []
+        self.metrics.detections.labels("ok").inc()
+        return self.lifecycle.observe(Detection.from_record(rec))
+
+    def run(self, stop: threading.Event, max_seconds: float | None = None) -> None:
+        self.publish(self.restore())
+        self._flush()
+        silences = Consumer(consumer_config(self.bootstrap))
+        parts = partitions_of(silences, self.topics.silences)
+        # silences were read up to now by restore(); follow from the beginning again is
+        # harmless (last value per key) and avoids relying on watermarks
+        silences.assign([TopicPartition(self.topics.silences, p, OFFSET_BEGINNING)
+                         for p in parts])
+        consumer = Consumer(consumer_config(self.bootstrap, self.group_id))
+        consumer.subscribe([self.topics.detections])
+        self.ready.set()
+        started = time.monotonic()
+        last_tick = 0.0
+        try:
+            while not stop.is_set():
+                if max_seconds is not None and time.monotonic() - started > max_seconds:
+                    break
+                for smsg in silences.consume(100, timeout=0):
+                    if smsg.error() is None:
+                        self._apply_silence(smsg.key(), smsg.value())
+                msgs = consumer.consume(500, timeout=0.2)
+                events: list[dict[str, Any]] = []
+                consumed = False
+                for msg in msgs:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consumer error: %s", err)
+                        continue
+                    consumed = True
+                    events += self.handle_detection(msg.value(), msg)
+                if time.monotonic() - last_tick >= self.tick_s:
+                    last_tick = time.monotonic()
+                    events += self.lifecycle.tick()
+                self.publish(events)
+                if consumed:
+                    self._flush()  # the events a detection caused are durable before its commit
+                    consumer.commit(asynchronous=False)
+                elif events:
+                    self._flush()
+        finally:
+            try:
+                self._flush()
+            finally:
+                consumer.close()
+                silences.close()

@@ -1,0 +1,64 @@
+"""Notification sinks, built from the ``sinks:`` section of a routes file.
+
+Secrets never sit in the file: ``url_env`` / ``password_env`` name environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from alerting.durations import parse_duration_ms
+from alerting.sinks.alertmanager import AlertmanagerSink
+from alerting.sinks.base import Sink, SinkConfigError, secret_from_env
+from alerting.sinks.email import EmailSink
+from alerting.sinks.log import LogSink
+from alerting.sinks.slack import SlackSink
+from alerting.sinks.webhook import WebhookSink
+
+__all__ = ["Sink", "SinkConfigError", "build_sink", "build_sinks"]
+
+
+def _timeout(conf: Mapping[str, Any]) -> float:
+    return parse_duration_ms(conf.get("timeout", "10s")) / 1000
+
+
+def build_sink(name: str, conf: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sink:
+    """One sink from its config; raises :class:`SinkConfigError` naming what is missing."""
+    env = os.environ if env is None else env
+    kind = conf.get("type")
+    if kind == "log":
+        return LogSink(name)
+    if kind == "webhook":
+        url = secret_from_env(conf, "url_env", name, env)
+        assert url is not None
+        headers = {str(k): str(v) for k, v in (conf.get("headers") or {}).items()}
+        return WebhookSink(name, url, _timeout(conf), headers)
+    if kind == "slack":
+        url = secret_from_env(conf, "url_env", name, env)
+        assert url is not None
+        return SlackSink(name, url, _timeout(conf))
+    if kind == "alertmanager":
+        url = conf.get("url") or secret_from_env(conf, "url_env", name, env)
+        assert url is not None
+        return AlertmanagerSink(name, str(url), _timeout(conf))
+    if kind == "email":
+        for key in ("host", "from", "to"):
+            if not conf.get(key):
+                raise SinkConfigError(f"sink {name!r}: email needs {key!r}")
+        to = conf["to"] if isinstance(conf["to"], list) else [conf["to"]]
+        password = secret_from_env(conf, "password_env", name, env,
+                                   required=bool(conf.get("password_env")))
+        return EmailSink(name, host=str(conf["host"]), port=int(conf.get("port", 25)),
+                         sender=str(conf["from"]), to=[str(t) for t in to],
+                         starttls=bool(conf.get("starttls", False)),
+                         use_ssl=bool(conf.get("ssl", False)),
+                         username=conf.get("username"), password=password,
+                         timeout_s=_timeout(conf))
+    raise SinkConfigError(f"sink {name!r}: unknown type {kind!r}")
+
+
+def build_sinks(confs: Mapping[str, Mapping[str, Any]],
+                env: Mapping[str, str] | None = None) -> dict[str, Sink]:
+    return {name: build_sink(name, conf, env) for name, conf in confs.items()}

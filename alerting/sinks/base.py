@@ -1,0 +1,134 @@
+"""What every sink shares: the protocol, rendering helpers, secrets and redaction."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from alerting.grouping import Notification
+from alerting.retry import DeliveryError
+
+SEVERITY_EMOJI = {"critical": ":red_circle:", "major": ":large_orange_circle:",
+                  "minor": ":large_blue_circle:"}
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+class SinkConfigError(ValueError):
+    """A sink that cannot be built (missing env var, missing key); names no secret."""
+
+
+class Sink(Protocol):
+    name: str
+
+    def send(self, notification: Notification) -> None:
+        """Deliver one notification or raise :class:`~alerting.retry.DeliveryError`."""
+
+
+def redact_url(url: str) -> str:
+    """Keep scheme and host, drop path, query and credentials: secrets live there."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}/<redacted>"
+    except ValueError:
+        return "<redacted-url>"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove every secret and every URL's path from ``text`` (for errors and logs)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def secret_from_env(conf: Mapping[str, Any], key: str, sink: str,
+                    env: Mapping[str, str] | None = None, required: bool = True) -> str | None:
+    """The value of the environment variable named by ``conf[key]`` (e.g. ``url_env``)."""
+    env = os.environ if env is None else env
+    var = conf.get(key)
+    if not var:
+        if required:
+            raise SinkConfigError(f"sink {sink!r}: set {key!r} to the name of the environment "
+                                  f"variable holding the secret")
+        return None
+    value = env.get(str(var))
+    if not value:
+        if required:
+            raise SinkConfigError(f"sink {sink!r}: environment variable {var} is not set")
+        return None
+    return value
+
+
+def iso(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def status_of(n: Notification) -> str:
+    return "firing" if n.firing else "resolved"
+
+
+def title(n: Notification) -> str:
+    """One line: ``[FIRING:2] critical churn`` (Alertmanager-like)."""
+    severities = sorted({a["severity"] for a in n.alerts},
+                        key=["critical", "major", "minor"].index)
+    group = " ".join(v for v in n.group_labels.values() if v) or "all models"
+    counts = f"FIRING:{len(n.firing)}" if n.firing else f"RESOLVED:{len(n.resolved)}"
+    if n.firing and n.resolved:
+        counts += f" RESOLVED:{len(n.resolved)}"
+    digest = " digest" if n.is_digest and not n.group_labels.get("model") else ""
+    return f"[{counts}] {'/'.join(severities)}{digest} {group}".rstrip()
+
+
+def alert_line(a: Mapping[str, Any]) -> str:
+    window = ""
+    if a.get("window_start_ms") is not None and a.get("window_end_ms") is not None:
+        window = f" window {iso(a['window_start_ms'])}..{iso(a['window_end_ms'])}"
+    status = "RESOLVED " if a["status"] == "resolved" else ""
+    return (f"{status}{a['severity'].upper()} {a['model']}"
+            f"{'@' + a['model_version'] if a.get('model_version') else ''} {a['kind']} "
+            f"{a['subject']}: {a['detector']}={a['value']:.4g} (threshold {a['threshold']:.4g})"
+            f"{window}")
+
+
+def text_body(n: Notification) -> str:
+    lines = [title(n), ""]
+    for a in n.alerts:
+        lines.append(alert_line(a))
+        lines.append(f"  {a['summary']}")
+        if a.get("runbook_url"):
+            lines.append(f"  runbook: {a['runbook_url']}")
+        lines.append(f"  fired at {iso(a['fired_at_ms'])}"
+                     + (f", resolved at {iso(a['resolved_at_ms'])}"
+                        if a.get("resolved_at_ms") else ""))
+    return "\n".join(lines) + "\n"
+
+
+def idempotency_header(n: Notification) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(n.keys.values())).encode()).hexdigest()
+
+
+def post_json(client: httpx.Client, sink: str, url: str, payload: Any,
+              headers: Mapping[str, str] | None = None) -> None:
+    """POST JSON; map failures to :class:`DeliveryError` with the URL redacted."""
+    try:
+        resp = client.post(url, json=payload, headers=dict(headers or {}))
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{sink}: {type(exc).__name__}: {redact(str(exc), url)}") from None
+    if resp.status_code >= 300:
+        retryable = resp.status_code >= 500 or resp.status_code in (408, 425, 429)
+        body = redact(resp.text[:200], url)
+        raise DeliveryError(f"{sink}: HTTP {resp.status_code} from {redact_url(url)}: {body}",
+                            retryable=retryable)
