@@ -82,10 +82,10 @@ class VoteCombiner:
             },
         )
 
-    def expire(self, watermark_ms: int) -> None:
-        """Forget votes older than the vote window (bounded memory)."""
-        horizon = watermark_ms - self.vote_window_ms
-        for key in list(self.votes):
+    def expire_model(self, model: str, max_event_ms: int) -> None:
+        """Forget a model's votes older than the vote window (bounded memory)."""
+        horizon = max_event_ms - self.vote_window_ms
+        for key in [k for k in self.votes if k[0] == model]:
             votes = self.votes[key]
             for p in [p for p, f in votes.items() if f.event_time_ms < horizon]:
                 del votes[p]
