@@ -207,7 +207,11 @@ def optional_children(notifier_port: int) -> list[tuple[str, list[str]]]:
     """The alerting processes, when their commands exist in this build."""
     from modelwatch.cli import app
 
-    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
+    names = {
+        c.name or c.callback.__name__.replace("_", "-")
+        for c in app.registered_commands
+        if c.callback
+    }
     names |= {g.name for g in app.registered_groups if g.name}
     out = []
     if "evaluate" in names:

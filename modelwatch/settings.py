@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
     drift: dict[str, Any] = Field(default_factory=dict, description="stream_jobs DriftConfig")
+    golden_checks: dict[str, Any] = Field(
+        default_factory=dict, description="stream_jobs GoldenChecksConfig (error rate, SLOs)"
+    )
+    labels: dict[str, Any] = Field(default_factory=dict, description="stream_jobs LabelConfig")
     alert_policy_file: str | None = None
     routes_file: str | None = None
     data_dir: str = ".modelwatch"

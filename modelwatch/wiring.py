@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, ProcessCollector
+
 from modelwatch.settings import Settings
+from schemas.codec import default_codec
 from stream_jobs.app import Worker, create_worker
 from stream_jobs.config import WorkerConfig
+from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
+from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -23,4 +28,11 @@ def worker_config(settings: Settings) -> WorkerConfig:
 
 
 def build_worker(settings: Settings) -> Worker:
-    return create_worker(worker_config(settings))
+    config = worker_config(settings)
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    sink = DetectionSink(default_codec(), config.topics, registry)
+    golden_checks = GoldenChecksStage(
+        GoldenChecks(GoldenChecksConfig(**settings.golden_checks)), sink
+    )
+    return create_worker(config, registry, observers=[golden_checks], pollers=[golden_checks])

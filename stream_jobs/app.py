@@ -17,7 +17,6 @@ import faust
 from faust.types import TP
 from prometheus_client import (
     CollectorRegistry,
-    ProcessCollector,
     disable_created_metrics,
     start_http_server,
 )
@@ -26,6 +25,7 @@ from schemas.codec import default_codec
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import BatchObserver, Outgoing, PredictionHandler
+from stream_jobs.outputs import Poller
 from stream_jobs.pipeline_metrics import PipelineMetrics
 
 log = logging.getLogger("modelwatch.worker")
@@ -59,10 +59,15 @@ def faust_app(config: WorkerConfig) -> faust.App:
     )
 
 
-def create_worker(config: WorkerConfig, observers: list[BatchObserver] | None = None) -> Worker:
+def create_worker(
+    config: WorkerConfig,
+    registry: CollectorRegistry,
+    observers: list[BatchObserver] | None = None,
+    pollers: list[Poller] | None = None,
+) -> Worker:
+    """The Faust app around a handler; ``pollers`` run every ``window_poll_s`` and their
+    outgoing records (window stats, detections) are sent."""
     app = faust_app(config)
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
     pipeline = PipelineMetrics(registry)
     handler = PredictionHandler(
         default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or []
@@ -100,6 +105,14 @@ def create_worker(config: WorkerConfig, observers: list[BatchObserver] | None = 
                     max(0, highwater - msg.offset - 1)
                 )
             yield None
+
+    @app.timer(config.window_poll_s)
+    async def poll_outputs() -> None:
+        now = time.time()
+        for poller in pollers or []:
+            outgoing = poller.poll(now)
+            if outgoing:
+                await send_all(outgoing)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: set[TP], **_: object) -> None:

@@ -46,9 +46,11 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _serve_metrics(registry: Any, port: int, host: str) -> None:
@@ -84,8 +86,10 @@ def _read_silences(bootstrap: str, topic: str) -> SilenceStore:
             store.apply(rec.key.decode(), None)
             continue
         try:
-            store.apply(rec.key.decode(), Silence.from_record(
-                codec.decode(rec.value, expect=("Silence",)).record))
+            store.apply(
+                rec.key.decode(),
+                Silence.from_record(codec.decode(rec.value, expect=("Silence",)).record),
+            )
         except DecodeError:
             continue
     return store
@@ -123,8 +127,9 @@ def register(app: typer.Typer) -> None:
     def notify(
         routes: Path = typer.Option(None, help="routes YAML (default: log sink for everything)"),
         metrics_port: int = typer.Option(9110, help="Prometheus /metrics port (0: off)"),
-        state_dir: Path = typer.Option(None, help="where delivered idempotency keys are kept "
-                                                   "(default: <data_dir>/notify)"),
+        state_dir: Path = typer.Option(
+            None, help="where delivered idempotency keys are kept (default: <data_dir>/notify)"
+        ),
         group_id: str = typer.Option("modelwatch-notifier"),
         bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help=BOOTSTRAP_HELP),
         log_level: str = typer.Option("info"),
@@ -141,9 +146,14 @@ def register(app: typer.Typer) -> None:
             sinks = build_sinks(conf.sinks)
         except (RoutesError, SinkConfigError) as exc:
             _fail(str(exc))
-        notifier = Notifier(settings.bootstrap, conf, sinks,
-                            state_dir or Path(settings.data_dir) / "notify", settings.topics,
-                            group_id=group_id)
+        notifier = Notifier(
+            settings.bootstrap,
+            conf,
+            sinks,
+            state_dir or Path(settings.data_dir) / "notify",
+            settings.topics,
+            group_id=group_id,
+        )
         _serve_metrics(notifier.registry, metrics_port, settings.metrics_host)
         notifier.run(_stop_on_signals())
 
@@ -167,8 +177,9 @@ def register(app: typer.Typer) -> None:
         consumer = Consumer(consumer_config(settings.bootstrap))
         # Read from the beginning and, unless --from-beginning, skip what was produced
         # before we started: the embedded broker answers ListOffsets (OFFSET_END) wrongly.
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
-                         for p in partitions_of(consumer, topic)])
+        consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions_of(consumer, topic)]
+        )
         start_ms = int(time.time() * 1000) - 1000
         stop = _stop_on_signals()
         started = time.monotonic()
@@ -209,9 +220,15 @@ def register(app: typer.Typer) -> None:
         last: dict[str, dict[str, Any]] = {}
         for ev in _read_alerts(settings.bootstrap, settings.topics.alerts):
             last[ev["fingerprint"]] = ev
-        firing = sorted((e for e in last.values() if e["status"] == "firing"),
-                        key=lambda e: (["critical", "major", "minor"].index(e["severity"]),
-                                       e["model"], e["kind"], e["subject"]))
+        firing = sorted(
+            (e for e in last.values() if e["status"] == "firing"),
+            key=lambda e: (
+                ["critical", "major", "minor"].index(e["severity"]),
+                e["model"],
+                e["kind"],
+                e["subject"],
+            ),
+        )
         if as_json:
             for ev in firing:
                 sys.stdout.write(json.dumps(ev, sort_keys=True) + "\n")
@@ -221,14 +238,29 @@ def register(app: typer.Typer) -> None:
             console.print("no alerts firing")
             return
         table = Table(title=f"{len(firing)} alert(s) firing")
-        for col in ("severity", "model", "kind", "subject", "value", "threshold", "since",
-                    "summary"):
+        for col in (
+            "severity",
+            "model",
+            "kind",
+            "subject",
+            "value",
+            "threshold",
+            "since",
+            "summary",
+        ):
             table.add_column(col)
         styles = {"critical": "bold white on red", "major": "bold dark_orange", "minor": "cyan"}
         for ev in firing:
-            table.add_row(f"[{styles[ev['severity']]}]{ev['severity']}[/]", ev["model"],
-                          ev["kind"], ev["subject"], f"{ev['value']:.4g}",
-                          f"{ev['threshold']:.4g}", iso(ev["fired_at_ms"]), ev["summary"])
+            table.add_row(
+                f"[{styles[ev['severity']]}]{ev['severity']}[/]",
+                ev["model"],
+                ev["kind"],
+                ev["subject"],
+                f"{ev['value']:.4g}",
+                f"{ev['threshold']:.4g}",
+                iso(ev["fired_at_ms"]),
+                ev["summary"],
+            )
         console.print(table)
 
     @silence_app.command("add")
@@ -245,17 +277,28 @@ def register(app: typer.Typer) -> None:
             _fail(f"unknown kind {kind!r}; known: {sorted(k.value for k in DetectionKind)}")
         try:
             ms = parse_duration_ms(duration)
-            silence = Silence.new(model, kind, ms, reason, int(time.time() * 1000),
-                                  created_by=os.environ.get("USER", ""))
+            silence = Silence.new(
+                model,
+                kind,
+                ms,
+                reason,
+                int(time.time() * 1000),
+                created_by=os.environ.get("USER", ""),
+            )
         except ValueError as exc:
             _fail(str(exc))
         producer = make_producer(settings.bootstrap)
-        producer.produce(settings.topics.silences, key=silence.id.encode(),
-                         value=default_codec().encode("Silence", silence.to_record()))
+        producer.produce(
+            settings.topics.silences,
+            key=silence.id.encode(),
+            value=default_codec().encode("Silence", silence.to_record()),
+        )
         if producer.flush(15):
             _fail("the broker did not acknowledge the silence")
-        typer.echo(f"{silence.id}  silences {model}{'/' + kind if kind else ''} until "
-                   f"{iso(silence.expires_at_ms)} ({format_duration_ms(ms)})")
+        typer.echo(
+            f"{silence.id}  silences {model}{'/' + kind if kind else ''} until "
+            f"{iso(silence.expires_at_ms)} ({format_duration_ms(ms)})"
+        )
 
     @silence_app.command("list")
     def silence_list(
@@ -272,8 +315,10 @@ def register(app: typer.Typer) -> None:
             return
         for s in silences:
             state = "active" if s.is_active(now) else "expired"
-            typer.echo(f"{s.id}  {s.model}/{s.kind or '*'}  until {iso(s.expires_at_ms)}  "
-                       f"{state}  {s.reason}")
+            typer.echo(
+                f"{s.id}  {s.model}/{s.kind or '*'}  until {iso(s.expires_at_ms)}  "
+                f"{state}  {s.reason}"
+            )
 
     @silence_app.command("expire")
     def silence_expire(

@@ -1,0 +1,163 @@
+"""Service-level checks on golden signals: error rate, fallback rate, latency p99, no traffic.
+
+Pure and clock-injected. Counts go into one-minute event-time buckets per model; each
+:meth:`GoldenChecks.evaluate` looks at the last ``span_ms`` of event time and returns one
+:class:`~schemas.detection.Detection` per (model, check) — active or not, so that the alert
+lifecycle can both open and resolve. "No traffic" is judged on wall time since the model's
+last batch, because an outage produces no event time at all.
+
+>>> import numpy as np
+>>> from schemas.columnar import PredictionColumns
+>>> checks = GoldenChecks(GoldenChecksConfig(min_events=10))
+>>> evs = [{"prediction_id": str(i), "model": "m", "model_version": "1",
+...         "event_time_ms": 60_000, "latency_ms": 20.0,
+...         "status": "error" if i < 3 else "ok"} for i in range(20)]
+>>> checks.observe(PredictionColumns.from_events(evs), now_s=100.0)
+>>> [(str(d.kind), d.active, round(d.value, 2)) for d in checks.evaluate(now_s=101.0)][:3]
+[('no_traffic', False, 1.0), ('error_rate', True, 0.15), ('fallback_rate', False, 0.0)]
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel
+
+from schemas.columnar import PredictionColumns
+from schemas.detection import Detection, DetectionKind
+
+BUCKET_MS = 60_000
+LATENCY_BOUNDS_MS = np.array([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000], dtype=float)
+
+
+class GoldenChecksConfig(BaseModel):
+    span_ms: int = 5 * 60_000
+    min_events: int = 100
+    error_rate_max: float = 0.05
+    fallback_rate_max: float = 0.10
+    latency_p99_slo_ms: float = 250.0
+    no_traffic_after_s: float = 30.0
+
+
+@dataclass
+class _Bucket:
+    count: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    latency: np.ndarray = field(
+        default_factory=lambda: np.zeros(LATENCY_BOUNDS_MS.size + 1, np.int64)
+    )
+
+
+@dataclass
+class _ModelState:
+    version: str
+    last_seen_wall_s: float
+    max_event_ms: int = 0
+    buckets: OrderedDict[int, _Bucket] = field(default_factory=OrderedDict)
+
+
+def _quantile_from_buckets(counts: np.ndarray, q: float) -> float:
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    idx = int(np.searchsorted(np.cumsum(counts), q * total, side="left"))
+    return float(LATENCY_BOUNDS_MS[idx]) if idx < LATENCY_BOUNDS_MS.size else float("inf")
+
+
+class GoldenChecks:
+    def __init__(self, config: GoldenChecksConfig | None = None) -> None:
+        self.config = config or GoldenChecksConfig()
+        self.models: dict[str, _ModelState] = {}
+
+    def observe(self, cols: PredictionColumns, now_s: float) -> None:
+        state = self.models.get(cols.model)
+        if state is None:
+            state = self.models[cols.model] = _ModelState(cols.model_version, now_s)
+        state.version = cols.model_version
+        state.last_seen_wall_s = now_s
+        state.max_event_ms = max(state.max_event_ms, int(cols.event_time_ms.max()))
+        starts = cols.event_time_ms // BUCKET_MS * BUCKET_MS
+        lat_idx = np.searchsorted(LATENCY_BOUNDS_MS, cols.latency_ms, side="left")
+        for start in np.unique(starts).tolist():
+            rows = starts == start
+            bucket = state.buckets.get(start)
+            if bucket is None:
+                bucket = state.buckets[start] = _Bucket()
+            status = cols.status[rows]
+            bucket.count += int(rows.sum())
+            bucket.errors += int((status == 1).sum())
+            bucket.fallbacks += int((status == 2).sum())
+            bucket.latency += np.bincount(lat_idx[rows], minlength=LATENCY_BOUNDS_MS.size + 1)
+        horizon = state.max_event_ms - self.config.span_ms - BUCKET_MS
+        for start in [s for s in state.buckets if s < horizon]:
+            del state.buckets[start]
+
+    def evaluate(self, now_s: float) -> list[Detection]:
+        cfg = self.config
+        out: list[Detection] = []
+        for model, st in self.models.items():
+            since = st.max_event_ms - cfg.span_ms
+            recent = [b for s, b in st.buckets.items() if s + BUCKET_MS > since]
+            n = sum(b.count for b in recent)
+            common = {
+                "model": model,
+                "model_version": st.version,
+                "event_time_ms": st.max_event_ms,
+                "window_start_ms": max(0, since),
+                "window_end_ms": st.max_event_ms,
+            }
+            gap = now_s - st.last_seen_wall_s
+            out.append(
+                Detection(
+                    kind=DetectionKind.NO_TRAFFIC,
+                    subject="traffic",
+                    detector="heartbeat_gap",
+                    value=gap,
+                    threshold=cfg.no_traffic_after_s,
+                    active=gap > cfg.no_traffic_after_s,
+                    details={"events_in_span": str(n)},
+                    **common,
+                )
+            )
+            if n < cfg.min_events:
+                continue
+            errors = sum(b.errors for b in recent) / n
+            fallbacks = sum(b.fallbacks for b in recent) / n
+            p99 = _quantile_from_buckets(sum(b.latency for b in recent), 0.99)
+            details = {"events": str(n)}
+            out += [
+                Detection(
+                    kind=DetectionKind.ERROR_RATE,
+                    subject="error_rate",
+                    detector="rate_over_span",
+                    value=errors,
+                    threshold=cfg.error_rate_max,
+                    active=errors > cfg.error_rate_max,
+                    details=details,
+                    **common,
+                ),
+                Detection(
+                    kind=DetectionKind.FALLBACK_RATE,
+                    subject="fallback_rate",
+                    detector="rate_over_span",
+                    value=fallbacks,
+                    threshold=cfg.fallback_rate_max,
+                    active=fallbacks > cfg.fallback_rate_max,
+                    details=details,
+                    **common,
+                ),
+                Detection(
+                    kind=DetectionKind.LATENCY_SLO,
+                    subject="latency_p99_ms",
+                    detector="p99_over_span",
+                    value=p99,
+                    threshold=cfg.latency_p99_slo_ms,
+                    active=p99 > cfg.latency_p99_slo_ms,
+                    details=details,
+                    **common,
+                ),
+            ]
+        return out

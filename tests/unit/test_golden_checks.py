@@ -1,0 +1,71 @@
+"""Golden-signal checks: error storms, fallback storms, latency SLO, heartbeat gaps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from schemas.columnar import PredictionColumns
+from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
+
+T0 = 1_800_000_000_000
+
+
+def batch(
+    n: int,
+    t_ms: int,
+    error_share: float = 0.0,
+    latency_ms: float = 20.0,
+    fallback_share: float = 0.0,
+):
+    rng = np.random.default_rng(t_ms % 1000)
+    status = np.zeros(n, dtype="i1")
+    u = rng.random(n)
+    status[u < error_share] = 1
+    status[(u >= error_share) & (u < error_share + fallback_share)] = 2
+    return PredictionColumns(
+        model="m",
+        model_version="1",
+        prediction_ids=[str(i) for i in range(n)],
+        event_time_ms=np.full(n, t_ms, dtype="<i8"),
+        latency_ms=np.full(n, latency_ms),
+        status=status,
+    )
+
+
+def verdicts(checks: GoldenChecks, now_s: float) -> dict[str, tuple[bool, float]]:
+    return {str(d.kind): (d.active, d.value) for d in checks.evaluate(now_s)}
+
+
+def test_error_storm_fires_and_recovers_over_the_span() -> None:
+    checks = GoldenChecks(GoldenChecksConfig(span_ms=300_000))
+    for minute in range(5):
+        checks.observe(batch(1000, T0 + minute * 60_000, error_share=0.01), now_s=minute)
+    assert verdicts(checks, 5)["error_rate"][0] is False
+    for minute in range(5, 8):
+        checks.observe(batch(1000, T0 + minute * 60_000, error_share=0.30), now_s=minute)
+    active, value = verdicts(checks, 8)["error_rate"]
+    assert active and 0.1 < value < 0.3
+    for minute in range(8, 16):
+        checks.observe(batch(1000, T0 + minute * 60_000, error_share=0.0), now_s=minute)
+    assert verdicts(checks, 16)["error_rate"] == (False, 0.0)
+
+
+def test_latency_slo_and_fallbacks() -> None:
+    checks = GoldenChecks(GoldenChecksConfig(latency_p99_slo_ms=250))
+    checks.observe(batch(500, T0, latency_ms=20), now_s=0)
+    got = verdicts(checks, 1)
+    assert got["latency_slo"][0] is False and got["fallback_rate"][0] is False
+    checks.observe(batch(500, T0 + 1000, latency_ms=900, fallback_share=0.5), now_s=1)
+    got = verdicts(checks, 2)
+    assert got["latency_slo"][0] is True and got["latency_slo"][1] >= 900
+    assert got["fallback_rate"][0] is True
+
+
+def test_no_traffic_is_a_wall_clock_gap_and_small_spans_give_no_rate_verdict() -> None:
+    checks = GoldenChecks(GoldenChecksConfig(no_traffic_after_s=30, min_events=100))
+    checks.observe(batch(10, T0, error_share=1.0), now_s=100)
+    got = verdicts(checks, 110)
+    assert got == {"no_traffic": (False, 10)}  # 10 events: below min_events, no error verdict
+    assert verdicts(checks, 131)["no_traffic"][0] is True
+    checks.observe(batch(10, T0 + 1000), now_s=140)
+    assert verdicts(checks, 141)["no_traffic"][0] is False
