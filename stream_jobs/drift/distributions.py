@@ -58,8 +58,9 @@ def binned_proportions(
     value instead, with cuts half-way between consecutive reference values.
     """
     if ref.categories:
-        values = np.array(sorted(float(k) for k in ref.categories))
-        counts = np.array([ref.categories[repr(v)] for v in values], dtype=np.float64)
+        pairs = sorted((float(k), c) for k, c in ref.categories.items())
+        values = np.array([v for v, _ in pairs])
+        counts = np.array([c for _, c in pairs], dtype=np.float64)
         cuts = (values[1:] + values[:-1]) / 2
         r = counts / counts.sum()
     else:
