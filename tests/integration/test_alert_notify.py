@@ -1,0 +1,164 @@
+"""The notifier against the real embedded broker and real receivers on loopback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from schemas.topics import TopicNames
+from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
+    NotifierThread,
+    RecordingServer,
+    alert_event,
+    http_server_fixture,
+    metric,
+    produce_alerts,
+    read_records,
+    routes_config,
+    topics_fixture,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+SECRET_PATH = "/hooks/T000/B000/s3cr3t-token"
+
+
+def test_webhook_failing_three_times_then_succeeding_delivers_exactly_once(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    http_server.statuses = [503, 503, 503]
+    routes = routes_config({"hook": {"type": "webhook", "url_env": "HOOK_URL"}}, ["hook"])
+    env = {"HOOK_URL": http_server.url + SECRET_PATH}
+    with NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path) as notifier:
+        produce_alerts(kafka_bootstrap, topics, [alert_event()])
+        wait_until(http_server.ok, 30, "a delivered webhook")
+        wait_until(lambda: notifier.tracker.held() == 0, 10, "offset released")
+        time.sleep(1.0)  # room for a wrong duplicate to show up
+        assert len(http_server.ok()) == 1
+        assert [r.status for r in http_server.requests] == [503, 503, 503, 200]
+        keys = {r.headers["Idempotency-Key"] for r in http_server.requests}
+        assert len(keys) == 1  # every retry is the same notification
+        body = http_server.ok()[0].body
+        assert body["status"] == "firing" and body["alerts"][0]["fingerprint"] == "fp-1"
+        assert body["alerts"][0]["idempotency_key"].startswith("all|fp-1|")
+        assert metric(notifier, "modelwatch_notifications_total", sink="hook",
+                      outcome="delivered") == 1
+        assert metric(notifier, "modelwatch_notification_attempts_total", sink="hook") == 4
+        assert http_server.ok()[0].path == SECRET_PATH
+
+
+def test_firing_then_resolved_gives_both_notifications_with_send_resolved(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    routes = routes_config(
+        {"hook": {"type": "webhook", "url_env": "HOOK_URL"},
+         "slack": {"type": "slack", "url_env": "SLACK_URL"}}, ["hook", "slack"])
+    env = {"HOOK_URL": http_server.url + "/generic", "SLACK_URL": http_server.url + "/slack"}
+    with NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path) as notifier:
+        firing = alert_event("fp-2")
+        produce_alerts(kafka_bootstrap, topics, [firing])
+        wait_until(lambda: len(http_server.ok()) == 2, 30, "firing to both sinks")
+        produce_alerts(kafka_bootstrap, topics, [dict(firing, status="resolved",
+                                                      resolved_at_ms=firing["fired_at_ms"] + 5)])
+        wait_until(lambda: len(http_server.ok()) == 4, 30, "resolved to both sinks")
+        generic = [r.body for r in http_server.ok() if r.path == "/generic"]
+        assert [b["status"] for b in generic] == ["firing", "resolved"]
+        assert generic[1]["alerts"][0]["alert_id"] == firing["alert_id"]
+        slack = [r.body for r in http_server.ok() if r.path == "/slack"]
+        assert slack[0]["text"].startswith("[FIRING:1] critical churn")
+        assert slack[0]["blocks"][0]["type"] == "header"
+        assert "no traffic" in slack[0]["blocks"][1]["text"]["text"]
+        assert slack[1]["text"].startswith("[RESOLVED:1]")
+        wait_until(lambda: notifier.tracker.held() == 0, 10, "offsets released")
+
+
+def test_no_resolved_notification_without_send_resolved(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    routes = routes_config({"hook": {"type": "webhook", "url_env": "HOOK_URL"}}, ["hook"],
+                           send_resolved=False)
+    with NotifierThread(kafka_bootstrap, topics, routes, {"HOOK_URL": http_server.url},
+                        tmp_path) as notifier:
+        firing = alert_event("fp-3")
+        produce_alerts(kafka_bootstrap, topics, [firing])
+        wait_until(http_server.ok, 30, "the firing notification")
+        produce_alerts(kafka_bootstrap, topics, [dict(firing, status="resolved")])
+        wait_until(lambda: sum(notifier.tracker.committable().values()) == 2
+                   and notifier.tracker.held() == 0, 30, "the resolved event processed")
+        time.sleep(0.5)
+        assert [r.body["status"] for r in http_server.ok()] == ["firing"]
+
+
+def test_failing_sink_is_dead_lettered_without_holding_up_the_healthy_one(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    broken = RecordingServer(statuses=[500] * 100).start()
+    try:
+        routes = routes_config(
+            {"good": {"type": "webhook", "url_env": "GOOD_URL"},
+             "bad": {"type": "webhook", "url_env": "BAD_URL"}}, ["good", "bad"],
+            retry={"base": "300ms", "factor": 2, "max_delay": "1s", "jitter": 0,
+                   "max_attempts": 4, "budget": "10s"})
+        env = {"GOOD_URL": http_server.url, "BAD_URL": broken.url + SECRET_PATH}
+        with NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path) as notifier:
+            produce_alerts(kafka_bootstrap, topics, [alert_event("fp-4")])
+            wait_until(http_server.ok, 30, "the healthy sink")
+            # the healthy sink got it while the broken one is still retrying
+            assert metric(notifier, "modelwatch_notification_dead_letters_total", sink="bad") == 0
+            wait_until(lambda: metric(notifier, "modelwatch_notification_dead_letters_total",
+                                      sink="bad") == 1, 30, "the dead letter")
+            wait_until(lambda: notifier.tracker.held() == 0, 10, "offset released")
+        assert len(broken.requests) == 4
+        (dead,) = read_records(kafka_bootstrap, topics.notify_dead_letter, "DeadLetter")
+        assert dead["error_kind"] == "delivery" and dead["component"] == "notifier"
+        assert dead["source_topic"] == topics.alerts and dead["source_offset"] == 0
+        assert "HTTP 500" in dead["reason"] and "bad" in dead["reason"]
+        assert "s3cr3t" not in dead["reason"]  # the secret URL path is redacted
+        assert dead["key"] == b"fp-4"
+    finally:
+        broken.stop()
+
+
+def test_email_over_smtp_with_auth(kafka_bootstrap: str, topics: TopicNames,
+                                   tmp_path: Path) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from modelwatch.broker import free_port
+
+    received = []
+    logins = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            received.append(envelope)
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"hunter2"
+        logins.append((auth_data.login, ok))
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port,
+                            authenticator=authenticator, auth_require_tls=False)
+    controller.start()
+    try:
+        routes = routes_config({"mail": {"type": "email", "host": "127.0.0.1", "port": port,
+                                         "from": "modelwatch@localhost",
+                                         "to": ["oncall@localhost"], "username": "mw",
+                                         "password_env": "SMTP_PASSWORD"}}, ["mail"])
+        env = {"SMTP_PASSWORD": "hunter2"}
+        with NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path):
+            produce_alerts(kafka_bootstrap, topics, [alert_event("fp-5", model="fraud")])
+            wait_until(lambda: received, 30, "an email")
+        (mail,) = received
+        assert mail.rcpt_tos == ["oncall@localhost"]
+        text = mail.content.decode()
+        assert "Subject: [modelwatch] [FIRING:1] critical fraud" in text
+        assert "fraud receives no traffic" in text and "runbook:" in text
+        assert logins == [(b"mw", True)]
+    finally:
+        controller.stop()
