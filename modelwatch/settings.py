@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     golden_checks: dict[str, Any] = Field(
         default_factory=dict, description="stream_jobs GoldenChecksConfig (error rate, SLOs)"
     )
+    max_features_per_model: int = Field(50, description="cap on features exported as labels")
     labels: dict[str, Any] = Field(default_factory=dict, description="stream_jobs LabelConfig")
     alert_policy_file: str | None = None
     routes_file: str | None = None

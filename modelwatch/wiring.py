@@ -8,8 +8,13 @@ from modelwatch.settings import Settings
 from schemas.codec import default_codec
 from stream_jobs.app import Worker, create_worker
 from stream_jobs.config import WorkerConfig
+from stream_jobs.drift.config import DriftConfig
+from stream_jobs.drift.engine import DriftEngine
+from stream_jobs.drift.metrics import DriftMetrics
+from stream_jobs.drift_stage import DriftStage
 from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
+from stream_jobs.reference_feed import ReferenceFeed
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -35,4 +40,13 @@ def build_worker(settings: Settings) -> Worker:
     golden_checks = GoldenChecksStage(
         GoldenChecks(GoldenChecksConfig(**settings.golden_checks)), sink
     )
-    return create_worker(config, registry, observers=[golden_checks], pollers=[golden_checks])
+    references = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    references.start()
+    drift = DriftStage(
+        DriftEngine(DriftConfig(**settings.drift)),
+        DriftMetrics(registry, max_features=settings.max_features_per_model),
+        sink,
+        references,
+    )
+    stages = [golden_checks, drift]
+    return create_worker(config, registry, observers=stages, pollers=stages)

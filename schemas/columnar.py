@@ -48,7 +48,8 @@ def _array(raw: bytes, dtype: np.dtype, n: int, column: str, width: int = 1) -> 
             f"column {column!r}: {len(raw)} bytes, expected {expected} "
             f"({n} x {width} x {dtype.str})"
         )
-    return np.frombuffer(raw, dtype=dtype)
+    # a writable copy: consumers (e.g. datasketches) reject read-only buffers; 8 KB a column
+    return np.frombuffer(bytearray(raw), dtype=dtype)
 
 
 @dataclass

@@ -7,6 +7,7 @@ thin adapter that sends whatever this returns.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,8 @@ from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.decode import RejectedRecord, decode_predictions, validate_rows
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.pipeline_metrics import PipelineMetrics
+
+log = logging.getLogger("modelwatch.worker")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,18 @@ class PredictionHandler:
         if checked.good is not None:
             self.golden.observe(checked.good, now_s)
             for observer in self.observers:
-                observer.observe(partition, offset, checked.good)
+                try:
+                    observer.observe(partition, offset, checked.good)
+                except Exception as exc:  # a bug must not stop the worker: keep the record
+                    log.exception(
+                        "%s failed on %s[%d]@%d", type(observer).__name__, topic, partition, offset
+                    )
+                    reason = f"{type(observer).__name__} raised {exc!r}"
+                    out.append(
+                        self._dead_letter(
+                            key, value, "processing", reason, partition, offset, now_ms
+                        )
+                    )
             self.pipeline.events.labels(topic).inc(checked.good.n)
         self.pipeline.batches.labels(topic).inc()
         return out

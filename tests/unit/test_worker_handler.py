@@ -137,3 +137,30 @@ def test_columns_round_trip_and_subset() -> None:
     assert back.categorical["c"].values() == cols.categorical["c"].values()
     sub = back.subset(np.array([True, False] * 3))
     assert sub.prediction_ids == ["id0", "id2", "id4"] and sub.status.tolist() == [0, 2, 1]
+
+
+class Exploding:
+    def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
+        raise RuntimeError("bug in a stage")
+
+
+def test_a_failing_stage_dead_letters_the_record_and_the_worker_goes_on() -> None:
+    reg = CollectorRegistry()
+    recorder = Recorder()
+    handler = PredictionHandler(
+        codec, TopicNames(), GoldenSignals(reg), PipelineMetrics(reg), [Exploding(), recorder]
+    )
+    payload = codec.encode("PredictionBatch", PredictionColumns.from_events(events(5)).to_record())
+    out = handler.handle(b"k", payload, 3, 8, NOW_MS / 1000)
+    dead = codec.decode(out[0].value).record
+    assert dead["error_kind"] == "processing" and "bug in a stage" in dead["reason"]
+    assert dead["value"] == payload and recorder.seen == [(3, 8, 5)]
+    assert total(reg, "modelwatch_predictions_total") == 5
+
+
+def test_decoded_columns_are_writable_for_native_libraries() -> None:
+    cols = PredictionColumns.from_events(events(3))
+    back = PredictionColumns.from_record(
+        codec.decode(codec.encode("PredictionBatch", cols.to_record())).record
+    )
+    assert back.numeric["x"].flags.writeable and back.latency_ms.flags.writeable

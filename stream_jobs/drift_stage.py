@@ -1,0 +1,53 @@
+"""Adapter between the worker and the pure :class:`~stream_jobs.drift.engine.DriftEngine`:
+feeds it batches and references, publishes closed windows and detections, sets metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from schemas.columnar import PredictionColumns
+from stream_jobs.drift.engine import DriftEngine
+from stream_jobs.drift.metrics import DriftMetrics
+from stream_jobs.handler import Outgoing
+from stream_jobs.outputs import DetectionSink
+from stream_jobs.reference_feed import ReferenceFeed
+
+log = logging.getLogger("modelwatch.drift")
+
+
+class DriftStage:
+    def __init__(
+        self,
+        engine: DriftEngine,
+        metrics: DriftMetrics,
+        sink: DetectionSink,
+        references: ReferenceFeed | None = None,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.sink = sink
+        self.references = references
+
+    def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
+        self.metrics.record_late(cols.model, self.engine.observe(partition, offset, cols))
+
+    def poll(self, now_s: float) -> list[Outgoing]:
+        if self.references is not None:
+            for profile in self.references.drain():
+                self.engine.set_reference(profile)
+                log.warning(
+                    "reference loaded for %s/%s (%d features)",
+                    profile["model"],
+                    profile["model_version"] or "*",
+                    len(profile["features"]),
+                )
+        out: list[Outgoing] = []
+        for window in self.engine.poll_closed():
+            self.metrics.record_window(window)
+            out.append(self.sink.encode_window_stats(window.stats))
+            out += self.sink.encode(window.detections)
+        firings = self.engine.poll_detector_firings()
+        for d in firings:
+            self.metrics.record_detection(d)
+        out += self.sink.encode(firings)
+        return out

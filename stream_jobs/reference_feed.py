@@ -1,0 +1,61 @@
+"""Every worker reads the whole references topic (not as a group member: each worker needs
+every model's reference), from the beginning, and keeps following it while it runs, so a new
+reference takes effect without a restart. Last value per key wins (Tansu does not compact)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.codec import Codec, DecodeError
+
+log = logging.getLogger("modelwatch.references")
+
+
+class ReferenceFeed(threading.Thread):
+    def __init__(self, bootstrap: str, topic: str, codec: Codec) -> None:
+        super().__init__(daemon=True, name="reference-feed")
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.codec = codec
+        self.updates: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.stopping = threading.Event()
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            try:
+                out.append(self.updates.get_nowait())
+            except queue.Empty:
+                return out
+
+    def run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"modelwatch-refs-{uuid.uuid4().hex}",  # never joins: assign()
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]
+            consumer.assign([TopicPartition(self.topic, p, 0) for p in meta.partitions])
+            while not self.stopping.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error() or msg.value() is None:
+                    continue
+                try:
+                    decoded = self.codec.decode(msg.value(), expect=("ReferenceProfile",))
+                except DecodeError as exc:
+                    log.warning("skipping reference at offset %s: %s", msg.offset(), exc)
+                    continue
+                self.updates.put(decoded.record)
+        except Exception:
+            log.exception("reference feed stopped")
+        finally:
+            consumer.close()
