@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
 from datasketches import kll_doubles_sketch
 
 from modelwatch.report import svg
@@ -246,9 +247,13 @@ def _color(versions: Sequence[str], version: str) -> str:
 
 
 def _legend(items: Sequence[tuple[str, str]]) -> str:
-    return '<div class="legend">' + "".join(
-        f'<span><i style="background:{color}"></i>{esc(name)}</span>' for name, color in items
-    ) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(
+            f'<span><i style="background:{color}"></i>{esc(name)}</span>' for name, color in items
+        )
+        + "</div>"
+    )
 
 
 def _version_legend(versions: Sequence[str]) -> str:
@@ -413,8 +418,10 @@ def golden_section(data: ReportData) -> str:
     late = sum(int(w.get("late_events") or 0) for w in ws)
     rate = (lambda n: f"{n / total:.2%}") if total else (lambda n: "–")
     return (
-        chart + _legend([("ok", svg.OK_COLOR), ("errors", svg.DRIFT_COLOR),
-                         ("fallbacks", svg.WARN_COLOR)])  # fmt: skip
+        chart
+        + _legend(
+            [("ok", svg.OK_COLOR), ("errors", svg.DRIFT_COLOR), ("fallbacks", svg.WARN_COLOR)]
+        )  # fmt: skip
         + f'<p class="muted">{esc(fmt_num(total))} events · {sum(errors)} errors '
         f"({rate(sum(errors))}) · {sum(fallbacks)} fallbacks ({rate(sum(fallbacks))}) · "
         f"{late} late events</p>"
@@ -480,10 +487,15 @@ def _summary(data: ReportData, cols: Sequence[Column]) -> str:
         ("dataset-drift windows", str(dataset), "bad" if dataset else "good"),
         ("alerts (firing)", f"{len(data.alerts)} ({firing})", "bad" if firing else ""),
     ]
-    return '<div class="tiles">' + "".join(
-        f'<div class="tile {cls}"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div>'
-        "</div>" for k, v, cls in tiles
-    ) + "</div>"
+    return (
+        '<div class="tiles">'
+        + "".join(
+            f'<div class="tile {cls}"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div>'
+            "</div>"
+            for k, v, cls in tiles
+        )
+        + "</div>"
+    )
 
 
 CSS = """
@@ -523,7 +535,7 @@ def render_report(data: ReportData) -> str:
     generated = data.generated_at_ms or int(time.time() * 1000)
     title = f"Drift report — {data.model}"
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>",
         f"<header><h1>{esc(title)}</h1>"
