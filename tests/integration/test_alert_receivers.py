@@ -1,0 +1,137 @@
+"""A real Alertmanager receives our alerts; a SIGKILLed notifier restarted sends no duplicate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelwatch.broker import free_port
+from schemas.topics import TopicNames
+from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
+    NotifierThread,
+    RecordingServer,
+    alert_event,
+    http_server_fixture,
+    produce_alerts,
+    routes_config,
+    topics_fixture,
+    wait_until,
+)
+from tests.support.processes import ModelwatchProcess
+
+pytestmark = pytest.mark.integration
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+def am_alerts(base: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{base}/api/v2/alerts", timeout=5) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Any:
+    if ALERTMANAGER is None:
+        pytest.skip("Alertmanager binary not installed (Debian package prometheus-alertmanager)")
+    port = free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(yaml.safe_dump({
+        "route": {"receiver": "null", "group_wait": "1s"},
+        "receivers": [{"name": "null"}],
+    }))
+    (tmp_path / "am-data").mkdir()
+    log = open(tmp_path / "alertmanager.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / "alertmanager.log").read_text())
+            try:
+                with urllib.request.urlopen(f"{base}/-/ready", timeout=1) as r:  # noqa: S310
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, 20, "Alertmanager ready", every_s=0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_alertmanager_receives_firing_and_resolved_through_its_api(
+        kafka_bootstrap: str, topics: TopicNames, alertmanager: str, tmp_path: Path) -> None:
+    routes = routes_config({"am": {"type": "alertmanager", "url_env": "AM_URL"}}, ["am"])
+    with NotifierThread(kafka_bootstrap, topics, routes, {"AM_URL": alertmanager}, tmp_path):
+        firing = alert_event("fp-am", severity="major", kind="prediction_drift", model="ranker")
+        produce_alerts(kafka_bootstrap, topics, [firing])
+        (got,) = wait_until(lambda: am_alerts(alertmanager), 30, "the alert in Alertmanager")
+        assert got["labels"]["alertname"] == "prediction_drift"
+        assert got["labels"]["model"] == "ranker"
+        assert got["labels"]["severity"] == "major"
+        assert got["labels"]["team"] == "ds"
+        assert got["annotations"]["alert_id"] == firing["alert_id"]
+        assert got["annotations"]["summary"] == "ranker receives no traffic"
+        assert got["status"]["state"] == "active"
+        produce_alerts(kafka_bootstrap, topics, [dict(firing, status="resolved",
+                                                      resolved_at_ms=int(time.time() * 1000))])
+        # a resolved alert leaves Alertmanager's list of active alerts
+        wait_until(lambda: am_alerts(alertmanager) == [], 30, "the alert resolved")
+
+
+def test_sigkilled_notifier_restarted_sends_no_duplicate(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    routes_file = tmp_path / "routes.yaml"
+    routes_file.write_text(yaml.safe_dump({
+        "sinks": {"hook": {"type": "webhook", "url_env": "HOOK_URL"}},
+        "routes": [{"name": "all", "sinks": ["hook"], "group_by": ["model"],
+                    "group_wait": "0s", "group_interval": "200ms", "repeat_interval": "1h"}],
+        "retry": {"base": "50ms", "max_attempts": 3, "budget": "5s"},
+    }))
+    state = tmp_path / "state"
+    env = {"MODELWATCH_BOOTSTRAP": kafka_bootstrap,
+           "MODELWATCH_TOPIC_PREFIX": topics.alerts.removesuffix("modelwatch.alerts"),
+           "HOOK_URL": http_server.url + "/hook"}
+    args = ["notify", "--routes", str(routes_file), "--state-dir", str(state),
+            "--metrics-port", "0", "--group-id", "notify-kill", "--log-level", "info"]
+    sent_file = state / "notify-kill.sent"
+
+    def bodies(fp: str) -> list[dict[str, Any]]:
+        return [r.body for r in http_server.ok() if r.body["alerts"][0]["fingerprint"] == fp]
+
+    first = ModelwatchProcess(args, env, tmp_path / "notify-1.log").start()
+    try:
+        produce_alerts(kafka_bootstrap, topics, [alert_event("fp-a", model="churn")])
+        wait_until(lambda: bodies("fp-a"), 45, "the first notification")
+        # kill as soon as the key is recorded: the offset commit may or may not have happened
+        wait_until(lambda: sent_file.exists() and "fp-a" in sent_file.read_text(), 10,
+                   "the sent key on disk", every_s=0.005)
+        first.kill()
+    finally:
+        first.stop()
+    second = ModelwatchProcess(args, env, tmp_path / "notify-2.log").start()
+    try:
+        produce_alerts(kafka_bootstrap, topics, [alert_event("fp-b", model="fraud")])
+        wait_until(lambda: bodies("fp-b"), 60, "the notification after the restart")
+        time.sleep(1.5)  # room for a wrong duplicate to arrive
+        assert len(bodies("fp-a")) == 1, second.log_tail()
+        assert len(bodies("fp-b")) == 1
+    finally:
+        second.stop()
