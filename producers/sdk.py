@@ -77,7 +77,9 @@ log = logging.getLogger("modelwatch.sdk")
 PREDICTION = "prediction"
 LABEL = "label"
 MAX_PAYLOAD_BYTES = 900_000  # under the 1 MB default message.max.bytes of brokers
-_NO_META_RETRY_S = 1.0
+_NO_META_RETRY_S = 1.0  # between metadata attempts
+_ROWS_PER_CONVERSION = 1000
+_META_TIMEOUT_S = 0.3  # one metadata request (sender thread), short so close() is quick
 
 
 def _now_ms() -> int:
@@ -180,7 +182,7 @@ class ModelwatchPublisher:
             "queue.buffering.max.messages": queue_max,
             "queue.buffering.max.kbytes": 256 * 1024,
             "message.timeout.ms": message_timeout_ms,
-            "socket.connection.setup.timeout.ms": min(10_000, message_timeout_ms),
+            "socket.connection.setup.timeout.ms": max(1_000, min(10_000, message_timeout_ms)),
             "reconnect.backoff.max.ms": 2_000,
             "logger": logging.getLogger("modelwatch.sdk.librdkafka"),
             "error_cb": self._on_client_error,
@@ -467,7 +469,7 @@ class ModelwatchPublisher:
         todo = [lane for lane in self._lanes.values() if lane.partitions == 0]
         for lane in todo:
             try:
-                md = self._producer.list_topics(lane.topic, timeout=_NO_META_RETRY_S)
+                md = self._producer.list_topics(lane.topic, timeout=_META_TIMEOUT_S)
             except Exception as exc:
                 log.debug("metadata for %s unavailable: %s", lane.topic, exc)
                 return False
@@ -499,18 +501,18 @@ class ModelwatchPublisher:
             lane.incoming_n = 0
         now = time.monotonic()
         parts: list[Any] = list(chunks)
-        if rows:
+        # slices keep each C-level call (which holds the GIL) short for the caller's sake
+        for start in range(0, len(rows), _ROWS_PER_CONVERSION):
+            block = rows[start : start + _ROWS_PER_CONVERSION]
             try:
-                parts.append(self._rows_to_columns(lane, rows))
-            except Exception:  # one malformed row: convert one by one, drop the bad ones
-                good = []
-                for r in rows:
+                parts.append(self._rows_to_columns(lane, block))
+            except Exception:  # a malformed row: convert one by one, drop the bad ones
+                for r in block:
                     try:
-                        good.append(self._rows_to_columns(lane, [r]))
+                        parts.append(self._rows_to_columns(lane, [r]))
                     except Exception as exc:
                         self._drop(lane.kind, "invalid", release=True)
                         log.warning("dropped malformed %s row %s: %s", lane.kind, r[0], exc)
-                parts.extend(good)
         for cols in parts:
             if lane.kind == PREDICTION:
                 cols.model, cols.model_version = self.model, self.model_version
