@@ -1,0 +1,729 @@
+"""The label engine the worker calls: join, performance windows, concept drift, orphans.
+
+The worker hands it whole batches with their source ``(topic, partition, offset)``::
+
+    engine = LabelEngine(LabelConfig(), RocksStore(path))
+    engine.observe_predictions(topic, partition, offset, cols)     # PredictionColumns
+    result = engine.observe_labels(topic, partition, offset, labels)  # -> JoinResult
+    out = engine.poll(now_event_ms)   # closed windows, detections, orphans past the TTL
+    engine.totals(model)              # persisted cumulative counts
+
+**Idempotent replay.** Each observe call is one atomic store write holding every state
+change of the batch *and* the batch's offset under its ``(topic, partition)``; a batch at
+or below the stored offset is skipped. The worker commits broker offsets after the call
+returns, so after a SIGKILL it re-reads at most the batches it had applied but not
+committed, and they are skipped: nothing lost, nothing counted twice.
+
+**Store layout** (one byte prefix per kind of key):
+
+=========  ===============================================  ================================
+prefix     key                                              value
+=========  ===============================================  ================================
+``p``      prediction_id                                    packed prediction / JOINED
+``l``      prediction_id                                    early label (waits, bounded)
+``t``      expiry ms (BE) + kind + source + seq             prediction_ids to expire then
+``w``      catalog id + window start (BE)                   :class:`WindowPerformance`
+``m``      catalog id                                       :class:`Catalog` of a version
+``k``      catalog id                                       closed-before ms (windows)
+``c``      model                                            totals
+``o``      topic + partition                                last applied offset
+``z``      catalog id + partition                           concept :class:`PartitionMonitor`
+``v``      catalog id                                       concept :class:`VoteBox`
+=========  ===============================================  ================================
+
+**Windows** are by prediction event time. A window closes when the model's *label*
+event-time watermark (the largest label time seen) passes ``window end + label_horizon``:
+labels keep arriving for a window long after its predictions, and the label stream's own
+clock says how far it has got; the wall clock or the prediction clock would close
+windows before their labels could come. Labels for a closed window still join (counted
+as ``late_labels``, in the totals, the delay histogram and the concept detectors) but no
+longer change that window's published performance.
+
+**Orphans.** A prediction still unlabelled ``ttl_ms`` after its event time, and an early
+label whose prediction has not come ``ttl_ms`` after the label's time, are returned by
+:meth:`LabelEngine.poll` (the caller dead-letters them, ``error_kind="orphan"``) and
+counted; early labels beyond ``max_early_labels`` are orphaned at once (in the
+:class:`JoinResult`). A joined prediction leaves a one-byte marker until its TTL, so a
+second label for it counts as a duplicate, once, and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from schemas.columnar import LabelColumns, PredictionColumns
+from schemas.detection import Detection, DetectionKind
+from stream_jobs.concept.monitor import PartitionMonitor
+from stream_jobs.concept.quorum import VoteBox
+from stream_jobs.join.config import LabelConfig
+from stream_jobs.join.records import (
+    HAS_CLASS,
+    HAS_PROBS,
+    HAS_SCORE,
+    JOINED,
+    Catalog,
+    pack_label,
+    pack_predictions,
+    unpack_label,
+    unpack_predictions,
+)
+from stream_jobs.join.store import KeyValueStore
+from stream_jobs.performance._codec import pack_strings, unpack_strings
+from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
+
+_BE8 = struct.Struct(">q")
+_BE2 = struct.Struct(">H")
+_I8 = struct.Struct("<q")
+TOTAL_FIELDS = (
+    "predictions", "labels", "joined", "duplicates", "early", "late_labels",
+    "orphan_labels", "orphan_predictions", "label_watermark_ms",
+)
+_TOTALS = struct.Struct("<" + "q" * len(TOTAL_FIELDS))
+NO_TIME = -(2**62)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    prediction_id: str
+    model: str
+    reason: str  # "no_label" | "no_prediction" | "early_label_overflow"
+    event_time_ms: int
+
+
+@dataclass
+class JoinResult:
+    joined: int = 0
+    duplicates: int = 0
+    early: int = 0
+    late: int = 0
+    skipped: bool = False  # the batch's offset was already applied
+    orphans: list[Orphan] = field(default_factory=list)
+    delays_s: dict[str, np.ndarray] = field(default_factory=dict)  # per model
+    joined_by_model: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LabelOutputs:
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+
+
+def _offset_key(topic: str, partition: int) -> bytes:
+    return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
+
+
+class _Batch:
+    """Puts and deletes of one atomic write."""
+
+    def __init__(self) -> None:
+        self.puts: dict[bytes, bytes] = {}
+        self.deletes: list[bytes] = []
+
+
+class LabelEngine:
+    def __init__(self, config: LabelConfig, store: KeyValueStore) -> None:
+        self.config = config
+        self.store = store
+        self.catalogs: dict[int, Catalog] = {}
+        self._cid: dict[tuple[str, str], int] = {}
+        self.windows: dict[tuple[int, int], WindowPerformance] = {}
+        self.closed_before: dict[int, int] = {}
+        self._totals: dict[str, list[int]] = {}
+        self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
+        self.votes: dict[int, VoteBox] = {}
+        self.early: set[str] = set()
+        self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
+        self._load()
+
+    # ---- state -------------------------------------------------------------------------
+    def _load(self) -> None:
+        s = self.store
+        for _, v in s.scan(b"m"):
+            cat = Catalog.from_bytes(v)
+            self.catalogs[cat.cid] = cat
+            self._cid[(cat.model, cat.version)] = cat.cid
+        for k, v in s.scan(b"w"):
+            w = WindowPerformance.from_bytes(v)
+            self.windows[(_BE2.unpack(k[1:3])[0], w.start_ms)] = w
+        for k, v in s.scan(b"k"):
+            self.closed_before[_BE2.unpack(k[1:3])[0]] = _I8.unpack(v)[0]
+        for k, v in s.scan(b"c"):
+            self._totals[k[1:].decode()] = list(_TOTALS.unpack(v))
+        for k, v in s.scan(b"z"):
+            cid, part = _BE2.unpack(k[1:3])[0], struct.unpack(">i", k[3:7])[0]
+            self.monitors[(cid, part)] = PartitionMonitor.from_bytes(v)
+        for k, v in s.scan(b"v"):
+            self.votes[_BE2.unpack(k[1:3])[0]] = self._new_votebox().load(v)
+        self.early = {k[1:].decode() for k, _ in s.scan(b"l")}
+
+    def _new_votebox(self) -> VoteBox:
+        c = self.config
+        return VoteBox(c.quorum_fraction, c.quorum_min_votes, c.vote_window_ms)
+
+    def applied_offset(self, topic: str, partition: int) -> int:
+        v = self.store.get(_offset_key(topic, partition))
+        return -1 if v is None else _I8.unpack(v)[0]
+
+    def _catalog(self, model: str, version: str, b: _Batch) -> Catalog:
+        cid = self._cid.get((model, version))
+        if cid is None:
+            cid = len(self.catalogs) + 1
+            if cid > 0xFFFF:
+                raise OverflowError("more than 65535 model versions in one join store")
+            cat = Catalog(cid, model, version)
+            self.catalogs[cid] = cat
+            self._cid[(model, version)] = cid
+        return self.catalogs[cid]
+
+    def _tot(self, model: str) -> list[int]:
+        t = self._totals.get(model)
+        if t is None:
+            t = self._totals[model] = [0] * len(TOTAL_FIELDS)
+            t[TOTAL_FIELDS.index("label_watermark_ms")] = NO_TIME
+        return t
+
+    def _bump(self, model: str, name: str, n: int, touched: set[str]) -> None:
+        if n:
+            self._tot(model)[TOTAL_FIELDS.index(name)] += int(n)
+            touched.add(model)
+
+    def totals(self, model: str) -> dict[str, int]:
+        """Cumulative counts of ``model`` (persisted; they survive restarts)."""
+        t = self._totals.get(model)
+        if t is None:
+            return {f: 0 for f in TOTAL_FIELDS if f != "label_watermark_ms"}
+        return {f: v for f, v in zip(TOTAL_FIELDS, t, strict=True) if f != "label_watermark_ms"}
+
+    def models(self) -> list[str]:
+        return sorted(self._totals)
+
+    def _window(self, cid: int, start: int) -> WindowPerformance:
+        w = self.windows.get((cid, start))
+        if w is None:
+            cat = self.catalogs[cid]
+            c = self.config
+            task = c.task_for(cat.model)
+            w = WindowPerformance(
+                cat.model, cat.version, start, start + c.window_ms,
+                task=REGRESSION if task == "regression" else CLASSIFICATION,
+                auc_bins=c.auc_bins, ece_bins=c.ece_bins,
+            )
+            self.windows[(cid, start)] = w
+        return w
+
+    def _flush(self, b: _Batch, touched_models: set[str], touched_windows: set) -> None:
+        for model in touched_models:
+            b.puts[b"c" + model.encode()] = _TOTALS.pack(*self._totals[model])
+        for cid, start in touched_windows:
+            w = self.windows.get((cid, start))
+            if w is not None:
+                b.puts[b"w" + _BE2.pack(cid) + _BE8.pack(start)] = w.to_bytes()
+        for cat in self.catalogs.values():
+            if cat.dirty:
+                b.puts[b"m" + _BE2.pack(cat.cid)] = cat.to_bytes()
+                cat.dirty = False
+        self.store.write(b.puts, b.deletes)
+
+    # ---- predictions -----------------------------------------------------------------
+    def observe_predictions(
+        self, topic: str, partition: int, offset: int, cols: PredictionColumns
+    ) -> JoinResult:
+        """Store a batch's predictions pending their labels (skipped if already applied).
+
+        Labels that were waiting for these predictions join now: the result counts them.
+        """
+        okey = _offset_key(topic, partition)
+        if offset <= self.applied_offset(topic, partition):
+            return JoinResult(skipped=True)
+        c = self.config
+        b = _Batch()
+        touched: set[str] = set()
+        twin: set[tuple[int, int]] = set()
+        cat = self._catalog(cols.model, cols.model_version, b)
+        n = cols.n
+        t = np.asarray(cols.event_time_ms, dtype=np.int64)
+        # -- predicted classes, probabilities, segments as catalog codes
+        cls = None
+        if cols.predicted_class is not None:
+            dict_codes = cat.class_codes(cols.predicted_class.dictionary)
+            pc = cols.predicted_class.codes
+            cls = np.where(pc >= 0, dict_codes[np.maximum(pc, 0)] if dict_codes.size else -1, -1)
+        probs = None
+        if cols.class_probabilities is not None and cols.class_names:
+            if cat.prob_classes is None:
+                cat.prob_classes = list(cols.class_names)
+                cat.dirty = True
+                for name in cat.prob_classes:
+                    cat.class_code(name)
+            col_of = {name: j for j, name in enumerate(cols.class_names)}
+            probs = np.full((n, len(cat.prob_classes)), np.nan)
+            for j, name in enumerate(cat.prob_classes):
+                if name in col_of:
+                    probs[:, j] = cols.class_probabilities[:, col_of[name]]
+        cat.ensure_tags(list(cols.segments))
+        segs = np.full((n, len(cat.tags or [])), -1, dtype=np.int16)
+        for j, tag in enumerate(cat.tags or []):
+            arr = cols.segments.get(tag)
+            if arr is None:
+                continue
+            dc = np.array(
+                [cat.segment_code(j, v, c.segment_cardinality) for v in arr.dictionary] or [-1],
+                dtype=np.int16,
+            )
+            segs[:, j] = np.where(arr.codes >= 0, dc[np.maximum(arr.codes, 0)], -1)
+        records = pack_predictions(cat, t, cols.score, cls, probs, segs)
+        keys = [b"p" + pid.encode() for pid in cols.prediction_ids]
+        b.puts.update(zip(keys, records, strict=True))
+        # -- windows: prediction counts (join-rate denominator) and per-segment traffic
+        starts = (t // c.window_ms) * c.window_ms
+        closed = self.closed_before.get(cat.cid, NO_TIME)
+        for start in np.unique(starts).tolist():
+            if start < closed:
+                continue
+            sel = starts == start
+            w = self._window(cat.cid, start)
+            w.n_predictions += int(sel.sum())
+            for j, tag in enumerate(cat.tags or []):
+                w.slices.add(tag, cat.segment_names(j), segs[sel, j].astype(np.int64),
+                             predictions=np.ones(int(sel.sum())))
+            twin.add((cat.cid, start))
+        self._bump(cat.model, "predictions", n, touched)
+        # -- expiry index: one entry per expiry bucket of this batch
+        bucket = c.expiry_bucket_ms
+        exp = (t // bucket + 1) * bucket + c.ttl_ms
+        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        pids = cols.prediction_ids
+        for e in np.unique(exp).tolist():
+            idx = np.flatnonzero(exp == e).tolist()
+            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = pack_strings([pids[i] for i in idx])
+        # -- labels that came first
+        result = JoinResult()
+        if self.early:
+            waiting = [i for i, pid in enumerate(pids) if pid in self.early]
+            if waiting:
+                lkeys = [b"l" + pids[i].encode() for i in waiting]
+                labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
+                b.deletes.extend(lkeys)
+                for i in waiting:
+                    self.early.discard(pids[i])
+                lab_t = np.array([x[1] for x in labs], dtype=np.int64)
+                lab_v = np.array([x[2] for x in labs], dtype=np.float64)
+                lab_c = [x[3] for x in labs]
+                recs = [records[i] for i in waiting]
+                self._join(partition, cat.model, recs, [pids[i] for i in waiting],
+                           lab_t, lab_v, lab_c, b, touched, twin, result)
+        b.puts[okey] = _I8.pack(offset)
+        self._flush(b, touched, twin)
+        return result
+
+    # ---- labels ----------------------------------------------------------------------
+    def observe_labels(
+        self, topic: str, partition: int, offset: int, labels: LabelColumns
+    ) -> JoinResult:
+        """Join a batch of labels with their stored predictions (skipped if applied)."""
+        okey = _offset_key(topic, partition)
+        if offset <= self.applied_offset(topic, partition):
+            return JoinResult(skipped=True)
+        b = _Batch()
+        touched: set[str] = set()
+        twin: set[tuple[int, int]] = set()
+        result = JoinResult()
+        model = labels.model
+        pids = labels.prediction_ids
+        lt = np.asarray(labels.event_time_ms, dtype=np.int64)
+        lv = (
+            np.full(labels.n, np.nan) if labels.label_value is None
+            else np.asarray(labels.label_value, dtype=np.float64)
+        )
+        lc: list[str | None] = (
+            [None] * labels.n if labels.label_class is None else labels.label_class.values()
+        )
+        self._bump(model, "labels", labels.n, touched)
+        tot = self._tot(model)
+        wm = TOTAL_FIELDS.index("label_watermark_ms")
+        if labels.n:
+            tot[wm] = max(tot[wm], int(lt.max()))
+        # first occurrence of each id in the batch; the rest are duplicates
+        first: dict[str, int] = {}
+        for i, pid in enumerate(pids):
+            first.setdefault(pid, i)
+        dup = labels.n - len(first)
+        rows = list(first.values())
+        keys = [b"p" + pids[i].encode() for i in rows]
+        found = self.store.get_many(keys)
+        join_pos: list[int] = []
+        join_recs: list[bytes] = []
+        early_new: list[int] = []
+        for i, rec in zip(rows, found, strict=True):
+            if rec is None:
+                if pids[i] in self.early:
+                    dup += 1
+                else:
+                    early_new.append(i)
+            elif rec == JOINED:
+                dup += 1
+            else:
+                join_pos.append(i)
+                join_recs.append(rec)
+        self._bump(model, "duplicates", dup, touched)
+        result.duplicates = dup
+        # early labels wait, bounded
+        room = max(0, self.config.max_early_labels - len(self.early))
+        bucket = self.config.expiry_bucket_ms
+        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        waiting: dict[int, list[str]] = defaultdict(list)
+        for i in early_new:
+            pid = pids[i]
+            if room > 0:
+                room -= 1
+                self.early.add(pid)
+                b.puts[b"l" + pid.encode()] = pack_label(model, int(lt[i]), float(lv[i]), lc[i])
+                e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
+                waiting[e].append(pid)
+                result.early += 1
+            else:
+                result.orphans.append(Orphan(pid, model, "early_label_overflow", int(lt[i])))
+        for e, ids in waiting.items():
+            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = pack_strings(ids)
+        self._bump(model, "early", result.early, touched)
+        self._bump(model, "orphan_labels", len(result.orphans), touched)
+        if join_pos:
+            jp = np.array(join_pos)
+            self._join(partition, model, join_recs, [pids[i] for i in join_pos],
+                       lt[jp], lv[jp], [lc[i] for i in join_pos], b, touched, twin, result)
+        b.puts[okey] = _I8.pack(offset)
+        self._flush(b, touched, twin)
+        return result
+
+    # ---- the join proper ---------------------------------------------------------------
+    def _join(
+        self,
+        partition: int,
+        label_model: str,
+        records: list[bytes],
+        pids: list[str],
+        lab_t: np.ndarray,
+        lab_v: np.ndarray,
+        lab_c: list[str | None],
+        b: _Batch,
+        touched: set[str],
+        twin: set[tuple[int, int]],
+        result: JoinResult,
+    ) -> None:
+        c = self.config
+        for pid in pids:
+            b.puts[b"p" + pid.encode()] = JOINED
+        for cid, rows, pos in unpack_predictions(records, self.catalogs):
+            cat = self.catalogs[cid]
+            lt, lv = lab_t[pos], lab_v[pos]
+            lcs = [lab_c[i] for i in pos.tolist()]
+            pt = rows["t"].astype(np.int64)
+            delays = (lt - pt) / 1000.0
+            regression = self._is_regression(cat.model, lcs)
+            if regression:
+                y_true, y_pred = lv, rows["score"].astype(np.float64)
+                err = np.abs(y_pred - y_true)
+                err = np.where(np.isfinite(err), err, np.nan)
+                stream = err[np.isfinite(err)]
+                stream_t = pt[np.isfinite(err)]
+                pieces = None
+            else:
+                pieces = self._classification_pieces(cat, rows, lv, lcs)
+                y_true, y_pred = pieces["y_true"], pieces["y_pred"]
+                ok = (y_true >= 0) & (y_pred >= 0)
+                err = (y_true != y_pred).astype(np.float64)
+                stream, stream_t = err[ok], pt[ok]
+            # windows (those still open)
+            starts = (pt // c.window_ms) * c.window_ms
+            closed = self.closed_before.get(cid, NO_TIME)
+            late = starts < closed
+            n_late = int(late.sum())
+            result.late += n_late
+            self._bump(cat.model, "late_labels", n_late, touched)
+            for start in np.unique(starts[~late]).tolist():
+                sel = starts == start
+                w = self._window(cid, start)
+                w.add_delays(delays[sel])
+                if regression:
+                    w.reg.update(y_true[sel], y_pred[sel])
+                else:
+                    if w.cls.positive < 0 and pieces["positive"] >= 0:
+                        w.cls.positive = pieces["positive"]
+                    w.cls.update(
+                        y_true[sel], y_pred[sel],
+                        pos_score=pieces["pos_score"][sel],
+                        p_true=pieces["p_true"][sel],
+                        confidence=pieces["confidence"][sel],
+                    )
+                if cat.tags:
+                    e = err[sel]
+                    fin = np.isfinite(e)
+                    for j, tag in enumerate(cat.tags):
+                        w.slices.add(
+                            tag, cat.segment_names(j), rows["segs"][sel, j].astype(np.int64),
+                            labels=fin.astype(np.float64), errors=np.where(fin, e, 0.0),
+                            sq_errors=np.where(fin, e * e, 0.0),
+                        )
+                twin.add((cid, start))
+            # concept drift: this partition's error stream, in join order
+            if stream.size:
+                mkey = (cid, partition)
+                mon = self.monitors.get(mkey)
+                if mon is None:
+                    name = c.regression_detector if regression else c.detector
+                    params = c.regression_detector_params if regression else c.detector_params
+                    mon = self.monitors[mkey] = PartitionMonitor(
+                        name, params, recent=c.recent_errors, min_increase=c.min_increase
+                    )
+                box = self.votes.get(cid)
+                if box is None:
+                    box = self.votes[cid] = self._new_votebox()
+                box.seen(partition, int(stream_t.max()))
+                for fire in mon.update(stream, stream_t):
+                    box.vote(partition, fire)
+                b.puts[b"z" + _BE2.pack(cid) + struct.pack(">i", partition)] = mon.to_bytes()
+                b.puts[b"v" + _BE2.pack(cid)] = box.to_bytes()
+            n = int(pt.size)
+            result.joined += n
+            result.joined_by_model[cat.model] = result.joined_by_model.get(cat.model, 0) + n
+            prev = result.delays_s.get(cat.model)
+            result.delays_s[cat.model] = delays if prev is None else np.concatenate([prev, delays])
+            self._bump(cat.model, "joined", n, touched)
+
+    def _is_regression(self, model: str, label_classes: list[str | None]) -> bool:
+        task = self.config.task_for(model)
+        if task != "auto":
+            return task == "regression"
+        return all(x is None for x in label_classes)
+
+    def _classification_pieces(
+        self, cat: Catalog, rows: np.ndarray, lv: np.ndarray, lcs: list[str | None]
+    ) -> dict[str, Any]:
+        c = self.config
+        n = rows.size
+        # true class codes (a numeric label of a classifier names its class: 1.0 -> "1")
+        names = [
+            x if x is not None else (None if not math.isfinite(v) else
+                                     (str(int(v)) if float(v).is_integer() else str(v)))
+            for x, v in zip(lcs, lv.tolist(), strict=True)
+        ]
+        y_true = np.array([-1 if x is None else cat.class_code(x) for x in names], np.int64)
+        flags = rows["flags"]
+        has_cls = (flags & HAS_CLASS) > 0
+        has_probs = (flags & HAS_PROBS) > 0
+        has_score = (flags & HAS_SCORE) > 0
+        score = rows["score"].astype(np.float64)
+        # the positive class: binary models only
+        positive = -1
+        pc = cat.prob_classes
+        if pc and len(pc) == 2:
+            positive = cat.class_code(c.positive_class if c.positive_class in pc else pc[1])
+        elif not pc and (has_score.any() or len(cat.classes) <= 2):
+            positive = cat.class_code(c.positive_class)
+        negative = cat.class_code(c.negative_class) if positive >= 0 and not pc else -1
+        y_pred = np.where(has_cls, rows["cls"].astype(np.int64), -1)
+        pos_score = np.full(n, np.nan)
+        p_true = np.full(n, np.nan)
+        confidence = np.full(n, np.nan)
+        if pc and has_probs.any():
+            probs = rows["probs"].astype(np.float64)
+            tot = probs.sum(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                probs = probs / tot
+            pcodes = np.array([cat.class_code(x) for x in pc], dtype=np.int64)
+            y_pred = np.where(~has_cls & has_probs, pcodes[np.nanargmax(
+                np.where(np.isfinite(probs), probs, -1.0), axis=1)], y_pred)
+            col_of_code = {code: j for j, code in enumerate(pcodes.tolist())}
+            tcol = np.array([col_of_code.get(v, -1) for v in y_true.tolist()], dtype=np.int64)
+            pcol = np.array([col_of_code.get(v, -1) for v in y_pred.tolist()], dtype=np.int64)
+            r = np.arange(n)
+            p_true = np.where(has_probs & (y_true >= 0),
+                              np.where(tcol >= 0, probs[r, np.maximum(tcol, 0)], 0.0), np.nan)
+            confidence = np.where(has_probs & (pcol >= 0), probs[r, np.maximum(pcol, 0)], np.nan)
+            if positive >= 0:
+                pos_score = np.where(has_probs, probs[:, col_of_code[positive]], np.nan)
+        if positive >= 0:
+            by_score = has_score & ~has_probs
+            if by_score.any():
+                s = score
+                pos_score = np.where(by_score, s, pos_score)
+                y_pred = np.where(by_score & ~has_cls,
+                                  np.where(s >= c.decision_threshold, positive, negative), y_pred)
+                p_true = np.where(by_score & (y_true >= 0),
+                                  np.where(y_true == positive, s, 1.0 - s), p_true)
+                pred_pos = y_pred == positive
+                confidence = np.where(by_score, np.where(pred_pos, s, 1.0 - s), confidence)
+        return {"y_true": y_true, "y_pred": y_pred, "pos_score": pos_score, "p_true": p_true,
+                "confidence": confidence, "positive": positive}
+
+    # ---- time passes -------------------------------------------------------------------
+    def poll(self, now_event_ms: int) -> LabelOutputs:
+        """Expire past the TTL at ``now_event_ms``; close windows the label clock has
+        passed by the horizon; evaluate concept-drift quorums."""
+        out = LabelOutputs()
+        b = _Batch()
+        touched: set[str] = set()
+        self._expire(now_event_ms, b, out, touched)
+        self._close_windows(b, out)
+        self._concept(b, out)
+        self._flush(b, touched, set())
+        return out
+
+    def _expire(self, now: int, b: _Batch, out: LabelOutputs, touched: set[str]) -> None:
+        upto = b"t" + _BE8.pack(now + 1)
+        entries = list(self.store.scan(b"t", upto))
+        for k, v in entries:
+            kind = k[9:10]
+            ids = unpack_strings(v)
+            b.deletes.append(k)
+            if kind == b"p":
+                keys = [b"p" + pid.encode() for pid in ids]
+                for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
+                    if rec is None:
+                        continue
+                    b.deletes.append(key)
+                    if rec != JOINED:
+                        cat = self.catalogs[int.from_bytes(rec[1:3], "little")]
+                        t = struct.unpack_from("<q", rec, 3)[0]
+                        out.orphans.append(Orphan(pid, cat.model, "no_label", t))
+                        self._bump(cat.model, "orphan_predictions", 1, touched)
+            else:
+                keys = [b"l" + pid.encode() for pid in ids]
+                for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
+                    if rec is None:
+                        continue
+                    b.deletes.append(key)
+                    self.early.discard(pid)
+                    model, t, _, _ = unpack_label(rec)
+                    out.orphans.append(Orphan(pid, model, "no_prediction", t))
+                    self._bump(model, "orphan_labels", 1, touched)
+
+    def _close_windows(self, b: _Batch, out: LabelOutputs) -> None:
+        c = self.config
+        wm_i = TOTAL_FIELDS.index("label_watermark_ms")
+        for (cid, start) in sorted(self.windows, key=lambda k: (k[1], k[0])):
+            cat = self.catalogs[cid]
+            wm = self._tot(cat.model)[wm_i]
+            w = self.windows[(cid, start)]
+            if w.end_ms + c.label_horizon_ms > wm:
+                continue
+            del self.windows[(cid, start)]
+            b.deletes.append(b"w" + _BE2.pack(cid) + _BE8.pack(start))
+            self.closed_before[cid] = max(self.closed_before.get(cid, NO_TIME), w.end_ms)
+            b.puts[b"k" + _BE2.pack(cid)] = _I8.pack(self.closed_before[cid])
+            doc = self._window_doc(cat, w, closed=True)
+            out.windows.append(doc)
+            self.latest_closed[(cat.model, cat.version)] = doc
+            out.detections.extend(self._collapse(cat, w, doc["performance"]))
+            box = self.votes.get(cid)
+            if box is not None:  # a per-window concept observation (resolves when quiet)
+                out.detections.append(self._concept_detection(cat, box, w))
+
+    def _window_doc(self, cat: Catalog, w: WindowPerformance, closed: bool) -> dict[str, Any]:
+        regression = w.task == REGRESSION or w.reg.n > w.cls.n
+        doc: dict[str, Any] = {
+            "model": cat.model,
+            "model_version": cat.version,
+            "window_start_ms": w.start_ms,
+            "window_end_ms": w.end_ms,
+            "closed": closed,
+            "task": REGRESSION if regression else CLASSIFICATION,
+            "performance": w.summary(cat.classes),
+            "slices": w.slices.metrics(regression=regression),
+        }
+        if not regression:
+            k = w.cls.confusion.shape[0]
+            true_counts = w.cls.confusion.sum(axis=1)
+            doc["label_counts"] = {cat.classes[i]: int(true_counts[i]) for i in range(k)
+                                   if true_counts[i]}
+            if w.cls.auc_n:
+                doc["auc_error_bound"] = w.cls.auc_error_bound()
+        return doc
+
+    def window_partial(self, model: str, version: str, start_ms: int) -> WindowPerformance | None:
+        """The open accumulator of a window (mergeable with other workers' partials)."""
+        cid = self._cid.get((model, version))
+        return None if cid is None else self.windows.get((cid, start_ms))
+
+    def open_windows(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Current values of windows not yet closed."""
+        docs = []
+        for (cid, start) in sorted(self.windows, key=lambda k: (k[1], k[0])):
+            cat = self.catalogs[cid]
+            if model is None or cat.model == model:
+                docs.append(self._window_doc(cat, self.windows[(cid, start)], closed=False))
+        return docs
+
+    def _collapse(self, cat: Catalog, w: WindowPerformance, perf: dict[str, float]):
+        c = self.config
+        if perf.get("labels", 0.0) < c.min_labels_for_performance:
+            return []
+        dets = []
+        checks = [(m, v, True) for m, v in c.performance_floors.items()]
+        checks += [(m, v, False) for m, v in c.performance_ceilings.items()]
+        for metric, bound, floor in checks:
+            if metric not in perf:
+                continue
+            value = perf[metric]
+            bad = value < bound if floor else value > bound
+            dets.append(Detection(
+                model=cat.model, kind=DetectionKind.PERFORMANCE_COLLAPSE, subject=metric,
+                detector="floor" if floor else "ceiling", value=value, threshold=bound,
+                event_time_ms=w.end_ms, model_version=cat.version, active=bad,
+                window_start_ms=w.start_ms, window_end_ms=w.end_ms,
+                details={"labels": str(int(perf["labels"]))},
+            ))
+        return dets
+
+    def _concept_detection(
+        self, cat: Catalog, box: VoteBox, w: WindowPerformance | None = None
+    ) -> Detection:
+        met, votes = box.evaluate()
+        c = self.config
+        regression = self.config.task_for(cat.model) == "regression" or (
+            w is not None and w.reg.n > w.cls.n)
+        n_b = sum(f.n_before for _, f in votes)
+        n_a = sum(f.n_after for _, f in votes)
+        before = sum(f.before * f.n_before for _, f in votes) / n_b if n_b else math.nan
+        after = sum(f.after * f.n_after for _, f in votes) / n_a if n_a else math.nan
+        t = max((f.event_time_ms for _, f in votes), default=box.clock_ms)
+        if w is not None:
+            ws, we = w.start_ms, w.end_ms
+        else:
+            ws = (t // c.window_ms) * c.window_ms
+            we = ws + c.window_ms
+        detector = c.regression_detector if regression else c.detector
+        return Detection(
+            model=cat.model, kind=DetectionKind.CONCEPT_DRIFT,
+            subject="mean_absolute_error" if regression else "error_rate",
+            detector=f"{detector}/quorum", value=0.0 if math.isnan(after) else after,
+            threshold=0.0 if math.isnan(before) else before,
+            event_time_ms=int(t if w is None else w.end_ms), model_version=cat.version,
+            active=bool(met and box.active), window_start_ms=ws, window_end_ms=we,
+            details={
+                "before": f"{before:.6g}", "after": f"{after:.6g}",
+                "votes": str(len(votes)), "required": str(box.required()),
+                "partitions": ",".join(str(p) for p, _ in votes),
+                "fired_at_ms": ",".join(str(f.event_time_ms) for _, f in votes),
+            },
+        )
+
+    def _concept(self, b: _Batch, out: LabelOutputs) -> None:
+        for cid, box in self.votes.items():
+            met, _ = box.evaluate()
+            if met == box.active:
+                continue
+            box.active = met
+            cat = self.catalogs[cid]
+            if met:
+                box.active_since_ms = box.clock_ms
+            det = self._concept_detection(cat, box)
+            out.detections.append(det)
+            b.puts[b"v" + _BE2.pack(cid)] = box.to_bytes()
