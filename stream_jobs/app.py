@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady, ProducerSendError
 from faust.types import TP
 from prometheus_client import (
     CollectorRegistry,
@@ -81,15 +84,23 @@ def create_worker(
         value_serializer="raw",
     )
 
+    pending: deque[Outgoing] = deque()
+
     async def send_all(outgoing: list[Outgoing]) -> None:
-        for rec in outgoing:
-            await app.send(
+        """Send and wait for the broker's acknowledgement, so that the source offset is
+        committed only after its dead letters / outputs are stored (at-least-once)."""
+        pending.extend(outgoing)
+        while pending:
+            rec = pending[0]
+            fut = await app.send(
                 rec.topic,
                 key=rec.key,
                 value=rec.value,
                 key_serializer="raw",
                 value_serializer="raw",
             )
+            await fut
+            pending.popleft()
 
     @app.agent(predictions, name="predictions")
     async def on_predictions(stream: faust.StreamT) -> AsyncIterator[None]:
@@ -108,11 +119,14 @@ def create_worker(
 
     @app.timer(config.window_poll_s)
     async def poll_outputs() -> None:
+        if not app.producer.started or app.should_stop:
+            return
         now = time.time()
-        for poller in pollers or []:
-            outgoing = poller.poll(now)
-            if outgoing:
-                await send_all(outgoing)
+        outgoing = [rec for poller in pollers or [] for rec in poller.poll(now)]
+        try:
+            await send_all(outgoing)
+        except (NotReady, ProducerSendError, KafkaError) as exc:
+            log.warning("outputs kept for the next tick (%d pending): %r", len(pending), exc)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: set[TP], **_: object) -> None:

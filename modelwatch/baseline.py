@@ -1,0 +1,53 @@
+"""Reference profiles for the simulated model: its baseline (no phases) traffic, profiled.
+
+The demo and the tests publish this so that the worker has something to compare against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Producer
+
+from producers.simulator.model import generate
+from producers.simulator.scenario import Scenario
+from schemas.topics import TopicNames
+from stream_jobs.reference.io import encode_profile, profile_key
+from stream_jobs.reference.profile import build_profile
+
+
+def simulated_reference(
+    scenario: Scenario, model: str, version: str = "", n_events: int = 50_000, seed: int = 12345
+) -> dict[str, Any]:
+    """Profile ``n_events`` of the scenario's model with every phase removed (normal traffic)."""
+    baseline = dataclasses.replace(scenario, phases=[])
+    batches = [p for p, _ in generate(baseline, n_events, seed, model=model, labels=False) if p]
+    numeric = {k: np.concatenate([b.numeric[k] for b in batches]) for k in batches[0].numeric}
+    categorical = {
+        k: [v for b in batches for v in b.categorical[k].values()] for k in batches[0].categorical
+    }
+    score = np.concatenate([b.score for b in batches if b.score is not None])
+    return build_profile(
+        model,
+        version,
+        numeric=numeric,
+        categorical=categorical,
+        prediction=score,
+        source=f"simulator baseline of scenario {scenario.name!r} ({n_events} events)",
+    )
+
+
+def publish_reference(
+    bootstrap: str, profile: dict[str, Any], topics: TopicNames | None = None
+) -> None:
+    topics = topics or TopicNames()
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(
+        topics.references, key=profile_key(profile).encode(), value=encode_profile(profile)
+    )
+    if producer.flush(15) != 0:
+        raise RuntimeError(
+            f"could not publish the reference profile of {profile['model']} to {bootstrap}"
+        )
