@@ -43,7 +43,7 @@ class ColumnDetectors:
         adwin_delta: float = 0.002,
         ph_delta: float = 0.5,
         ph_threshold: float = 25.0,
-        kswin_every: int = 200,
+        kswin_every: int = 1_000,
         kswin_alpha: float = 0.0001,
     ) -> None:
         self.model, self.model_version, self.subject = model, model_version, subject

@@ -4,7 +4,9 @@ Events are spread over partitions by prediction_id, so every partition sees a ra
 sample of the model's traffic and a real change makes the detectors of *several*
 partitions fire at about the same event time, while false alarms are independent. A
 detection is emitted for (model, version, subject, detector) once ``quorum`` distinct
-partitions fired within ``vote_window_ms`` of event time; the votes are then cleared.
+partitions fired within ``vote_window_ms`` of event time; the votes are then cleared and,
+for one more ``vote_window_ms``, later firings of the same key are absorbed (the other
+partitions seeing the same change do not make a second detection).
 ``quorum="majority"`` means more than half of the partitions that had data for the model
 recently; an integer quorum is capped at that number (a worker that sees one partition
 decides alone).
@@ -18,6 +20,8 @@ True
 >>> d = v.update(f(3, 30_000), partitions_with_data=4)
 >>> str(d.kind), d.subject, d.detector, d.value, d.threshold, d.partition, d.details["partitions"]
 ('feature_drift', 'x', 'adwin', 2.0, 2.0, 3, '0,3')
+>>> v.update(f(1, 40_000), partitions_with_data=4) is None   # same change: absorbed
+True
 >>> v.update(f(1, 200_000), partitions_with_data=4) is None  # votes were cleared
 True
 """
@@ -41,6 +45,7 @@ class VoteCombiner:
         self.quorum = quorum
         self.vote_window_ms = int(vote_window_ms)
         self.votes: dict[tuple[str, str, str, str], dict[int, Firing]] = {}
+        self.emitted: dict[tuple[str, str, str, str], int] = {}  # key -> event time
 
     def needed(self, partitions_with_data: int) -> int:
         p = max(1, partitions_with_data)
@@ -48,6 +53,9 @@ class VoteCombiner:
 
     def update(self, firing: Firing, partitions_with_data: int) -> Detection | None:
         key = (firing.model, firing.model_version, firing.subject, firing.detector)
+        last = self.emitted.get(key)
+        if last is not None and firing.event_time_ms - last <= self.vote_window_ms:
+            return None
         votes = self.votes.setdefault(key, {})
         horizon = firing.event_time_ms - self.vote_window_ms
         for p in [p for p, f in votes.items() if f.event_time_ms < horizon]:
@@ -57,6 +65,7 @@ class VoteCombiner:
         if len(votes) < need:
             return None
         del self.votes[key]
+        self.emitted[key] = firing.event_time_ms
         first = min(f.event_time_ms for f in votes.values())
         kind = (
             DetectionKind.PREDICTION_DRIFT
@@ -85,6 +94,8 @@ class VoteCombiner:
     def expire_model(self, model: str, max_event_ms: int) -> None:
         """Forget a model's votes older than the vote window (bounded memory)."""
         horizon = max_event_ms - self.vote_window_ms
+        for key in [k for k, t in self.emitted.items() if k[0] == model and t < horizon]:
+            del self.emitted[key]
         for key in [k for k in self.votes if k[0] == model]:
             votes = self.votes[key]
             for p in [p for p, f in votes.items() if f.event_time_ms < horizon]:

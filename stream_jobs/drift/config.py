@@ -46,7 +46,9 @@ class DriftConfig(BaseModel):
         default_factory=dict, description='keyed "model/feature" or "feature"'
     )
     # sketches
-    kll_k: int = Field(200, ge=8)
+    kll_k: int = Field(
+        400, ge=8, description="KLL k; 400 keeps the KS false-verdict rate at ~alpha up to n=1000"
+    )
     category_cap: int = Field(100, ge=1)
     # data quality (absolute thresholds on ratios of the window's events)
     missing_rate_rise: float = Field(0.1, description="window missing ratio - reference ratio")
@@ -64,7 +66,9 @@ class DriftConfig(BaseModel):
     adwin_delta: float = 0.002
     ph_delta: float = 0.5
     ph_threshold: float = 25.0
-    kswin_sample_every: int = Field(200, ge=1, description="KSWIN sees one raw value in this many")
+    kswin_sample_every: int = Field(
+        1_000, ge=1, description="KSWIN sees one raw value in this many"
+    )
     kswin_alpha: float = 0.0001
     kswin_columns: list[str] | None = Field(
         default_factory=lambda: ["__prediction__"],

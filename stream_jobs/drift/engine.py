@@ -304,6 +304,7 @@ class DriftEngine:
                 "late_pending": self.late_pending,
                 "late_total": self.late_total,
                 "votes": self.votes.votes,
+                "emitted": self.votes.emitted,
                 "firings": [d.to_record() for d in self._firings],
             },
             protocol=pickle.HIGHEST_PROTOCOL,
@@ -327,5 +328,6 @@ class DriftEngine:
         engine.late_pending = s["late_pending"]
         engine.late_total = s["late_total"]
         engine.votes.votes = s["votes"]
+        engine.votes.emitted = s["emitted"]
         engine._firings = [Detection.from_record(r) for r in s["firings"]]
         return engine
