@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 
 WORKER = "worker"
-NOTIFIER = "notifier"
+NOTIFIER = "notifier"  # the alerting processes: `modelwatch evaluate` and `modelwatch notify`
 PROCESS = "process"
 
 JOBS = {WORKER: "modelwatch-worker", NOTIFIER: "modelwatch-notifier"}
@@ -213,6 +213,13 @@ METRICS: tuple[Metric, ...] = (
         "Windows closed and published.",
         group="drift",
     ),
+    _m(
+        "modelwatch_features_not_exported",
+        "gauge",
+        "model",
+        "Features left out of per-feature series by the cardinality cap.",
+        group="drift",
+    ),
     # performance
     _m(
         "modelwatch_labels_joined_total",
@@ -275,6 +282,46 @@ METRICS: tuple[Metric, ...] = (
         component=NOTIFIER,
         group="alerts",
     ),
+    _m(
+        "modelwatch_alert_events_total",
+        "counter",
+        "status,severity",
+        "AlertEvents published (firing and resolved).",
+        component=NOTIFIER,
+        group="alerts",
+    ),
+    _m(
+        "modelwatch_evaluator_detections_total",
+        "counter",
+        "outcome",
+        "Detections consumed by the alert evaluator, by outcome.",
+        component=NOTIFIER,
+        group="alerts",
+    ),
+    _m(
+        "modelwatch_retrain_requests_total",
+        "counter",
+        "model",
+        "Retrain requests published.",
+        component=NOTIFIER,
+        group="alerts",
+    ),
+    _m(
+        "modelwatch_notification_attempts_total",
+        "counter",
+        "sink",
+        "Delivery attempts, retries included.",
+        component=NOTIFIER,
+        group="alerts",
+    ),
+    _m(
+        "modelwatch_notifier_open_alerts",
+        "gauge",
+        "",
+        "Firing alerts held by this notifier.",
+        component=NOTIFIER,
+        group="alerts",
+    ),
     # standard process metrics of prometheus_client (every modelwatch process)
     _m(
         "process_cpu_seconds_total",
@@ -309,7 +356,7 @@ def render_markdown() -> str:
     """The Markdown "Metrics reference" table."""
     where = {
         WORKER: "worker (`:9108`)",
-        NOTIFIER: "notifier (`:9109`)",
+        NOTIFIER: "alerting: `evaluate` / `notify` (`:9109`)",
         PROCESS: "every process",
     }
     lines = [

@@ -20,8 +20,8 @@ from modelwatch.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROM = ROOT / "infra" / "prometheus"
-REQUIRED = {"kafka", "topics", "worker", "notifier", "simulator", "prometheus", "alertmanager",
-            "grafana"}
+REQUIRED = {"kafka", "topics", "worker", "evaluator", "notifier", "simulator", "prometheus",
+            "alertmanager", "grafana"}
 
 
 def compose() -> dict[str, Any]:
@@ -58,7 +58,7 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_the_stack_has_every_service() -> None:
     assert set(services()) >= REQUIRED
-    assert set(modelwatch_services()) == {"topics", "worker", "notifier", "simulator"}
+    assert set(modelwatch_services()) == {"topics", "worker", "evaluator", "notifier", "simulator"}
 
 
 def test_kafka_is_the_official_image_in_kraft_mode() -> None:
@@ -84,7 +84,7 @@ def test_topic_creator_runs_once_before_the_workers() -> None:
     assert s["topics"]["command"] == ["modelwatch", "topics", "create"]
     assert s["topics"]["restart"] == "no"
     assert s["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
-    for name in ("worker", "notifier", "simulator"):
+    for name in ("worker", "evaluator", "notifier", "simulator"):
         assert s[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 
 
@@ -95,24 +95,38 @@ def test_worker_is_scalable() -> None:
     assert "hostname" not in worker
 
 
-@pytest.mark.parametrize(("service", "job", "subcommand"), [
-    ("worker", "modelwatch-worker", "worker"),
-    ("notifier", "modelwatch-notifier", "notify"),
+@pytest.mark.parametrize(("service", "job", "subcommand", "local_port"), [
+    ("worker", "modelwatch-worker", "worker", "9108"),
+    ("evaluator", "modelwatch-notifier", "evaluate", "9109"),
+    ("notifier", "modelwatch-notifier", "notify", "9110"),
 ])
-def test_metrics_ports_match_the_scrape_targets(service: str, job: str, subcommand: str) -> None:
+def test_metrics_ports_match_the_scrape_targets(
+    service: str, job: str, subcommand: str, local_port: str
+) -> None:
     s = services()[service]
     assert s["command"][1] == subcommand
     port = flag(s["command"], "--metrics-port")
     assert env(s)["MODELWATCH_METRICS_PORT"] == port
     assert port in [str(p) for p in s["expose"]]
+    assert "ports" not in s and "container_name" not in s
     prom = yaml.safe_load((PROM / "prometheus.yml").read_text())
     (scrape,) = [c for c in prom["scrape_configs"] if c["job_name"] == job]
-    (sd,) = scrape["dns_sd_configs"]  # one target per replica
-    assert sd["names"] == [service] and sd["type"] == "A"
+    (sd,) = scrape["dns_sd_configs"]  # one target per replica of each service
+    assert service in sd["names"] and sd["type"] == "A"
     assert str(sd["port"]) == port
     local = yaml.safe_load((PROM / "prometheus.local.yml").read_text())
     (scrape,) = [c for c in local["scrape_configs"] if c["job_name"] == job]
-    assert scrape["static_configs"][0]["targets"] == [f"127.0.0.1:{port}"]
+    assert f"127.0.0.1:{local_port}" in scrape["static_configs"][0]["targets"]
+
+
+def test_every_scrape_target_is_a_service() -> None:
+    prom = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    s = services()
+    for scrape in prom["scrape_configs"]:
+        for sd in scrape.get("dns_sd_configs", []):
+            for name in sd["names"]:
+                assert name in s, name
+                assert str(sd["port"]) in [str(p) for p in s[name]["expose"]], name
 
 
 def test_alertmanager_target_and_grafana_datasource_match_services() -> None:
@@ -145,7 +159,13 @@ def test_files_named_in_commands_are_mounted() -> None:
                 return ROOT / src / container_path[len(dst):].lstrip("/")
         raise AssertionError(f"{container_path} is not mounted")
 
-    assert host_path(flag(s["simulator"]["command"], "--scenario")).is_file()
+    scenario = host_path(flag(s["simulator"]["command"], "--scenario"))
+    assert scenario.is_file()
+    from producers.simulator.scenario import Scenario
+
+    loaded = Scenario.load(scenario)
+    kinds = {p.kind for p in loaded.phases}
+    assert {"normal", "feature_drift", "latency_spike", "error_burst"} <= kinds
     assert host_path(env(s["notifier"])["MODELWATCH_ROUTES_FILE"]).is_file()
     for arg in s["prometheus"]["command"] + s["alertmanager"]["command"]:
         if arg.startswith("--config.file="):
@@ -165,6 +185,14 @@ def test_environment_variables_are_read_by_the_code() -> None:
     dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
     for var in re.findall(r"\b(MODELWATCH_\w+)=", dockerfile):
         assert var in read, var
+
+
+def test_notifier_state_is_kept_in_a_volume() -> None:
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
+    (data_dir,) = re.findall(r"MODELWATCH_DATA_DIR=(\S+)", dockerfile)
+    volumes = services()["notifier"]["volumes"]
+    assert any(v.split(":")[1] == data_dir and not v.startswith(".") for v in volumes)
+    assert data_dir in dockerfile.split("install -d", 1)[1]  # created, owned by the user
 
 
 def test_notifier_routes_file_is_valid() -> None:

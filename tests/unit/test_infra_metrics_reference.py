@@ -22,7 +22,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 ref = _load("infra_metrics_reference", ROOT / "infra" / "metrics_reference.py")
 
-# the stable contract of issue 6 (worker :9108, notifier :9109)
+# the stable contract of issue 6 (worker :9108; evaluator and notifier :9109)
 CONTRACT = {
     "modelwatch_predictions_total": ("model", "version", "status"),
     "modelwatch_prediction_errors_total": ("model", "version", "error_type"),
@@ -83,7 +83,8 @@ def test_markdown_table() -> None:
     assert len(lines) == 2 + len(ref.METRICS)
     assert "| `modelwatch_consumer_lag` | gauge | `topic`, `partition` | worker (`:9108`) |" in text
     assert (
-        "| `modelwatch_alerts_firing` | gauge | `model`, `severity` | notifier (`:9109`) |" in text
+        "| `modelwatch_alerts_firing` | gauge | `model`, `severity` | alerting: `evaluate` / "
+        "`notify` (`:9109`) |" in text
     )
     assert all(line.count("|") == 6 for line in lines)
 
