@@ -31,15 +31,15 @@ def _cuts(n: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
     return [0, *cuts], [*cuts, n]
 
 
-def test_detectors_quiet_without_change_and_fire_on_variance_change() -> None:
+def test_detectors_quiet_without_change_and_all_fire_on_a_shift() -> None:
     rng = np.random.default_rng(1)
     d = ColumnDetectors("m", "1", "x", 0, mean=0.0, std=1.0, kswin_every=50)
     n = 40_000
     quiet = d.update(rng.normal(size=n), np.arange(n), offset=0)
     assert quiet == []
-    # a variance change leaves the chunk means alone: only KSWIN (raw sample) sees it
-    loud = d.update(rng.normal(0, 3, 20_000), np.arange(n, n + 20_000), offset=1)
-    assert "kswin" in {f.detector for f in loud}
+    loud = d.update(rng.normal(2, 1, 20_000), np.arange(n, n + 20_000), offset=1)
+    assert {f.detector for f in loud} == {"adwin", "page_hinkley", "kswin"}
+    assert all(f.event_time_ms >= n and f.offset == 1 for f in loud)
 
 
 def test_vote_majority_and_cap_by_partitions_with_data() -> None:
