@@ -93,7 +93,7 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "partition": ("0", "1"),
     "error_kind": ("decode", "invalid"),
     "feature": ("age", "plan"),
-    "test": ("psi", "wasserstein", "jensen_shannon", "ks"),
+    "test": ("psi", "wasserstein", "jensenshannon", "ks", "chisquare"),
     "detector": ("adwin", "page_hinkley"),
     "metric": ("accuracy", "f1", "precision", "recall", "log_loss", "roc_auc", "mae", "rmse"),
     "kind": ("feature_drift", "concept_drift", "no_traffic"),
