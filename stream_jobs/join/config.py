@@ -39,7 +39,7 @@ class LabelConfig(BaseModel):
                                                    "metric -> highest healthy value, e.g. "
                                                    "{'mae': 3.0}")
     # ---- concept drift ----------------------------------------------------------------
-    detector: Literal["ddm", "eddm", "hddm_a", "hddm_w", "fhddm"] = "hddm_a"
+    detector: Literal["ddm", "eddm", "hddm_a", "hddm_w", "fhddm"] = "fhddm"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     regression_detector: Literal["adwin"] = "adwin"
     regression_detector_params: dict[str, Any] = Field(default_factory=dict)
