@@ -3,8 +3,9 @@
 Classification feeds a 0/1 error per joined label to one of river's *binary* detectors
 (``river.drift.binary``: DDM, EDDM, HDDMA, HDDMW, FHDDM); regression feeds the absolute
 error to ADWIN. Defaults come from measurements (``detector_sweep`` in
-``tests/bench/bench_labels.py`` reruns them) on Bernoulli error streams of one partition: false alarms per 10k stationary samples at error rates 0.05 / 0.15 / 0.30 and
-the median delay (samples) after a jump 0.1→0.2 / 0.2→0.4 / 0.05→0.3, 10-20 seeds each;
+``tests/bench/bench_labels.py`` reruns them) on Bernoulli error streams of one
+partition: false alarms per 10k stationary samples at error rates 0.05 / 0.15 / 0.30
+and the median delay (samples) after a jump 0.1→0.2 / 0.2→0.4 / 0.05→0.3, 10-20 seeds;
 only *rises* count (see :mod:`stream_jobs.concept.monitor`):
 
 =================================  ===================  ====================  =========
