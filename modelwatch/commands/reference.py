@@ -1,0 +1,232 @@
+"""``modelwatch reference build|pin|show``: reference profiles from training data or a pinned
+production window, written to a file and/or published to the compacted references topic."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def load_table(path: Path, columns: list[str] | None = None) -> dict[str, Any]:
+    """CSV or Parquet into ``{column: float64 array (NaN = missing) | list[str | None]}``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if path.suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=columns)
+    else:
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(path)
+        if columns:
+            table = table.select(columns)
+    out: dict[str, Any] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            out[name] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            out[name] = [None if v is None else str(v) for v in col.to_pylist()]
+    return out
+
+
+def build_from_table(
+    model: str,
+    version: str,
+    data: dict[str, Any],
+    features: list[str] | None,
+    label_col: str | None,
+    prediction_col: str | None,
+    source: str,
+) -> dict[str, Any]:
+    import numpy as np
+
+    from stream_jobs.reference.profile import build_profile
+
+    missing = [c for c in (features or []) + [label_col, prediction_col] if c and c not in data]
+    if missing:
+        raise typer.BadParameter(f"columns not in the data: {missing}; have {sorted(data)}")
+    names = features or [c for c in data if c not in (label_col, prediction_col)]
+    numeric = {n: data[n] for n in names if isinstance(data[n], np.ndarray)}
+    categorical = {n: data[n] for n in names if not isinstance(data[n], np.ndarray)}
+    return build_profile(
+        model,
+        version,
+        numeric=numeric,
+        categorical=categorical,
+        prediction=data[prediction_col] if prediction_col else None,
+        label=data[label_col] if label_col else None,
+        source=source,
+    )
+
+
+def publish_profile(record: dict[str, Any], bootstrap: str | None = None) -> str:
+    """Produce the profile to the references topic keyed ``model/version``; returns topic."""
+    from confluent_kafka import Producer
+
+    from modelwatch.settings import load_settings
+    from stream_jobs.reference.io import encode_profile, profile_key
+
+    settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
+    topic = settings.topics().references
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 8_000_000})
+    producer.produce(
+        topic,
+        key=profile_key(record).encode(),
+        value=encode_profile(record),
+        on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
+    )
+    if producer.flush(15.0) or errors:
+        raise RuntimeError(f"publishing to {topic} failed: {errors or 'timed out'}")
+    return topic
+
+
+def find_window(
+    model: str, start_ms: int, version: str | None, bootstrap: str | None, timeout_s: float
+) -> dict[str, Any] | None:
+    """Read the window-stats topic from the beginning; the last matching window wins."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from modelwatch.settings import load_settings
+    from schemas.codec import DecodeError, default_codec
+
+    settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
+    topic = settings.topics().window_stats
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"modelwatch-reference-pin-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    codec = default_codec()
+    found = None
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        ends = {
+            tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in parts
+        }
+        consumer.assign(parts)
+        pending = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+            try:
+                rec = codec.decode(msg.value(), expect=("WindowStats",)).record
+            except DecodeError:
+                continue
+            if (
+                rec["model"] == model
+                and rec["window_start_ms"] == start_ms
+                and (version is None or rec["model_version"] == version)
+            ):
+                found = rec
+    finally:
+        consumer.close()
+    return found
+
+
+def register(app: typer.Typer) -> None:
+    ref_app = typer.Typer(help="Reference profiles: build from training data, pin a window.")
+    app.add_typer(ref_app, name="reference")
+
+    @ref_app.command("build")
+    def build(
+        model: str = typer.Option(..., help="model name"),
+        version: str = typer.Option("", help="model version ('' = every version)"),
+        data: Path = typer.Option(..., exists=True, dir_okay=False, help="train.csv|.parquet"),
+        features: list[str] = typer.Option(
+            None, "--features", help="feature columns (repeat or comma-separate; default all)"
+        ),
+        label_col: str = typer.Option(None, help="label column"),
+        prediction_col: str = typer.Option(None, help="prediction (score or class) column"),
+        out: Path = typer.Option(None, help="also write the profile here (.avro or .json)"),
+        publish: bool = typer.Option(
+            True, "--publish/--no-publish", help="to the references topic"
+        ),
+        bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
+    ) -> None:
+        """Profile training data as the model's reference."""
+        from stream_jobs.reference.io import write_profile
+
+        names = [f for item in features or [] for f in item.split(",") if f] or None
+        cols = None if names is None else [*names, *(c for c in (label_col, prediction_col) if c)]
+        table = load_table(data, cols)
+        record = build_from_table(
+            model, version, table, names, label_col, prediction_col, str(data)
+        )
+        n = max((c["count"] for c in record["features"]), default=0)
+        console.print(f"profiled {len(record['features'])} features over {n} rows of {data}")
+        if out:
+            write_profile(out, record)
+            console.print(f"wrote {out}")
+        if publish:
+            console.print(f"published to {publish_profile(record, bootstrap)}")
+
+    @ref_app.command("pin")
+    def pin(
+        model: str = typer.Option(..., help="model name"),
+        window: int = typer.Option(..., help="window start, epoch milliseconds"),
+        version: str = typer.Option(None, help="only this model version's window"),
+        out: Path = typer.Option(None, help="also write the profile here (.avro or .json)"),
+        publish: bool = typer.Option(
+            True, "--publish/--no-publish", help="to the references topic"
+        ),
+        timeout: float = typer.Option(30.0, help="seconds to read the window-stats topic"),
+        bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
+    ) -> None:
+        """Pin a production window (from the window-stats topic) as the reference."""
+        from stream_jobs.reference.io import write_profile
+        from stream_jobs.reference.profile import profile_from_window
+
+        stats = find_window(model, window, version, bootstrap, timeout)
+        if stats is None:
+            console.print(f"[red]no window of {model} starting at {window} in window-stats[/]")
+            raise typer.Exit(1)
+        record = profile_from_window(stats)
+        console.print(f"pinned window {window} of {model} ({stats['count']} events)")
+        if out:
+            write_profile(out, record)
+            console.print(f"wrote {out}")
+        if publish:
+            console.print(f"published to {publish_profile(record, bootstrap)}")
+
+    @ref_app.command("show")
+    def show(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+        """Summarise a profile file."""
+        from rich.table import Table
+
+        from stream_jobs.reference.io import read_profile
+
+        rec = read_profile(path)
+        table = Table(title=f"{rec['model']} {rec['model_version'] or '(any version)'}")
+        for c in ("column", "kind", "count", "missing", "mean", "std", "min", "max", "unique"):
+            table.add_column(c)
+        extra = [c for c in (rec.get("prediction"), rec.get("label")) if c]
+        for c in rec["features"] + extra:
+            table.add_row(
+                *(str(c[k]) if not isinstance(c[k], float) else f"{c[k]:.4g}"
+                  for k in ("name", "kind", "count", "missing")),
+                *("" if c[k] is None else f"{c[k]:.4g}" for k in ("mean", "std", "min", "max")),
+                str(c["unique"]),
+            )  # fmt: skip
+        Console().print(table)
