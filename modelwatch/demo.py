@@ -18,8 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 
+from modelwatch.baseline import publish_reference, simulated_reference
 from modelwatch.broker import EmbeddedBroker, free_port
 from modelwatch.live_view import _by_labels, drift_rows, golden_rows, render
+from producers.simulator.scenario import Scenario
 from schemas.codec import DecodeError, default_codec
 from schemas.topics import TopicNames
 
@@ -130,6 +132,10 @@ def run_demo(
             "MODELWATCH_DATA_DIR": str(log_dir / "state"),
         }
         console.print(f"[green]broker[/] {broker.bootstrap}   logs in {log_dir}/")
+        plan = Scenario.load(scenario)
+        model = plan.model or "churn-classifier"
+        publish_reference(broker.bootstrap, simulated_reference(plan, model), topics)
+        console.print(f"[green]reference[/] published for {model} (baseline traffic profile)")
         children.append(
             Child(
                 "worker", ["worker"], {**env, "MODELWATCH_METRICS_PORT": str(metrics_port)}, log_dir
