@@ -397,6 +397,7 @@ def performance_section(data: ReportData, versions: Sequence[str]) -> str:
             ))  # fmt: skip
         ref_v = ref_perf.get(m)
         chart = svg.line_chart(series, threshold=ref_v, threshold_label="reference",
+            threshold_color=svg.AXIS_COLOR,
                                height=140, label=f"{m} over time")  # fmt: skip
         note = f" (reference {fmt_num(ref_v)}, dashed)" if ref_v is not None else ""
         figs.append(f"<figure><figcaption>{esc(m)}{esc(note)}</figcaption>{chart}</figure>")

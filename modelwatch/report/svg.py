@@ -47,14 +47,25 @@ def fmt_num(value: float | None) -> str:
         return f"{v / 1e6:.3g}M"
     if a >= 1e4:
         return f"{v / 1e3:.3g}k"
+    if a >= 1e3:
+        return f"{v:.0f}"
     if a != 0 and a < 1e-3:
         return f"{v:.2e}"
     return f"{v:.3g}"
 
 
-def fmt_time(ms: float) -> str:
-    """Epoch milliseconds as a short UTC label (``MM-DD HH:MM``)."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%m-%d %H:%M")
+def fmt_time(ms: float, short: bool = False) -> str:
+    """Epoch milliseconds as a UTC label: ``MM-DD HH:MM``, or ``HH:MM`` when ``short``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M" if short else "%m-%d %H:%M")
+
+
+def fmt_share(value: float) -> str:
+    """A fraction as a percentage without spurious digits.
+
+    >>> fmt_share(0.025), fmt_share(0.5), fmt_share(0)
+    ('2.5%', '50%', '0')
+    """
+    return f"{value * 100:.3g}%" if value else "0"
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -140,15 +151,16 @@ def _y_axis(f: _Frame, fmt: Callable[[float], str] = fmt_num) -> str:
     return "".join(out)
 
 
-def _x_axis(f: _Frame, is_time: bool, count: int = 5) -> str:
+def _x_axis(f: _Frame, is_time: bool) -> str:
     out = []
+    span = f.xhi - f.xlo
+    short = is_time and span < 20 * 3600 * 1000
+    count = max(2, min(5, int((f.x1 - f.x0) // (70 if short else 110)) + 1))
     if is_time:
-        span = f.xhi - f.xlo
         ticks = [f.xlo + span * i / (count - 1) for i in range(count)]
-        fmt: Callable[[float], str] = fmt_time
     else:
         ticks = nice_ticks(f.xlo, f.xhi, count)
-        fmt = fmt_num
+    fmt: Callable[[float], str] = (lambda t: fmt_time(t, short)) if is_time else fmt_num
     for i, t in enumerate(ticks):
         x = f.px(t)
         anchor = (
@@ -180,6 +192,7 @@ def line_chart(
     x_is_time: bool = True,
     threshold: float | None = None,
     threshold_label: str = "threshold",
+    threshold_color: str = DRIFT_COLOR,
     y_min: float | None = None,
     y_max: float | None = None,
     label: str = "line chart",
@@ -204,7 +217,7 @@ def line_chart(
     if threshold is not None:
         y = f.py(threshold)
         out.append(
-            f'<line x1="{f.x0}" x2="{f.x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="{DRIFT_COLOR}" '
+            f'<line x1="{f.x0}" x2="{f.x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="{threshold_color}" '
             f'stroke-dasharray="4 3" stroke-width="1"><title>{esc(threshold_label)} '
             f"{esc(fmt_num(threshold))}</title></line>"
         )
@@ -290,7 +303,7 @@ def histogram_overlay(
     f = _Frame(width, height)
     f.set_x(edges[0], edges[-1])
     f.set_y(0, max([*reference, *current, 1e-9]) * 1.05)
-    out = [_open(width, height, label), _y_axis(f, lambda v: f"{v:.0%}" if v else "0"),
+    out = [_open(width, height, label), _y_axis(f, fmt_share),
            _x_axis(f, False)]  # fmt: skip
     for i, mass in enumerate(reference):
         x0, x1 = f.px(edges[i]), f.px(edges[i + 1])
