@@ -61,6 +61,7 @@ from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection, DetectionKind
 from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.quorum import VoteBox
+from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.records import (
     HAS_CLASS,
@@ -75,7 +76,9 @@ from stream_jobs.join.records import (
 )
 from stream_jobs.join.store import KeyValueStore
 from stream_jobs.performance._codec import pack_strings, unpack_strings
+from stream_jobs.performance.label_drift import judge_label_drift
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
+from stream_jobs.reference.view import ReferenceView
 
 _BE8 = struct.Struct(">q")
 _BE2 = struct.Struct(">H")
@@ -128,9 +131,13 @@ class _Batch:
 
 
 class LabelEngine:
-    def __init__(self, config: LabelConfig, store: KeyValueStore) -> None:
+    def __init__(
+        self, config: LabelConfig, store: KeyValueStore, drift: DriftConfig | None = None
+    ) -> None:
         self.config = config
         self.store = store
+        self.drift = drift or DriftConfig()
+        self.references: dict[tuple[str, str], ReferenceView] = {}
         self.catalogs: dict[int, Catalog] = {}
         self._cid: dict[tuple[str, str], int] = {}
         self.windows: dict[tuple[int, int], WindowPerformance] = {}
@@ -166,6 +173,13 @@ class LabelEngine:
     def _new_votebox(self) -> VoteBox:
         c = self.config
         return VoteBox(c.quorum_fraction, c.quorum_min_votes, c.vote_window_ms)
+
+    def set_reference(self, model: str, version: str, ref: ReferenceView | None) -> None:
+        """Reference for label drift (``version=""``: any version of the model)."""
+        if ref is None:
+            self.references.pop((model, version), None)
+        else:
+            self.references[(model, version)] = ref
 
     def applied_offset(self, topic: str, partition: int) -> int:
         v = self.store.get(_offset_key(topic, partition))
@@ -453,6 +467,7 @@ class LabelEngine:
                 w.add_delays(delays[sel])
                 if regression:
                     w.reg.update(y_true[sel], y_pred[sel])
+                    w.add_label_values(y_true[sel])
                 else:
                     if w.cls.positive < 0 and pieces["positive"] >= 0:
                         w.cls.positive = pieces["positive"]
@@ -619,6 +634,12 @@ class LabelEngine:
             self.closed_before[cid] = max(self.closed_before.get(cid, NO_TIME), w.end_ms)
             b.puts[b"k" + _BE2.pack(cid)] = _I8.pack(self.closed_before[cid])
             doc = self._window_doc(cat, w, closed=True)
+            ref = self.references.get((cat.model, cat.version)) or self.references.get(
+                (cat.model, ""))
+            column, det = judge_label_drift(w, cat.classes, ref, self.drift)
+            doc["label"] = column
+            if det is not None:
+                out.detections.append(det)
             out.windows.append(doc)
             self.latest_closed[(cat.model, cat.version)] = doc
             out.detections.extend(self._collapse(cat, w, doc["performance"]))

@@ -30,6 +30,7 @@ from stream_jobs.performance._codec import pack_blobs, unpack_blobs
 from stream_jobs.performance.classification import ClassificationAccumulator
 from stream_jobs.performance.regression import RegressionAccumulator
 from stream_jobs.performance.slices import SliceTable
+from stream_jobs.windows.numeric import NumericPartial
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
 DELAY_BOUNDS_S = np.array(
@@ -67,6 +68,12 @@ class WindowPerformance:
         self.cls = ClassificationAccumulator(positive, auc_bins, ece_bins)
         self.reg = RegressionAccumulator()
         self.slices = SliceTable()
+        self.label_values: NumericPartial | None = None  # regression labels (label drift)
+
+    def add_label_values(self, values: np.ndarray, k: int = 200) -> None:
+        if self.label_values is None:
+            self.label_values = NumericPartial(k)
+        self.label_values.update(values)
 
     def add_delays(self, delays_s: np.ndarray) -> None:
         """Count joined labels with their delays (seconds)."""
@@ -97,6 +104,10 @@ class WindowPerformance:
         self.cls.merge(other.cls)
         self.reg.merge(other.reg)
         self.slices.merge(other.slices)
+        if other.label_values is not None:
+            if self.label_values is None:
+                self.label_values = NumericPartial(other.label_values.k)
+            self.label_values.merge(other.label_values)
 
     def metrics(self, class_names: list[str] | None = None) -> dict[str, float]:
         if self.task == REGRESSION or self.reg.n > self.cls.n:
@@ -131,11 +142,12 @@ class WindowPerformance:
             self.cls.to_bytes(),
             self.reg.to_bytes(),
             self.slices.to_bytes(),
+            b"" if self.label_values is None else self.label_values.to_bytes(),
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowPerformance:
-        head, model, version, task, delays, c, r, s = unpack_blobs(data)
+        head, model, version, task, delays, c, r, s, lv = unpack_blobs(data)
         start, end, n_pred, n_joined, dsum, dmin, dmax = _HEAD.unpack(head)
         w = cls(model.decode(), version.decode(), start, end, task=task.decode())
         w.n_predictions, w.n_joined = n_pred, n_joined
@@ -144,4 +156,5 @@ class WindowPerformance:
         w.cls = ClassificationAccumulator.from_bytes(c)
         w.reg = RegressionAccumulator.from_bytes(r)
         w.slices = SliceTable.from_bytes(s)
+        w.label_values = NumericPartial.from_bytes(lv) if lv else None
         return w

@@ -199,3 +199,29 @@ def test_rank_segments_finds_the_segment_that_broke():
         return sum(r[2] for r in rows) / sum(r[1] for r in rows)
     assert total_change == pytest.approx(overall(after) - overall(before), abs=1e-12)
     assert ranked[0]["performance_part"] > 10 * abs(ranked[0]["mix_part"])
+
+
+def test_label_drift_through_engine_against_reference():
+    from stream_jobs.reference.profile import build_profile
+    from stream_jobs.reference.view import ReferenceView
+
+    rng = np.random.default_rng(8)
+    e = LabelEngine(LabelConfig(label_horizon_ms=0), MemoryStore())
+    e.set_reference("m", "", ReferenceView(build_profile(
+        "m", "", numeric={}, label=list(rng.choice(["0", "1"], 5000, p=[0.9, 0.1])))))
+    n = 4000
+    ids = [str(i) for i in range(n)]
+    t = np.where(np.arange(n) < n // 2, 1_000, 61_000).astype(np.int64)
+    e.observe_predictions("p", 0, 0, PredictionColumns(
+        model="m", model_version="1", prediction_ids=ids, event_time_ms=t,
+        latency_ms=np.ones(n), status=np.zeros(n, np.int8),
+        predicted_class=CategoricalArray.from_values(["0"] * n)))
+    # first window: 10% positives like the reference; second: 40%
+    pos = rng.random(n) < np.where(np.arange(n) < n // 2, 0.1, 0.4)
+    e.observe_labels("l", 0, 0, LabelColumns(
+        model="m", prediction_ids=ids, event_time_ms=np.full(n, 500_000, dtype=np.int64),
+        label_class=CategoricalArray.from_values(["1" if p else "0" for p in pos])))
+    out = e.poll(500_000)
+    drift = [d for d in out.detections if d.kind == "label_drift"]
+    assert [d.active for d in drift] == [False, True]
+    assert out.windows[1]["label"]["categories"]["1"] == int(pos[n // 2:].sum())
