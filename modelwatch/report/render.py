@@ -4,10 +4,11 @@ The input is a :class:`~modelwatch.report.data.ReportData` (decoded ``WindowStat
 the applicable ``ReferenceProfile`` and the ``AlertEvent`` rows); the output is a string.
 Every user-controlled string is escaped on the way out.
 
-Per feature the page compares the reference distribution with the *current* one, which
-is the merge of every window in the range (KLL sketches merge exactly; category counts
-add up). Drift scores are threshold-relative (see :func:`~modelwatch.report.data.drift_score`):
-1.0 is the threshold, so tests with different scales share one axis.
+Per feature the page compares the reference distribution with the *current* one: the
+latest window in the range (the one the verdict line describes) and, dashed, the whole
+range (KLL sketches merge; category counts add up). Drift scores are threshold-relative
+(see :func:`~modelwatch.report.data.drift_score`): 1.0 is the threshold, so tests with
+different scales share one axis.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Column:
     reference: Record | None = None
     windows: list[Record] = field(default_factory=list)
     points: list[ScorePoint] = field(default_factory=list)
+    wrong_kind: int = 0
 
     @property
     def display(self) -> str:
@@ -105,6 +107,12 @@ def collect_columns(data: ReportData) -> list[Column]:
             col(v["column"]).points.append(
                 ScorePoint(_window_time(w), w.get("model_version", ""), drift_score(v), v)
             )
+
+    for c in cols.values():  # a column that arrived with the wrong kind appears twice
+        same = [r for r in c.windows if str(r.get("kind", c.kind)) == c.kind]
+        c.wrong_kind = sum(int(r.get("count") or 0) - int(r.get("missing") or 0)
+                           for r in c.windows if r not in same)  # fmt: skip
+        c.windows = same
 
     def order(c: Column) -> tuple[int, float, int, str]:
         latest = c.latest
@@ -167,12 +175,12 @@ def record_quantiles(rec: Record | None) -> dict[str, float]:
 
 
 def histogram(
-    ref: kll_doubles_sketch, cur: kll_doubles_sketch, bins: int = HIST_BINS
-) -> tuple[list[float], list[float], list[float]]:
-    """Common bin edges over both sketches' 0.5–99.5 % range and each one's mass per bin
-    (tails folded into the outer bins)."""
-    lo = min(ref.get_quantile(0.005), cur.get_quantile(0.005))
-    hi = max(ref.get_quantile(0.995), cur.get_quantile(0.995))
+    sketches: Sequence[kll_doubles_sketch], bins: int = HIST_BINS
+) -> tuple[list[float], list[list[float]]]:
+    """Common bin edges over the sketches' joint 0.5–99.5 % range and each sketch's mass
+    per bin (tails folded into the outer bins)."""
+    lo = min(s.get_quantile(0.005) for s in sketches)
+    hi = max(s.get_quantile(0.995) for s in sketches)
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = [lo + (hi - lo) * i / bins for i in range(bins + 1)]
@@ -184,50 +192,61 @@ def histogram(
         inner[-1] += pmf[-1]
         return [float(m) for m in inner]
 
-    return edges, mass(ref), mass(cur)
+    return edges, [mass(s) for s in sketches]
+
+
+def _counts(records: Iterable[Record | None]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        for k, v in ((r or {}).get("categories") or {}).items():
+            out[str(k)] = out.get(str(k), 0) + int(v)
+    return out
 
 
 def category_shares(
-    ref: Record | None, windows: Sequence[Record], top: int = MAX_CATEGORIES
-) -> tuple[list[str], list[float], list[float]]:
-    """Top categories (by the larger of the two shares) with reference and current shares;
-    the rest fold into ``(other)``."""
-    ref_counts = {str(k): int(v) for k, v in ((ref or {}).get("categories") or {}).items()}
-    cur_counts: dict[str, int] = {}
-    for w in windows:
-        for k, v in (w.get("categories") or {}).items():
-            cur_counts[str(k)] = cur_counts.get(str(k), 0) + int(v)
-    rt, ct = sum(ref_counts.values()) or 1, sum(cur_counts.values()) or 1
-    names = set(ref_counts) | set(cur_counts)
-    share = {n: (ref_counts.get(n, 0) / rt, cur_counts.get(n, 0) / ct) for n in names}
+    groups: Sequence[Sequence[Record | None]], top: int = MAX_CATEGORIES
+) -> tuple[list[str], list[list[float]]]:
+    """Category shares of each group of records (counts added within a group): the top
+    categories by their largest share, the rest folded into ``(other)``."""
+    counts = [_counts(g) for g in groups]
+    totals = [sum(c.values()) or 1 for c in counts]
+    names = set().union(*counts)
+    share = {n: [c.get(n, 0) / t for c, t in zip(counts, totals, strict=True)] for n in names}
     ranked = sorted((n for n in names if n != OTHER_CATEGORY), key=lambda n: (-max(share[n]), n))
     shown = ranked[:top]
     rest = [n for n in names if n not in shown]
     cats = list(shown)
-    refs = [share[n][0] for n in shown]
-    curs = [share[n][1] for n in shown]
+    cols = [[share[n][g] for n in shown] for g in range(len(groups))]
     if rest:
         cats.append("(other)")
-        refs.append(sum(share[n][0] for n in rest))
-        curs.append(sum(share[n][1] for n in rest))
-    return cats, refs, curs
+        for g in range(len(groups)):
+            cols[g].append(sum(share[n][g] for n in rest))
+    return cats, cols
 
 
 def distribution_chart(c: Column) -> str:
-    """The reference-vs-current chart of a column."""
+    """The reference-vs-current chart of a column: the latest window in solid blue and,
+    with more than one window, the whole range dashed."""
     label = f"{c.display}: reference vs current distribution"
+    latest = c.windows[-1:]
+    whole = c.windows if len(c.windows) > 1 else []
     if c.kind == "categorical":
         if not c.windows and not c.reference:
             return svg.empty_chart("no data")
-        cats, refs, curs = category_shares(c.reference, c.windows)
-        return svg.category_bars(cats, refs, curs, label=label)
+        groups: list[Sequence[Record | None]] = [[c.reference], latest] + ([whole] if whole else [])
+        cats, shares = category_shares(groups)
+        return svg.category_bars(cats, shares[0], shares[1], shares[2] if whole else None,
+                                 label=label)  # fmt: skip
     ref_s = _sketch((c.reference or {}).get("kll_sketch"))
-    cur_s = merged_sketch(c.windows) if c.windows else None
+    cur_s = merged_sketch(latest) if latest else None
+    whole_s = merged_sketch(whole) if whole else None
     if ref_s is not None and cur_s is not None:
-        edges, ref_m, cur_m = histogram(ref_s, cur_s)
-        return svg.histogram_overlay(edges, ref_m, cur_m, label=label)
+        edges, masses = histogram([ref_s, cur_s] + ([whole_s] if whole_s is not None else []))
+        return svg.histogram_overlay(edges, masses[0], masses[1],
+                                     masses[2] if whole_s is not None else None,
+                                     label=label)  # fmt: skip
     cur_q = sketch_quantiles(cur_s) if cur_s is not None else (
-        record_quantiles(c.windows[-1]) if c.windows else {})  # fmt: skip
+        record_quantiles(latest[0]) if latest else {})  # fmt: skip
     ref_q = record_quantiles(c.reference)
     if not ref_q and not cur_q:
         return svg.empty_chart("no distribution data")
@@ -296,8 +315,8 @@ def _stats_line(c: Column) -> str:
     ref = c.reference or {}
     count = sum(int(w.get("count") or 0) for w in c.windows)
     missing = sum(int(w.get("missing") or 0) for w in c.windows)
-    parts = [f"current: {fmt_num(count)} values, {missing / count:.1%} missing" if count
-             else "current: no values"]  # fmt: skip
+    parts = [f"range: {fmt_num(count)} values, {missing / count:.1%} missing" if count
+             else "range: no values"]  # fmt: skip
     if ref:
         rc = int(ref.get("count") or 0)
         rm = int(ref.get("missing") or 0)
@@ -311,6 +330,8 @@ def _stats_line(c: Column) -> str:
         parts.append(f"{fmt_num(oor)} out of reference range")
     if unseen:
         parts.append(f"{fmt_num(unseen)} unseen categories")
+    if c.wrong_kind:
+        parts.append(f"{fmt_num(c.wrong_kind)} values of the wrong kind")
     return f'<p class="muted">{esc(" · ".join(parts))}</p>'
 
 
@@ -322,6 +343,9 @@ def feature_card(c: Column, versions: Sequence[str]) -> str:
         badge, cls = "DRIFTED", "badge drift"
     else:
         badge, cls = "no drift", "badge ok"
+    legend = [("reference", svg.REFERENCE_COLOR), ("latest window", svg.CURRENT_COLOR)]
+    if len(c.windows) > 1:
+        legend.append((f"whole range ({len(c.windows)} windows)", svg.RANGE_COLOR))
     return (
         f'<section class="card feature{" drifted" if c.drifted else ""}" '
         f'data-feature="{esc(c.display)}" data-drifted="{str(c.drifted).lower()}">'
@@ -330,7 +354,7 @@ def feature_card(c: Column, versions: Sequence[str]) -> str:
         f"{_verdict_line(c)}{_stats_line(c)}"
         f'<div class="pair"><figure><figcaption>Reference vs current</figcaption>'
         f"{distribution_chart(c)}"
-        f"{_legend([('reference', svg.REFERENCE_COLOR), ('current (range)', svg.CURRENT_COLOR)])}"
+        f"{_legend(legend)}"
         f"</figure><figure><figcaption>Drift score over time (1 = threshold)</figcaption>"
         f"{score_chart(c, versions)}</figure></div></section>"
     )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 REFERENCE_COLOR = "#94a3b8"
 CURRENT_COLOR = "#2563eb"
+RANGE_COLOR = "#9333ea"
 DRIFT_COLOR = "#dc2626"
 OK_COLOR = "#16a34a"
 WARN_COLOR = "#f59e0b"
@@ -288,21 +289,22 @@ def histogram_overlay(
     edges: Sequence[float],
     reference: Sequence[float],
     current: Sequence[float],
+    whole: Sequence[float] | None = None,
     *,
     width: int = 420,
     height: int = 160,
     label: str = "histogram",
 ) -> str:
-    """Reference mass as grey bars, current mass as a blue step line, over ``edges``.
+    """Reference mass as grey bars, current mass as a blue step line, over ``edges``;
+    ``whole`` (e.g. the whole range) as a dashed purple step line when given.
 
-    ``reference`` and ``current`` are the probability mass in each of the
-    ``len(edges) - 1`` bins.
+    The sequences are the probability mass in each of the ``len(edges) - 1`` bins.
     """
     if len(edges) < 2:
         return empty_chart("no distribution", width, 60)
     f = _Frame(width, height)
     f.set_x(edges[0], edges[-1])
-    f.set_y(0, max([*reference, *current, 1e-9]) * 1.05)
+    f.set_y(0, max([*reference, *current, *(whole or ()), 1e-9]) * 1.05)
     out = [_open(width, height, label), _y_axis(f, fmt_share),
            _x_axis(f, False)]  # fmt: skip
     for i, mass in enumerate(reference):
@@ -314,14 +316,24 @@ def histogram_overlay(
             f"<title>{esc(f'reference [{fmt_num(edges[i])}, {fmt_num(edges[i + 1])}): {mass:.1%}')}"
             "</title></rect>"
         )
-    pts = [f"{f.px(edges[0]):.1f},{f.y0:.1f}"]
-    for i, mass in enumerate(current):
-        y = f.py(mass)
-        pts += [f"{f.px(edges[i]):.1f},{y:.1f}", f"{f.px(edges[i + 1]):.1f},{y:.1f}"]
-    pts.append(f"{f.px(edges[-1]):.1f},{f.y0:.1f}")
+
+    def steps(masses: Sequence[float]) -> str:
+        pts = [f"{f.px(edges[0]):.1f},{f.y0:.1f}"]
+        for i, mass in enumerate(masses):
+            y = f.py(mass)
+            pts += [f"{f.px(edges[i]):.1f},{y:.1f}", f"{f.px(edges[i + 1]):.1f},{y:.1f}"]
+        pts.append(f"{f.px(edges[-1]):.1f},{f.y0:.1f}")
+        return " ".join(pts)
+
+    if whole is not None:
+        out.append(
+            f'<polyline fill="none" stroke="{RANGE_COLOR}" stroke-width="1.4" '
+            f'stroke-dasharray="4 3" points="{steps(whole)}"><title>whole range</title>'
+            "</polyline>"
+        )
     out.append(
         f'<polyline fill="{CURRENT_COLOR}" fill-opacity="0.08" stroke="{CURRENT_COLOR}" '
-        f'stroke-width="1.8" points="{" ".join(pts)}"><title>current</title></polyline>'
+        f'stroke-width="1.8" points="{steps(current)}"><title>current</title></polyline>'
     )
     out.append("</svg>")
     return "".join(out)
@@ -386,37 +398,42 @@ def category_bars(
     categories: Sequence[str],
     reference: Sequence[float],
     current: Sequence[float],
+    whole: Sequence[float] | None = None,
     *,
     width: int = 420,
     label: str = "category frequencies",
 ) -> str:
-    """Horizontal paired bars: reference share (grey) and current share (blue) per category."""
+    """Horizontal bars per category: reference share (grey), current share (blue) and,
+    when given, the ``whole``-range share (purple)."""
     if not categories:
         return empty_chart("no categories", width, 60)
-    row_h, top, left = 22, 6, 120
+    bars = [("reference", REFERENCE_COLOR, reference), ("current", CURRENT_COLOR, current)]
+    if whole is not None:
+        bars.append(("whole range", RANGE_COLOR, whole))
+    bar_h = 7 if whole is None else 5
+    row_h, top, left = 6 + bar_h * len(bars) + len(bars), 6, 120
     height = top + row_h * len(categories) + 22
     f = _Frame(width, height, left=left, right=46, top=top, bottom=22)
-    f.set_x(0, max([*reference, *current, 1e-9]))
+    f.set_x(0, max([v for _, _, vs in bars for v in vs] + [1e-9]))
     out = [_open(width, height, label)]
     for i, cat in enumerate(categories):
         y = top + i * row_h
         shown = cat if len(cat) <= 18 else cat[:17] + "…"
+        mid = y + 3 + (row_h - 6) / 2
         out.append(
-            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="#111827">'
+            f'<text x="{left - 6}" y="{mid + 4:.1f}" text-anchor="end" fill="#111827">'
             f"<title>{esc(cat)}</title>{esc(shown)}</text>"
         )
-        for j, (share, color) in enumerate(
-            ((reference[i], REFERENCE_COLOR), (current[i], CURRENT_COLOR))
-        ):
+        for j, (who, color, shares) in enumerate(bars):
+            share = shares[i]
             w = f.px(share) - f.x0
-            yy = y + 3 + j * 8
-            who = "reference" if j == 0 else "current"
+            yy = y + 3 + j * (bar_h + 1)
             out.append(
-                f'<rect x="{f.x0}" y="{yy}" width="{max(0.0, w):.1f}" height="7" fill="{color}">'
-                f"<title>{esc(f'{cat} {who}: {share:.1%}')}</title></rect>"
+                f'<rect x="{f.x0}" y="{yy}" width="{max(0.0, w):.1f}" height="{bar_h}" '
+                f'fill="{color}"><title>{esc(f"{cat} {who}: {share:.1%}")}</title></rect>'
             )
         out.append(
-            f'<text x="{f.px(max(reference[i], current[i])) + 4:.1f}" y="{y + 14}" '
+            f'<text x="{f.px(max(vs[i] for _, _, vs in bars)) + 4:.1f}" y="{mid + 4:.1f}" '
             f'fill="{AXIS_COLOR}">{current[i]:.0%}</text>'
         )
     out.append(

@@ -298,3 +298,44 @@ def test_drift_score_is_one_at_the_threshold() -> None:
     assert drift_score({"statistic": 0.3, "p_value": 0.05, "threshold": 0.05}) == 1.0
     assert drift_score({"statistic": 0.3, "p_value": 1.0, "threshold": 0.05}) == 0.0
     assert drift_score({"statistic": 0.3, "p_value": 0.0, "threshold": 0.05}) > 100
+
+
+def test_wrong_kind_duplicates_do_not_spoil_the_distribution() -> None:
+    ws = make_windows()
+    for w in ws:  # "age" also arrived as strings: the worker adds a categorical twin
+        w["features"].append(categorical_column("age", {"forty": 5}))
+    page = render_report(select(MODEL, ws, [make_reference()], []))
+    age = page.split('data-feature="age"')[1].split("</section>")[0]
+    assert age.count('fill="#94a3b8" fill-opacity="0.6"') == 30  # still a histogram
+    assert "30 values of the wrong kind" in age
+
+
+def test_renders_what_the_real_drift_engine_emits() -> None:
+    """Contract check against the producer of ``WindowStats``: the stream_jobs engine."""
+    from stream_jobs.drift import DriftConfig, DriftEngine
+    from stream_jobs.drift.synthetic import SyntheticStream
+
+    stream = SyntheticStream(n_numeric=3, n_categorical=1, rate_per_s=100, seed=3, model=MODEL)
+    engine = DriftEngine(DriftConfig())
+    reference = stream.reference(n=5_000)
+    engine.set_reference(reference)
+    offset = -1
+    for minute in range(4):
+        if minute == 2:
+            stream.shift["f1"] = 3.0
+        for half in range(2):
+            t0 = minute * 60_000 + half * 30_000
+            offset += 1
+            engine.observe(0, offset, stream.batch(t0, 3_000))
+    closed = engine.flush()
+    assert len(closed) >= 3
+    codec = default_codec()
+    windows = [codec.decode(codec.encode("WindowStats", w.stats)).record for w in closed]
+    ref = codec.decode(codec.encode("ReferenceProfile", reference)).record
+    page = render_report(select(MODEL, windows, [ref], []))
+    flags = dict(re.findall(r'data-feature="([^"]*)" data-drifted="(true|false)"', page))
+    assert flags["f1"] == "true", flags
+    assert {k for k, v in flags.items() if v == "true"} == {"f1"}
+    assert {"f0", "f2", "c0", "prediction"} <= set(flags)
+    first = re.search(r'data-feature="([^"]*)"', page)
+    assert first is not None and first.group(1) == "f1"
