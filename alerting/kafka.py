@@ -91,7 +91,7 @@ def read_topic(bootstrap: str, topic: str, partitions: list[int] | None = None,
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic}: partitions {sorted(remaining)} did not "
                                    f"reach their end within {timeout_s}s")
-            for msg in consumer.consume(500, timeout=0.5):
+            for msg in consumer.consume(500, timeout=0.1):
                 p = msg.partition()
                 err = msg.error()
                 if err is not None:
