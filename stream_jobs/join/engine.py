@@ -540,7 +540,7 @@ class LabelEngine:
         pc = cat.prob_classes
         if pc and len(pc) == 2:
             positive = cat.class_code(c.positive_class if c.positive_class in pc else pc[1])
-        elif not pc and (has_score.any() or len(cat.classes) <= 2):
+        elif not pc and (has_score.any() or c.positive_class in cat._class_index):
             positive = cat.class_code(c.positive_class)
         negative = cat.class_code(c.negative_class) if positive >= 0 and not pc else -1
         y_pred = np.where(has_cls, rows["cls"].astype(np.int64), -1)
@@ -586,8 +586,8 @@ class LabelEngine:
         b = _Batch()
         touched: set[str] = set()
         self._expire(now_event_ms, b, out, touched)
-        self._close_windows(b, out)
         self._concept(b, out)
+        self._close_windows(b, out)
         self._flush(b, touched, set())
         return out
 

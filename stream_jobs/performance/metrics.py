@@ -80,8 +80,16 @@ class LabelMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         e = self.engine
-        models = list(e.models())
-        totals = {m: e.totals(m) for m in models}
+        for _ in range(5):  # the engine may change its dicts while a scrape reads them
+            try:
+                models = list(e.models())
+                totals = {m: e.totals(m) for m in models}
+                closed = list(e.latest_closed.items())
+                break
+            except RuntimeError:
+                continue
+        else:
+            return
         for name, doc, key in COUNTERS:
             fam = CounterMetricFamily(name, doc, labels=["model"])
             for m in models:
@@ -97,7 +105,7 @@ class LabelMetrics(Collector):
             labels=["model"],
         )
         latest: dict[str, tuple[int, float]] = {}
-        for (model, version), doc in list(e.latest_closed.items()):
+        for (model, version), doc in closed:
             for metric, value in doc["performance"].items():
                 if isinstance(value, float) and math.isfinite(value):
                     perf.add_metric([model, version, metric], value)

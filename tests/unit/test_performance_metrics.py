@@ -225,3 +225,21 @@ def test_label_drift_through_engine_against_reference():
     drift = [d for d in out.detections if d.kind == "label_drift"]
     assert [d.active for d in drift] == [False, True]
     assert out.windows[1]["label"]["categories"]["1"] == int(pos[n // 2:].sum())
+
+
+def test_binary_by_predicted_class_names_is_not_forced_onto_positive_class():
+    """Labels 'cat'/'dog' without scores: macro metrics, no phantom positive class '1'."""
+    e = LabelEngine(LabelConfig(), MemoryStore())
+    y = ["cat", "cat", "dog", "dog", "dog"]
+    p = ["cat", "dog", "dog", "dog", "cat"]
+    ids = [str(i) for i in range(5)]
+    e.observe_predictions("p", 0, 0, PredictionColumns(
+        model="m", model_version="1", prediction_ids=ids,
+        event_time_ms=np.zeros(5, np.int64), latency_ms=np.ones(5),
+        status=np.zeros(5, np.int8), predicted_class=CategoricalArray.from_values(p)))
+    e.observe_labels("l", 0, 0, LabelColumns(
+        model="m", prediction_ids=ids, event_time_ms=np.ones(5, np.int64),
+        label_class=CategoricalArray.from_values(y)))
+    perf = e.open_windows()[0]["performance"]
+    assert perf["f1"] == pytest.approx(skm.f1_score(y, p, average="macro"))
+    assert perf["precision"] == pytest.approx(skm.precision_score(y, p, average="macro"))
