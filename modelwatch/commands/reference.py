@@ -80,7 +80,7 @@ def publish_profile(record: dict[str, Any], bootstrap: str | None = None) -> str
     from stream_jobs.reference.io import encode_profile, profile_key
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    topic = settings.topics().references
+    topic = settings.topics.references
     errors: list[str] = []
     producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 8_000_000})
     producer.produce(
@@ -104,7 +104,7 @@ def find_window(
     from schemas.codec import DecodeError, default_codec
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    topic = settings.topics().window_stats
+    topic = settings.topics.window_stats
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap,
