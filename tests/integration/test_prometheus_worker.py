@@ -1,0 +1,200 @@
+"""The shipped queries against the REAL pipeline: worker and evaluator fed by the simulator.
+
+The embedded broker (``kafka_bootstrap``), a reference profile, ``modelwatch worker``,
+``modelwatch evaluate`` and ``modelwatch simulate`` with a scenario that drifts a feature and
+bursts errors; a real Prometheus (shipped local configuration and rules, 1 s intervals) scrapes
+the worker and the evaluator. Every recording rule and dashboard expression, with ``$model``
+set to the simulated model, must parse and evaluate; those listed in ``EXPECT_RECORDING`` and
+``EXPECT_PANELS`` must return data. The lists say what this scenario exercises today: grow them
+as the worker exports more (labels and performance, notifications).
+
+The stand-in twin of this test (``test_prometheus_queries.py``) checks that *every* expression
+returns data against an exporter serving every listed metric.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from modelwatch.baseline import publish_reference, simulated_reference
+from modelwatch.broker import free_port
+from producers.simulator.scenario import Scenario
+from tests.integration.test_prometheus_queries import (
+    PANELS,
+    RECORDING,
+    dashboards,
+    has_data,
+    query,
+    running_prometheus,
+    wait_for,
+)
+from tests.support.processes import ModelwatchProcess, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+SCENARIO: dict[str, Any] = {
+    "name": "prometheus-queries",
+    "rate": 1000,
+    "speedup": 30,
+    "label_fraction": 0.0,
+    "phases": [
+        {"name": "baseline", "kind": "normal", "start": "0s", "end": "3m"},
+        {"name": "shift", "kind": "feature_drift", "start": "3m", "feature": "credit_score",
+         "shift": -90},
+        {"name": "errors", "kind": "error_burst", "start": "0s", "error_rate": 0.1,
+         "error_type": "Timeout"},
+    ],
+}
+
+# recording rules this scenario must make return data
+EXPECT_RECORDING = {
+    "model_version_status:modelwatch_predictions:rate5m",
+    "model_version:modelwatch_predictions:rate5m",
+    "model_version:modelwatch_prediction_errors:ratio_rate5m",
+    "model_version:modelwatch_prediction_fallbacks:ratio_rate5m",
+    "model_version_error_type:modelwatch_prediction_errors:rate5m",
+    "model_version_le:modelwatch_prediction_latency_seconds_bucket:rate5m",
+    "model_version:modelwatch_prediction_latency_seconds:p50_5m",
+    "model_version:modelwatch_prediction_latency_seconds:p90_5m",
+    "model_version:modelwatch_prediction_latency_seconds:p99_5m",
+    "model_version:modelwatch_prediction_latency_seconds:mean5m",
+    "model:modelwatch_processing_delay_seconds:p50_5m",
+    "model:modelwatch_processing_delay_seconds:p99_5m",
+    "model:modelwatch_last_event_timestamp_seconds:age",
+    "topic:modelwatch_consumer_lag:sum",
+    "topic:modelwatch_events_processed:rate5m",
+    "topic:modelwatch_batches_processed:rate5m",
+    "instance:process_cpu_seconds:rate5m",
+    "job:modelwatch_rebalances:increase1h",
+    "model:modelwatch_features_drifted:sum",
+    "model_kind_severity:modelwatch_detections:increase1h",
+}
+
+# (dashboard, panel) this scenario must make return data
+EXPECT_PANELS = {
+    ("overview", "Predictions / s"),
+    ("overview", "Error rate"),
+    ("overview", "p99 latency (worst model)"),
+    ("overview", "Alerts firing"),
+    ("overview", "Traffic by model and version"),
+    ("overview", "Predictions by status"),
+    ("overview", "Error and fallback ratio"),
+    ("overview", "Errors by type"),
+    ("overview", "Prediction latency p50 / p90 / p99"),
+    ("overview", "Mean latency"),
+    ("overview", "Processing delay (now − event time) p50 / p99"),
+    ("overview", "Time since the last event"),
+    ("overview", "Consumer lag by topic"),
+    ("drift", "Drift share (max over models)"),
+    ("drift", "Features drifting"),
+    ("drift", "Drift share"),
+    ("drift", "Drift verdict per feature"),
+    ("drift", "Drift score: $feature"),
+    ("drift", "Models with dataset drift"),
+    ("drift", "Missing ratio"),
+    ("drift", "Out-of-range ratio"),
+    ("drift", "annotation: Drift detections"),
+    ("drift", "Events per window"),
+    ("pipeline", "Workers up"),
+    ("pipeline", "Events / s"),
+    ("pipeline", "Events processed / s by topic"),
+    ("pipeline", "Messages (batches) / s and events per batch"),
+    ("pipeline", "Events processed / s by worker"),
+    ("pipeline", "Windows closed / s"),
+    ("pipeline", "Consumer lag"),
+    ("pipeline", "Consumer lag by partition"),
+    ("pipeline", "Processing delay p50 / p99"),
+    ("pipeline", "Rebalances"),
+    ("pipeline", "Targets up"),
+    ("pipeline", "CPU (cores) by process"),
+    ("pipeline", "Resident memory by process"),
+    ("alerts", "Critical firing"),
+    ("alerts", "Major firing"),
+    ("alerts", "Minor firing"),
+    ("alerts", "Prometheus alerts firing"),
+    ("alerts", "Detections by kind and severity (last hour)"),
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[httpx.Client, str]]:
+    tmp = tmp_path_factory.mktemp("prometheus-worker")
+    model = f"prom-{uuid.uuid4().hex[:6]}"
+    scenario_file = tmp / "scenario.yml"
+    scenario_file.write_text(yaml.safe_dump(SCENARIO))
+    publish_reference(kafka_bootstrap, simulated_reference(Scenario.from_dict(SCENARIO), model))
+    env = {"MODELWATCH_BOOTSTRAP": kafka_bootstrap, "MODELWATCH_METRICS_HOST": "127.0.0.1"}
+    worker = WorkerProcess(kafka_bootstrap, tmp, f"g-{model}")
+    evaluator_port = free_port()
+    evaluator = ModelwatchProcess(
+        ["evaluate", "--metrics-port", str(evaluator_port), "--group-id", f"ev-{model}"],
+        env,
+        tmp / "evaluator.log",
+    )
+    simulator = ModelwatchProcess(
+        ["simulate", "--scenario", str(scenario_file), "--model", model, "--duration", "300"],
+        env,
+        tmp / "simulator.log",
+    )
+    processes = [worker, evaluator, simulator]
+    try:
+        worker.start()
+        worker.wait_ready()
+        evaluator.start()
+        simulator.start()
+        targets = {
+            "modelwatch-worker": [f"127.0.0.1:{worker.port}"],
+            "modelwatch-notifier": [f"127.0.0.1:{evaluator_port}"],
+        }
+        with running_prometheus(targets, tmp) as client:
+            yield client, model
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+
+
+def concrete(expr: str, model: str) -> str:
+    return dashboards.substitute(expr, {"model": model})
+
+
+def test_expectations_name_shipped_queries() -> None:
+    assert EXPECT_RECORDING - {r["record"] for r in RECORDING} == set()
+    assert EXPECT_PANELS - {(b, p) for b, p, _e in PANELS} == set()
+
+
+def test_every_query_evaluates_and_the_exercised_ones_return_data(
+    pipeline: tuple[httpx.Client, str],
+) -> None:
+    client, model = pipeline
+    for rule in RECORDING:
+        query(client, rule["expr"])
+    for _board, _panel, expr in PANELS:
+        query(client, concrete(expr, model))
+    for rule in RECORDING:
+        if rule["record"] in EXPECT_RECORDING:
+            wait_for(f"{rule['record']} to return data", lambda r=rule: has_data(client, r["expr"]))
+    for board, panel, expr in PANELS:
+        if (board, panel) in EXPECT_PANELS:
+            e = concrete(expr, model)
+            wait_for(f"{board} / {panel} to return data", lambda e=e: has_data(client, e))
+
+
+def test_the_drifted_feature_shows_on_the_drift_dashboard(
+    pipeline: tuple[httpx.Client, str],
+) -> None:
+    client, model = pipeline
+    expr = f'max by (feature) (modelwatch_feature_drift_detected{{model="{model}"}}) == 1'
+
+    def drifted() -> bool:
+        return {r["metric"]["feature"] for r in query(client, expr)} == {"credit_score"}
+
+    wait_for("credit_score to be the drifted feature", drifted)
+
