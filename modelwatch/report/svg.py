@@ -60,6 +60,11 @@ def fmt_time(ms: float, short: bool = False) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M" if short else "%m-%d %H:%M")
 
 
+def fmt_datetime(ms: float) -> str:
+    """Epoch milliseconds as a full UTC date and time (``YYYY-MM-DD HH:MM:SS``)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def fmt_share(value: float) -> str:
     """A fraction as a percentage without spurious digits.
 

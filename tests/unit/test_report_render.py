@@ -339,3 +339,28 @@ def test_renders_what_the_real_drift_engine_emits() -> None:
     assert {"f0", "f2", "c0", "prediction"} <= set(flags)
     first = re.search(r'data-feature="([^"]*)"', page)
     assert first is not None and first.group(1) == "f1"
+
+
+def test_two_versions_get_one_series_each_and_a_legend() -> None:
+    v1 = make_windows()
+    v2 = [dict(w, model_version="v2") for w in make_windows()]
+    data = select(MODEL, [*v1, *v2], [make_reference()], [])
+    assert len(data.windows) == 12
+    page = render_report(data)
+    assert "version v1" in page and "version v2" in page
+    age = page.split('data-feature="age"')[1].split("</section>")[0]
+    score_chart = age.split("Drift score over time")[1]
+    assert score_chart.count("<polyline") == 2  # one line per version
+    only_v2 = select(MODEL, [*v1, *v2], [make_reference()], [], version="v2")
+    assert {w["model_version"] for w in only_v2.windows} == {"v2"}
+
+
+def test_without_a_reference_the_page_still_renders() -> None:
+    ws = make_windows()
+    for w in ws:
+        w["drift"], w["drift_share"], w["dataset_drift"] = [], None, False
+    page = render_report(select(MODEL, ws, [], []))
+    assert "Reference: none found" in page
+    assert "No drift verdicts in this range" in page
+    assert page.count('data-drifted="false"') == 5 and "DRIFTED</span>" not in page
+    assert "not judged" in page
