@@ -45,10 +45,20 @@ SCENARIO: dict[str, Any] = {
     "label_fraction": 0.0,
     "phases": [
         {"name": "baseline", "kind": "normal", "start": "0s", "end": "3m"},
-        {"name": "shift", "kind": "feature_drift", "start": "3m", "feature": "credit_score",
-         "shift": -90},
-        {"name": "errors", "kind": "error_burst", "start": "0s", "error_rate": 0.1,
-         "error_type": "Timeout"},
+        {
+            "name": "shift",
+            "kind": "feature_drift",
+            "start": "3m",
+            "feature": "credit_score",
+            "shift": -90,
+        },
+        {
+            "name": "errors",
+            "kind": "error_burst",
+            "start": "0s",
+            "error_rate": 0.1,
+            "error_type": "Timeout",
+        },
     ],
 }
 
@@ -197,4 +207,3 @@ def test_the_drifted_feature_shows_on_the_drift_dashboard(
         return {r["metric"]["feature"] for r in query(client, expr)} == {"credit_score"}
 
     wait_for("credit_score to be the drifted feature", drifted)
-

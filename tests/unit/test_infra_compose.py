@@ -20,8 +20,17 @@ from modelwatch.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROM = ROOT / "infra" / "prometheus"
-REQUIRED = {"kafka", "topics", "worker", "evaluator", "notifier", "simulator", "prometheus",
-            "alertmanager", "grafana"}
+REQUIRED = {
+    "kafka",
+    "topics",
+    "worker",
+    "evaluator",
+    "notifier",
+    "simulator",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+}
 
 
 def compose() -> dict[str, Any]:
@@ -95,11 +104,14 @@ def test_worker_is_scalable() -> None:
     assert "hostname" not in worker
 
 
-@pytest.mark.parametrize(("service", "job", "subcommand", "local_port"), [
-    ("worker", "modelwatch-worker", "worker", "9108"),
-    ("evaluator", "modelwatch-notifier", "evaluate", "9109"),
-    ("notifier", "modelwatch-notifier", "notify", "9110"),
-])
+@pytest.mark.parametrize(
+    ("service", "job", "subcommand", "local_port"),
+    [
+        ("worker", "modelwatch-worker", "worker", "9108"),
+        ("evaluator", "modelwatch-notifier", "evaluate", "9109"),
+        ("notifier", "modelwatch-notifier", "notify", "9110"),
+    ],
+)
 def test_metrics_ports_match_the_scrape_targets(
     service: str, job: str, subcommand: str, local_port: str
 ) -> None:
@@ -156,7 +168,7 @@ def test_files_named_in_commands_are_mounted() -> None:
     def host_path(container_path: str) -> Path:
         for dst, src in mounts.items():
             if container_path == dst or container_path.startswith(dst.rstrip("/") + "/"):
-                return ROOT / src / container_path[len(dst):].lstrip("/")
+                return ROOT / src / container_path[len(dst) :].lstrip("/")
         raise AssertionError(f"{container_path} is not mounted")
 
     scenario = host_path(flag(s["simulator"]["command"], "--scenario"))

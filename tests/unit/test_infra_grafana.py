@@ -103,14 +103,27 @@ def test_the_dashboards_show_what_the_issue_asks_for() -> None:
     for board, _panel, expr in gen.all_expressions():
         exprs[board] = exprs.get(board, "") + "\n" + expr
     wanted = {
-        "overview": ["modelwatch_predictions", "latency_seconds:p99", "errors",
-                     "processing_delay", "consumer_lag"],
-        "drift": ["modelwatch_feature_drift_score", "modelwatch_drift_share",
-                  "modelwatch_detections_total"],
+        "overview": [
+            "modelwatch_predictions",
+            "latency_seconds:p99",
+            "errors",
+            "processing_delay",
+            "consumer_lag",
+        ],
+        "drift": [
+            "modelwatch_feature_drift_score",
+            "modelwatch_drift_share",
+            "modelwatch_detections_total",
+        ],
         "performance": ["accuracy", "f1", "mae", "label_delay", "join_rate"],
         "alerts": ["modelwatch_alerts_firing", "ALERTS"],
-        "pipeline": ["events_processed", "consumer_lag", "processing_delay", "dead_letters",
-                     "rebalances"],
+        "pipeline": [
+            "events_processed",
+            "consumer_lag",
+            "processing_delay",
+            "dead_letters",
+            "rebalances",
+        ],
     }
     for board, needles in wanted.items():
         for needle in needles:
@@ -160,8 +173,13 @@ def test_every_expression_parses_as_promql(tmp_path: Path) -> None:
     ]
     path = tmp_path / "dashboard_exprs.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    res = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
-                         text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"SUCCESS: {len(rules)} rules found" in res.stdout
 

@@ -90,6 +90,11 @@ def test_markdown_table() -> None:
 
 
 def test_runs_as_a_script() -> None:
-    res = subprocess.run([sys.executable, str(ROOT / "infra" / "metrics_reference.py")],
-                         capture_output=True, text=True, timeout=60, check=True)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "metrics_reference.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert res.stdout == ref.render_markdown()

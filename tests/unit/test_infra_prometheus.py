@@ -66,10 +66,12 @@ def metric_tokens(expr: str) -> set[str]:
     """Metric-like names in a PromQL expression (label values and functions left out)."""
     without_strings = re.sub(r'"[^"]*"', '""', expr)
     without_labels = re.sub(r"\{[^}]*\}", "{}", without_strings)
-    without_by = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "",
-                        without_labels)
+    without_by = re.sub(
+        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", without_labels
+    )
     return {
-        t for t in TOKEN.findall(without_by)
+        t
+        for t in TOKEN.findall(without_by)
         if t.startswith(("modelwatch_", "process_")) or ":" in t or t in {"up", "ALERTS"}
     }
 
