@@ -66,6 +66,7 @@ def read_topic(
         "enable.partition.eof": False,
         "auto.offset.reset": "earliest",
         "socket.timeout.ms": 10_000,
+        "log_level": 2,  # connection failures surface as SourceError, not log spam
     })  # fmt: skip
     codec = default_codec()
     out = TopicRead()

@@ -248,3 +248,11 @@ def test_the_checks_catch_blank_pages_and_script_errors(tmp_path: Path) -> None:
     assert any("Uncaught" in e for e in got.console_errors), got.console_errors
     colours, ink = colour_stats(got.png)
     assert colours <= 2 and ink < 0.01
+
+
+def test_unreachable_kafka_fails_clearly_and_quickly(tmp_path: Path) -> None:
+    proc = run_cli("127.0.0.1:1", "--model", "x", "--timeout", "3",
+                   "--out", str(tmp_path / "x.html"))  # fmt: skip
+    assert proc.returncode == 2
+    assert "error: cannot reach Kafka at 127.0.0.1:1" in proc.stderr
+    assert "FAIL|rdkafka" not in proc.stderr
