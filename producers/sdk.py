@@ -337,6 +337,22 @@ class ModelwatchPublisher:
         """
         return self._enqueue_chunk(self._lanes[PREDICTION], cols)
 
+    def wait_for_room(self, n: int, timeout: float | None = None) -> bool:
+        """Block until ``n`` more events fit under ``max_buffered_events`` (bulk producers).
+
+        For the simulator and replay, which prefer back-pressure to drops; a request path
+        never calls it. Returns False on timeout or when ``n`` can never fit.
+        """
+        if n > self.max_buffered_events:
+            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._held + n > self.max_buffered_events:
+            if self._closed or (deadline is not None and time.monotonic() >= deadline):
+                return False
+            self._wake.set()
+            time.sleep(0.002)
+        return True
+
     def publish_label_columns(self, cols: LabelColumns) -> int:
         """Buffer a columnar chunk of labels; returns rows taken (0 if dropped)."""
         return self._enqueue_chunk(self._lanes[LABEL], cols)

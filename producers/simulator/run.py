@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from producers.replay import publish_with_backpressure
 from producers.sdk import ModelwatchPublisher
 from producers.simulator.model import generate
 from producers.simulator.scenario import Scenario
@@ -38,8 +39,7 @@ def run_scenario(
     ``rate`` is events per wall-clock second (0 = as fast as possible; event time then
     still advances as if at the scenario's rate), ``speedup`` how much faster event time
     runs than wall time, ``duration_s`` a wall-clock limit. Event time starts now. When the
-    publisher's buffer is more than half full the runner waits (back-pressure) rather than
-    drop.
+    publisher's buffer is full the runner waits (back-pressure) rather than drop.
     """
     rate = scenario.rate if rate is None else rate
     speedup = scenario.speedup if speedup is None else speedup
@@ -77,13 +77,11 @@ def run_scenario(
                 if wait <= 0:
                     break
                 time.sleep(min(wait, 0.2))
-        while publisher.buffered > publisher.max_buffered_events // 2 and not should_stop():
-            time.sleep(0.005)
         if preds is not None:
-            stats.predictions += publisher.publish_columns(preds)
+            stats.predictions += publish_with_backpressure(publisher, preds, should_stop)
             stats.event_span_s = (int(preds.event_time_ms[-1]) - start_ms) / 1000.0
         if labs is not None:
-            stats.labels += publisher.publish_label_columns(labs)
+            stats.labels += publish_with_backpressure(publisher, labs, should_stop)
         stats.wall_s = time.monotonic() - t0
         if on_batch is not None:
             on_batch(stats)
