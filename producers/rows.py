@@ -20,6 +20,7 @@ same order — converts with one ``np.array`` call per block of columns.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -66,43 +67,60 @@ LabelRow = tuple[str, int, float | None, str | None]
 _EMPTY: Mapping[str, Any] = {}
 
 
-def _same_keys(dicts: Sequence[Mapping[str, Any]]) -> list[str] | None:
-    """The shared key list when every dict has the same keys in the same order, else None."""
-    first = tuple(dicts[0])
+def _union(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
     for d in dicts:
-        if tuple(d) != first:
-            return None
-    return list(first)
+        seen.update(dict.fromkeys(d))
+    return list(seen)
+
+
+def _value_tuples(dicts: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Key names and one value tuple per dict (None where a dict lacks a key).
+
+    Fast path: every dict has exactly the first dict's keys (any order) — one C-level
+    ``itemgetter`` call per row. Otherwise the union of keys with ``get``.
+    """
+    keys = list(dicts[0])
+    k = len(keys)
+    if k and all(len(d) == k for d in dicts):
+        getter = itemgetter(*keys)
+        try:
+            values = [getter(d) for d in dicts]
+        except KeyError:
+            pass
+        else:
+            return keys, values if k > 1 else [(v,) for v in values]
+    keys = _union(dicts)
+    return keys, [tuple(d.get(key) for key in keys) for d in dicts]
 
 
 def _float_block(dicts: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray]:
     """Names and an (n, k) float matrix (None → NaN) from dicts of numbers."""
-    if not dicts:
-        return [], np.empty((0, 0), dtype=F8)
-    keys = _same_keys(dicts)
-    if keys is not None:
-        if not keys:
-            return [], np.empty((len(dicts), 0), dtype=F8)
-        return keys, np.array([tuple(d.values()) for d in dicts], dtype=F8).reshape(
-            len(dicts), len(keys)
-        )
-    union: dict[str, None] = {}
-    for d in dicts:
-        union.update(dict.fromkeys(d))
-    names = list(union)
-    return names, np.array([[d.get(k) for k in names] for d in dicts], dtype=F8).reshape(
-        len(dicts), len(names)
-    )
+    if not dicts or not any(dicts):
+        return [], np.empty((len(dicts), 0), dtype=F8)
+    keys, values = _value_tuples(dicts)
+    return keys, np.array(values, dtype=F8).reshape(len(dicts), len(keys))
 
 
 def _cat_columns(dicts: Sequence[Mapping[str, Any]]) -> dict[str, CategoricalArray]:
-    union: dict[str, None] = {}
-    keys = _same_keys(dicts) if dicts else []
-    if keys is None:
-        for d in dicts:
-            union.update(dict.fromkeys(d))
-        keys = list(union)
-    return {k: CategoricalArray.from_values([d.get(k) for d in dicts]) for k in keys}
+    """Dictionary-encoded columns from dicts of strings.
+
+    Whole rows are encoded first (one dict lookup per row, rows repeat a lot), then each
+    distinct row is split into its columns' codes with numpy.
+    """
+    if not dicts or not any(dicts):
+        return {}
+    keys, values = _value_tuples(dicts)
+    combos: dict[tuple[Any, ...], int] = {}
+    row_codes = np.fromiter(
+        (combos.setdefault(v, len(combos)) for v in values), dtype=np.int64, count=len(values)
+    )
+    distinct = list(combos)
+    out: dict[str, CategoricalArray] = {}
+    for j, key in enumerate(keys):
+        column = CategoricalArray.from_values([combo[j] for combo in distinct])
+        out[key] = CategoricalArray(column.dictionary, column.codes[row_codes])
+    return out
 
 
 def prediction_rows_to_columns(

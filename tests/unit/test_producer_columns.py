@@ -66,3 +66,17 @@ def test_split_take_concat_round_trip_preserves_every_row() -> None:
     assert sorted(joined.prediction_ids) == sorted(cols.prediction_ids)
     by_id = dict(zip(joined.prediction_ids, joined.categorical["c"].values(), strict=True))
     assert all(by_id[f"p{i}"] == "xyz"[i % 3] for i in range(50))
+
+
+def test_dict_key_order_and_swapped_keys_do_not_misalign_values() -> None:
+    rows = [
+        _row("p1", numeric={"a": 1.0, "b": 2.0}, categorical={"c": "x", "d": "y"}),
+        _row("p2", numeric={"b": 20.0, "a": 10.0}, categorical={"d": "yy", "c": "xx"}),
+        _row("p3", numeric={"a": 100.0, "z": 300.0}, categorical={"c": "x", "e": "q"}),
+    ]
+    cols = prediction_rows_to_columns("m", "v", rows)
+    assert cols.numeric["a"].tolist() == [1.0, 10.0, 100.0]
+    assert cols.numeric["b"].tolist()[:2] == [2.0, 20.0] and np.isnan(cols.numeric["b"][2])
+    assert cols.categorical["c"].values() == ["x", "xx", "x"]
+    assert cols.categorical["d"].values() == ["y", "yy", None]
+    assert cols.categorical["e"].values() == [None, None, "q"]
