@@ -132,7 +132,7 @@ class Evaluator:
             return
         det = self.lifecycle.detection_of(ev["fingerprint"])
         details = dict(det.details) if det is not None else {}
-        features = self.lifecycle.firing_subjects(ev["model"], "feature_drift")
+        features = self.lifecycle.active_subjects(ev["model"], "feature_drift")
         req = self.retrain.consider(ev, details, features)
         if req is None:
             return

@@ -212,10 +212,11 @@ class AlertLifecycle:
     def pending_count(self) -> int:
         return sum(1 for a in self._alerts.values() if a.state == "pending")
 
-    def firing_subjects(self, model: str, kind: str) -> list[str]:
-        """Subjects of the firing alerts of one model and kind (evidence for retraining)."""
+    def active_subjects(self, model: str, kind: str) -> list[str]:
+        """Subjects of one model and kind whose condition holds now, pending or firing
+        (evidence for retraining: e.g. the features drifting when dataset drift fires)."""
         return sorted(a.detection.subject for a in self._alerts.values()
-                      if a.state == "firing" and a.detection.model == model
+                      if a.inactive_since_ms is None and a.detection.model == model
                       and str(a.detection.kind) == kind)
 
     def detection_of(self, fp: str) -> Detection | None:

@@ -6,6 +6,7 @@ Secrets never sit in the file: ``url_env`` / ``password_env`` name environment v
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,12 +51,14 @@ def build_sink(name: str, conf: Mapping[str, Any], env: Mapping[str, str] | None
         to = conf["to"] if isinstance(conf["to"], list) else [conf["to"]]
         password = secret_from_env(conf, "password_env", name, env,
                                    required=bool(conf.get("password_env")))
+        ca_file = conf.get("ca_file")  # a private CA for the SMTP server's certificate
+        ssl_context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
         return EmailSink(name, host=str(conf["host"]), port=int(conf.get("port", 25)),
                          sender=str(conf["from"]), to=[str(t) for t in to],
                          starttls=bool(conf.get("starttls", False)),
                          use_ssl=bool(conf.get("ssl", False)),
                          username=conf.get("username"), password=password,
-                         timeout_s=_timeout(conf))
+                         timeout_s=_timeout(conf), ssl_context=ssl_context)
     raise SinkConfigError(f"sink {name!r}: unknown type {kind!r}")
 
 

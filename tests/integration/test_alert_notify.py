@@ -162,3 +162,57 @@ def test_email_over_smtp_with_auth(kafka_bootstrap: str, topics: TopicNames,
         assert logins == [(b"mw", True)]
     finally:
         controller.stop()
+
+
+def test_email_over_starttls_with_auth(kafka_bootstrap: str, topics: TopicNames,
+                                       tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from modelwatch.broker import free_port
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed: cannot make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    received, tls_seen = [], []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            tls_seen.append(session.ssl is not None)
+            received.append(envelope)
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"s3cret"
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port,
+                            authenticator=authenticator, require_starttls=True,
+                            tls_context=server_ctx)  # auth only after STARTTLS (default)
+    controller.start()
+    try:
+        routes = routes_config({"mail": {"type": "email", "host": "127.0.0.1", "port": port,
+                                         "starttls": True, "ca_file": str(cert),
+                                         "from": "modelwatch@localhost", "to": "oncall@localhost",
+                                         "username": "mw", "password_env": "SMTP_PASSWORD"}},
+                               ["mail"])
+        with NotifierThread(kafka_bootstrap, topics, routes, {"SMTP_PASSWORD": "s3cret"},
+                            tmp_path) as notifier:
+            produce_alerts(kafka_bootstrap, topics, [alert_event("fp-6")])
+            wait_until(lambda: received, 30, "an email over STARTTLS")
+            wait_until(lambda: metric(notifier, "modelwatch_notifications_total", sink="mail",
+                                      outcome="delivered") == 1, 10, "the delivered metric")
+        assert tls_seen == [True]
+        assert "[FIRING:1] critical churn" in received[0].content.decode()
+    finally:
+        controller.stop()
