@@ -46,6 +46,10 @@ class LabelConfig(BaseModel):
     recent_errors: int = Field(100, gt=0, description="samples behind a detection's "
                                "'after' error")
     min_increase: float = Field(0.0, ge=0, description="a fire must raise the error by more")
+    concept_scope: Literal["partition", "model"] = Field(
+        "partition", description="partition: one monitor per partition, votes combined by "
+        "quorum (works across workers); model: one monitor on the model's merged error "
+        "stream in this process (quicker when one worker owns all partitions)")
     quorum_fraction: float = Field(0.5, gt=0, le=1)
     quorum_min_votes: int = Field(1, ge=1)
     vote_window_ms: int = Field(600_000, gt=0)

@@ -489,7 +489,8 @@ class LabelEngine:
                 twin.add((cid, start))
             # concept drift: this partition's error stream, in join order
             if stream.size:
-                mkey = (cid, partition)
+                part = partition if c.concept_scope == "partition" else 0
+                mkey = (cid, part)
                 mon = self.monitors.get(mkey)
                 if mon is None:
                     name = c.regression_detector if regression else c.detector
@@ -500,10 +501,10 @@ class LabelEngine:
                 box = self.votes.get(cid)
                 if box is None:
                     box = self.votes[cid] = self._new_votebox()
-                box.seen(partition, int(stream_t.max()))
+                box.seen(part, int(stream_t.max()))
                 for fire in mon.update(stream, stream_t):
-                    box.vote(partition, fire)
-                b.puts[b"z" + _BE2.pack(cid) + struct.pack(">i", partition)] = mon.to_bytes()
+                    box.vote(part, fire)
+                b.puts[b"z" + _BE2.pack(cid) + struct.pack(">i", part)] = mon.to_bytes()
                 b.puts[b"v" + _BE2.pack(cid)] = box.to_bytes()
             n = int(pt.size)
             result.joined += n

@@ -137,3 +137,19 @@ def test_engine_emits_concept_drift_then_resolves():
     later = concept[concept.index(d) + 1:]
     assert later and not later[-1].active
     assert any(not x.active and x.event_time_ms > d.event_time_ms for x in later)
+
+
+def test_model_scope_pools_partitions_into_one_monitor():
+    e = LabelEngine(LabelConfig(concept_scope="model"), MemoryStore())
+    for p in range(3):
+        ids = [f"{p}-{i}" for i in range(50)]
+        e.observe_predictions("P", p, 0, PredictionColumns(
+            model="m", model_version="1", prediction_ids=ids,
+            event_time_ms=np.zeros(50, np.int64), latency_ms=np.ones(50),
+            status=np.zeros(50, np.int8),
+            predicted_class=CategoricalArray.from_values(["a"] * 50)))
+        e.observe_labels("L", p, 0, LabelColumns(
+            model="m", prediction_ids=ids, event_time_ms=np.ones(50, np.int64),
+            label_class=CategoricalArray.from_values(["a"] * 50)))
+    [(key, mon)] = e.monitors.items()
+    assert key[1] == 0 and mon.seen == 150
