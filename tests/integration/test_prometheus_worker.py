@@ -30,6 +30,7 @@ from tests.integration.test_prometheus_queries import (
     RECORDING,
     dashboards,
     has_data,
+    metrics_reference,
     query,
     running_prometheus,
     wait_for,
@@ -207,3 +208,28 @@ def test_the_drifted_feature_shows_on_the_drift_dashboard(
         return {r["metric"]["feature"] for r in query(client, expr)} == {"credit_score"}
 
     wait_for("credit_score to be the drifted feature", drifted)
+
+
+def test_every_exported_metric_is_in_the_metrics_reference(
+    pipeline: tuple[httpx.Client, str],
+) -> None:
+    client, _model = pipeline
+    known = metrics_reference.known_series_names()
+    result = query(client, 'group by (__name__) ({__name__=~"modelwatch_.+"})')
+    names = {r["metric"]["__name__"] for r in result}
+    assert "modelwatch_predictions_total" in names
+    unlisted = {n for n in names if n not in known and not n.endswith("_created")}
+    assert unlisted == set(), "add them to infra/metrics_reference.py"
+    listed = {
+        series: set(m.labels) | ({"le"} if m.type == "histogram" else set())
+        for m in metrics_reference.METRICS
+        for series in m.series_names
+    }
+    extra: dict[str, set[str]] = {}
+    for r in query(client, '{__name__=~"modelwatch_.+"}'):
+        name = r["metric"]["__name__"]
+        if name in listed:
+            labels = set(r["metric"]) - {"__name__", "job", "instance"}
+            if labels - listed[name]:
+                extra.setdefault(name, set()).update(labels - listed[name])
+    assert extra == {}, "labels missing from infra/metrics_reference.py"
