@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,10 @@ import httpx
 
 from alerting.grouping import Notification
 from alerting.retry import DeliveryError
+
+# httpx logs every request URL at INFO: webhook URLs are secrets, so keep it quiet
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 SEVERITY_EMOJI = {"critical": ":red_circle:", "major": ":large_orange_circle:",
                   "minor": ":large_blue_circle:"}

@@ -25,7 +25,7 @@ from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
     topics_fixture,
     wait_until,
 )
-from tests.support.processes import ModelwatchProcess
+from tests.support.processes import ModelwatchProcess, sample, scrape
 
 pytestmark = pytest.mark.integration
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -108,7 +108,7 @@ def test_sigkilled_notifier_restarted_sends_no_duplicate(
     state = tmp_path / "state"
     env = {"MODELWATCH_BOOTSTRAP": kafka_bootstrap,
            "MODELWATCH_TOPIC_PREFIX": topics.alerts.removesuffix("modelwatch.alerts"),
-           "HOOK_URL": http_server.url + "/hook"}
+           "HOOK_URL": http_server.url + "/hook/s3cr3t-path"}
     args = ["notify", "--routes", str(routes_file), "--state-dir", str(state),
             "--metrics-port", "0", "--group-id", "notify-kill", "--log-level", "info"]
     sent_file = state / "notify-kill.sent"
@@ -133,5 +133,56 @@ def test_sigkilled_notifier_restarted_sends_no_duplicate(
         time.sleep(1.5)  # room for a wrong duplicate to arrive
         assert len(bodies("fp-a")) == 1, second.log_tail()
         assert len(bodies("fp-b")) == 1
+        logs = first.log_tail(500) + second.log_tail(500)
+        assert "fp-a" in logs or "assigned partitions" in logs  # the logs were written...
+        assert "s3cr3t" not in logs  # ...and never show the webhook URL
     finally:
         second.stop()
+
+
+def test_cli_pipeline_detection_to_webhook_with_metrics(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    """`modelwatch evaluate` + `modelwatch notify` as real processes, end to end."""
+    from alerting.kafka import make_producer
+    from schemas.codec import default_codec
+    from schemas.detection import Detection
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules: {error_rate: {for: 0s}}\n")
+    routes_file = tmp_path / "routes.yaml"
+    routes_file.write_text(yaml.safe_dump({
+        "sinks": {"hook": {"type": "webhook", "url_env": "HOOK_URL"}, "console": {"type": "log"}},
+        "routes": [{"name": "critical", "match": {"severity": ["critical"]},
+                    "sinks": ["hook", "console"], "group_wait": "0s",
+                    "group_interval": "200ms"}],
+    }))
+    env = {"MODELWATCH_BOOTSTRAP": kafka_bootstrap,
+           "MODELWATCH_TOPIC_PREFIX": topics.alerts.removesuffix("modelwatch.alerts"),
+           "MODELWATCH_METRICS_HOST": "127.0.0.1", "HOOK_URL": http_server.url}
+    eval_port, notify_port = free_port(), free_port()
+    evaluator = ModelwatchProcess(["evaluate", "--policy", str(policy), "--metrics-port",
+                                   str(eval_port)], env, tmp_path / "evaluate.log")
+    notifier = ModelwatchProcess(["notify", "--routes", str(routes_file), "--state-dir",
+                                  str(tmp_path / "state"), "--metrics-port", str(notify_port)],
+                                 env, tmp_path / "notify.log")
+    with evaluator, notifier:
+        producer = make_producer(kafka_bootstrap)
+        det = Detection(model="churn", kind="error_rate", subject="error_rate",
+                        detector="rate_over_span", value=0.2, threshold=0.05,
+                        event_time_ms=int(time.time() * 1000))
+        producer.produce(topics.detections, key=b"churn",
+                         value=default_codec().encode("Detection", det.to_record()))
+        assert producer.flush(10) == 0
+        wait_until(http_server.ok, 60, "the webhook from the CLI pipeline")
+        body = http_server.ok()[0].body
+        assert body["alerts"][0]["kind"] == "error_rate"
+        assert body["alerts"][0]["severity"] == "critical"
+        eval_metrics = scrape(f"http://127.0.0.1:{eval_port}/metrics")
+        assert sample(eval_metrics, "modelwatch_alerts_firing", model="churn",
+                      severity="critical") == 1
+        wait_until(lambda: sample(scrape(f"http://127.0.0.1:{notify_port}/metrics"),
+                                  "modelwatch_notifications_total", sink="hook",
+                                  outcome="delivered") == 1, 10, "the notifier metric")
+        assert "CRITICAL" in notifier.log_tail(100)  # the console sink printed it
+        assert evaluator.alive() and notifier.alive()
