@@ -16,14 +16,14 @@ ddm drift_threshold=4              0.05 / 0.00 / 0.00   628 / 510 / 138       1.
 eddm (river defaults)              ≈4.5 per 2k at 0.15  52 (after 0.15→0.35)  0.9
 eddm alpha=0.9 beta=0.85           1.30 / 0.95 / 0.15   248 / 360 / 197       0.9
 eddm alpha=0.8 beta=0.7            0.15 / 0.10 / 0.00   1505 / 1514 / 220     0.9
-hddm_a drift_confidence=1e-3       0.00 / 0.00 / 0.15   475 / 131 / 70        16
-hddm_w drift_confidence=1e-3       0.00 / 0.05 / 3.65   1595 / 53 / 111       14
+hddm_a drift_confidence=1e-3       0.00 / 0.00 / 0.15   475 / 131 / 70        4-16
+hddm_w drift_confidence=1e-3       0.00 / 0.05 / 3.65   1595 / 53 / 111       4-14
 fhddm (river defaults, window 100) 0.00 / 0.05 / 1.00   1340 / 75 / 81        1.6
 fhddm sliding_window_size=200      0.00 / 0.00 / 0.35   403 / 114 / 123       1.6
 =================================  ===================  ====================  =========
 
 So the default is **FHDDM with a 200-sample window**: as quiet as HDDM_A, about as quick,
-ten times cheaper per label (HDDM_A's 16 µs would cap the join near 60k labels/s). EDDM
+5-10x cheaper per label (HDDM_A's 4-16 µs would bound the join at 60-250k labels/s). EDDM
 keeps ``alpha=0.8, beta=0.7`` (quiet but slow); DDM keeps river's thresholds with a
 100-sample warm-up. Votes of several partitions (:mod:`stream_jobs.concept.quorum`)
 then remove most of what per-partition false alarms remain.

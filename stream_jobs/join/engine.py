@@ -3,7 +3,8 @@
 The worker hands it whole batches with their source ``(topic, partition, offset)``::
 
     engine = LabelEngine(LabelConfig(), RocksStore(path))
-    engine.observe_predictions(topic, partition, offset, cols)     # PredictionColumns
+    engine.observe_predictions(topic, partition, offset, cols)     # -> JoinResult (early
+                                                                   #    labels joining now)
     result = engine.observe_labels(topic, partition, offset, labels)  # -> JoinResult
     out = engine.poll(now_event_ms)   # closed windows, detections, orphans past the TTL
     engine.totals(model)              # persisted cumulative counts
