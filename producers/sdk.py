@@ -509,6 +509,13 @@ class ModelwatchPublisher:
             if tmd is None or tmd.error is not None or not tmd.partitions:
                 return False
             self._set_partitions(lane, len(tmd.partitions))
+        counts = {lane.topic: lane.partitions for lane in self._lanes.values()}
+        if todo and len(set(counts.values())) > 1:
+            log.warning(
+                "predictions and labels topics differ in partition count %s: a label will "
+                "not land in its prediction's partition",
+                counts,
+            )
         return True
 
     def _expire_unrouted(self) -> None:
