@@ -41,15 +41,16 @@ class ColumnDetectors:
         page_hinkley: bool = True,
         kswin: bool = True,
         adwin_delta: float = 0.002,
+        adwin_clock: int = 1,
         ph_delta: float = 0.5,
-        ph_threshold: float = 25.0,
+        ph_threshold: float = 15.0,
         kswin_every: int = 1_000,
         kswin_alpha: float = 0.0001,
     ) -> None:
         self.model, self.model_version, self.subject = model, model_version, subject
         self.partition = partition
         self.chunker = ChunkedZ(mean, std, chunk)
-        self.adwin = ADWIN(delta=adwin_delta) if adwin else None
+        self.adwin = ADWIN(delta=adwin_delta, clock=adwin_clock) if adwin else None
         self.ph = (
             PageHinkley(min_instances=30, delta=ph_delta, threshold=ph_threshold, mode="both")
             if page_hinkley

@@ -64,8 +64,11 @@ class DriftConfig(BaseModel):
         32, ge=1, description="standardised values averaged per detector update (x sqrt(chunk))"
     )
     adwin_delta: float = 0.002
+    adwin_clock: int = Field(
+        1, ge=1, description="ADWIN checks every N chunk updates (river's 32 is per value)"
+    )
     ph_delta: float = 0.5
-    ph_threshold: float = 25.0
+    ph_threshold: float = 15.0
     kswin_sample_every: int = Field(
         1_000, ge=1, description="KSWIN sees one raw value in this many"
     )

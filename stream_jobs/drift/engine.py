@@ -182,7 +182,8 @@ class DriftEngine:
                 key[0], key[1], key[2], partition, mean, std, chunk=c.detector_chunk,
                 adwin=c.adwin, page_hinkley=c.page_hinkley,
                 kswin=c.kswin and (c.kswin_columns is None or kswin_name in c.kswin_columns),
-                adwin_delta=c.adwin_delta, ph_delta=c.ph_delta, ph_threshold=c.ph_threshold,
+                adwin_delta=c.adwin_delta, adwin_clock=c.adwin_clock,
+                ph_delta=c.ph_delta, ph_threshold=c.ph_threshold,
                 kswin_every=c.kswin_sample_every, kswin_alpha=c.kswin_alpha,
             )  # fmt: skip
         st.detectors[key] = det

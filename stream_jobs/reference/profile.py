@@ -10,8 +10,12 @@
 >>> age, plan = prof["features"]
 >>> round(age["mean"]), plan["categories"], plan["missing"]
 (40, {'a': 2, 'b': 1}, 1)
->>> profile_from_window(window_stats_for_test())["source"]
-'window:60000'
+>>> stats = {"model": "m", "model_version": "1", "window_start_ms": 60_000, "count": 3,
+...          "features": [{"name": "c", "kind": "categorical", "count": 3, "missing": 0,
+...                        "categories": {"a": 3}}]}
+>>> pinned = profile_from_window(stats)
+>>> pinned["source"], pinned["features"][0]["unique"]
+('window:60000', 1)
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def _num_key(v: float) -> str:
     return repr(float(v))
 
 
-def numeric_column_profile(name: str, values: Any, k: int = 200) -> dict[str, Any]:
+def numeric_column_profile(name: str, values: Any, k: int = 400) -> dict[str, Any]:
     """ColumnProfile of a numeric column (NaN / None = missing)."""
     if not isinstance(values, np.ndarray):
         values = [np.nan if v is None else v for v in values]
@@ -96,7 +100,7 @@ def _is_numeric(values: Values) -> bool:
     return all(v is None or isinstance(v, int | float) for v in values)
 
 
-def column_profile(name: str, values: Values, k: int = 200, cap: int = 100) -> dict[str, Any]:
+def column_profile(name: str, values: Values, k: int = 400, cap: int = 100) -> dict[str, Any]:
     """Numeric or categorical profile, by the values' type."""
     if _is_numeric(values):
         return numeric_column_profile(name, values, k)
@@ -111,7 +115,7 @@ def build_profile(
     prediction: Values | None = None,
     label: Values | None = None,
     source: str = "",
-    k: int = 200,
+    k: int = 400,
     cap: int = 100,
     created_at_ms: int | None = None,
 ) -> dict[str, Any]:
@@ -175,11 +179,3 @@ def profile_from_window(
         "performance": dict(stats.get("performance") or {}),
     }
 
-
-def window_stats_for_test() -> dict[str, Any]:
-    """A minimal WindowStats record (used by doctests and tests)."""
-    return {
-        "model": "m", "model_version": "1", "window_start_ms": 60_000, "window_end_ms": 120_000,
-        "count": 3, "features": [{"name": "x", "kind": "categorical", "count": 3, "missing": 0,
-                                  "categories": {"a": 3}}],
-    }  # fmt: skip
