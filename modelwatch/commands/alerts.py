@@ -40,8 +40,9 @@ def _stop_on_signals() -> threading.Event:
     def handler(signum: int, frame: Any) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
     return stop
 
 

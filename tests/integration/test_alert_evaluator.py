@@ -19,6 +19,8 @@ from schemas.codec import default_codec
 from schemas.detection import Detection
 from schemas.topics import TopicNames
 from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
+    alert_event,
+    produce_alerts,
     read_records,
     topics_fixture,
     wait_until,
@@ -193,3 +195,26 @@ def test_detections_become_alerts_retrains_and_respect_silences(
             ("dataset_drift", "dataset", "resolved"), ("no_traffic", "traffic", "resolved")]
         for a in new:
             assert a["alert_id"] == opened[a["fingerprint"]]
+
+
+def test_alerts_tail_prints_only_new_alerts_of_the_wanted_severity(
+        kafka_bootstrap: str, topics: TopicNames) -> None:
+    produce_alerts(kafka_bootstrap, topics, [alert_event("old", severity="major")])
+    time.sleep(1.2)  # tail skips records older than its start (minus 1 s of clock slack)
+    output: dict[str, str] = {}
+
+    def run_tail() -> None:
+        output["out"] = cli(kafka_bootstrap, topics, "alerts", "tail", "--json",
+                            "--severity", "major", "--max", "1", "--timeout", "30")
+
+    tail = threading.Thread(target=run_tail, daemon=True)
+    tail.start()
+    time.sleep(2.0)
+    produce_alerts(kafka_bootstrap, topics, [alert_event("new-minor", severity="minor"),
+                                             alert_event("new-major", severity="major")])
+    tail.join(40)
+    assert not tail.is_alive()
+    (line,) = output["out"].splitlines()
+    got = json.loads(line)
+    assert got["fingerprint"] == "new-major"
+    assert set(got) == set(alert_event())  # exactly the AlertEvent fields
