@@ -181,12 +181,21 @@ def metrics_targets() -> Iterator[dict[str, list[str]]]:
 
 
 # --------------------------------------------------------------------------- real Prometheus
-def prometheus_config(targets: dict[str, list[str]]) -> dict[str, Any]:
-    """The shipped local configuration, pointed at ``targets`` and sped up for the test."""
+def prometheus_config(
+    targets: dict[str, list[str]], alertmanager: str | None = None
+) -> dict[str, Any]:
+    """The shipped local configuration, pointed at ``targets`` and sped up for the test.
+
+    ``alertmanager`` (``host:port``) replaces the shipped Alertmanager target; without it
+    Prometheus sends alerts nowhere.
+    """
     conf = yaml.safe_load((PROM_DIR / "prometheus.local.yml").read_text())
     conf["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     conf["rule_files"] = [str((PROM_DIR / f).resolve()) for f in conf["rule_files"]]
-    conf.pop("alerting", None)  # no Alertmanager in this test
+    if alertmanager is None:
+        conf.pop("alerting", None)
+    else:
+        conf["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [alertmanager]}]
     jobs = {c["job_name"]: c for c in conf["scrape_configs"]}
     assert set(targets) <= set(jobs), "targets name shipped jobs"
     conf["scrape_configs"] = [c for c in conf["scrape_configs"] if c["job_name"] in targets]
@@ -196,7 +205,9 @@ def prometheus_config(targets: dict[str, list[str]]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_prometheus(targets: dict[str, list[str]], tmp: Path) -> Iterator[httpx.Client]:
+def running_prometheus(
+    targets: dict[str, list[str]], tmp: Path, alertmanager: str | None = None
+) -> Iterator[httpx.Client]:
     """A real Prometheus on a free loopback port with the shipped rules, scraping ``targets``.
 
     Yields an HTTP client for its API once every target is up; stops it (by pid) on exit.
@@ -205,7 +216,7 @@ def running_prometheus(targets: dict[str, list[str]], tmp: Path) -> Iterator[htt
     if binary is None:
         pytest.skip("prometheus not installed (Debian package `prometheus`; CI installs it)")
     config = tmp / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(targets)))
+    config.write_text(yaml.safe_dump(prometheus_config(targets, alertmanager)))
     port = free_port()
     with (tmp / "prometheus.log").open("w") as log:
         proc = subprocess.Popen(
