@@ -12,6 +12,21 @@ run per reference feature with enough events. Without a reference: statistics on
 
 In every :class:`DriftVerdict`, ``p_value`` is the BH-adjusted p-value and ``drifted``
 is ``p_value <= threshold`` (p-value tests) or ``statistic >= threshold`` (distances).
+
+>>> from stream_jobs.drift.synthetic import SyntheticStream
+>>> s = SyntheticStream(n_numeric=2, n_categorical=1, rate_per_s=100, seed=0)
+>>> ref = ReferenceView(s.reference())
+>>> w = WindowPartial("m", "1", 0, 60_000, ref.partial_spec(400, 100))
+>>> w.update(s.batch(0, 2_000))
+>>> closed = evaluate_window(w, ref, DriftConfig())
+>>> for v in closed.stats["drift"]:
+...     print(v["column"], v["test"], v["drifted"])
+f0 wasserstein False
+f1 wasserstein False
+c0 jensenshannon False
+__prediction__ wasserstein False
+>>> closed.stats["drift_share"], sum(d.active for d in closed.detections), len(closed.detections)
+(0.0, 0, 14)
 """
 
 from __future__ import annotations
