@@ -38,7 +38,7 @@ PREDICTION_SUBJECT = "prediction"
 
 class VoteCombiner:
     def __init__(
-        self, quorum: int | Literal["majority"] = 2, vote_window_ms: int = 120_000
+        self, quorum: int | Literal["majority"] = "majority", vote_window_ms: int = 60_000
     ) -> None:
         if quorum != "majority" and int(quorum) < 1:
             raise ValueError("quorum must be >= 1 or 'majority'")
