@@ -30,6 +30,8 @@ from typing import Any
 
 from alerting.routes import Route
 
+EMITTED_TTL_MS = 24 * 3_600_000
+
 
 @dataclass
 class Notification:
@@ -87,7 +89,10 @@ class Dispatcher:
         self.clock = clock
         self.is_done = is_done
         self._groups: dict[str, _Group] = {}
-        self._emitted: set[str] = set()  # keys handed out by this process
+        # keys handed out by this process -> when; forgotten after EMITTED_TTL_MS, after
+        # which the persistent store (is_done) answers alone
+        self._emitted: dict[str, int] = {}
+        self._pruned_at = 0
         self._critical: dict[str, set[str]] = {}  # model -> fingerprints of firing criticals
 
     def ingest(self, alert: dict[str, Any], token: Hashable | None = None) -> int:
@@ -131,6 +136,9 @@ class Dispatcher:
         just release the offsets of events that needed no message.
         """
         now = self.clock()
+        if now - self._pruned_at > EMITTED_TTL_MS // 24:
+            self._pruned_at = now
+            self._emitted = {k: t for k, t in self._emitted.items() if now - t < EMITTED_TTL_MS}
         out: list[Notification] = []
         for gkey in list(self._groups):
             group = self._groups[gkey]
@@ -151,7 +159,7 @@ class Dispatcher:
                      if k not in self._emitted and not self.is_done(k, route)]
             tokens, group.tokens = group.tokens, []
             if fresh:
-                self._emitted.update(keys.values())
+                self._emitted.update(dict.fromkeys(keys.values(), now))
                 out.append(Notification(route, gkey, dict(group.labels), firing, resolved,
                                         keys, epoch, tokens))
             elif tokens:
