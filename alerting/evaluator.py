@@ -31,7 +31,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
-from alerting.kafka import consumer_config, make_producer, partitions_of, read_topic
+from alerting.kafka import (
+    consumer_config,
+    make_producer,
+    partitions_of,
+    process_registry,
+    read_topic,
+)
 from alerting.lifecycle import AlertLifecycle, Clock, wall_clock_ms
 from alerting.policy import Policy
 from alerting.retrain import RetrainTrigger
@@ -79,7 +85,7 @@ class Evaluator:
         self.silences = SilenceStore()
         self.lifecycle = AlertLifecycle(policy, clock, self.silences)
         self.retrain = RetrainTrigger(policy.retrain_min_interval_ms, clock)
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry if registry is not None else process_registry()
         self.metrics = EvaluatorMetrics(self.registry)
         self.producer = make_producer(bootstrap)
         self.ready = threading.Event()

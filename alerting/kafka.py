@@ -22,6 +22,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 
 def consumer_config(bootstrap: str, group_id: str | None = None,
@@ -119,3 +120,11 @@ def last_per_key(records: list[Record]) -> dict[bytes | None, Record]:
     for rec in records:
         out[rec.key] = rec
     return out
+
+
+def process_registry() -> CollectorRegistry:
+    """A metrics registry with the standard process and platform collectors."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerting.grouping import Dispatcher, Notification
-from alerting.kafka import consumer_config, make_producer, read_topic
+from alerting.kafka import consumer_config, make_producer, process_registry, read_topic
 from alerting.lifecycle import Clock, wall_clock_ms
 from alerting.offsets import OffsetTracker
 from alerting.retry import deliver_with_retry
@@ -89,7 +89,7 @@ class Notifier:
         self.sent = SentLog(Path(state_dir) / f"{group_id}.sent")
         self.dispatcher = Dispatcher(routes.routes, clock, is_done=self._is_done)
         self.tracker = OffsetTracker()
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry if registry is not None else process_registry()
         self.metrics = NotifierMetrics(self.registry)
         self.producer = make_producer(bootstrap)
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{name}")

@@ -184,5 +184,8 @@ def test_cli_pipeline_detection_to_webhook_with_metrics(
         wait_until(lambda: sample(scrape(f"http://127.0.0.1:{notify_port}/metrics"),
                                   "modelwatch_notifications_total", sink="hook",
                                   outcome="delivered") == 1, 10, "the notifier metric")
+        for port in (eval_port, notify_port):  # standard process metrics too
+            assert sample(scrape(f"http://127.0.0.1:{port}/metrics"),
+                          "process_cpu_seconds_total") > 0
         assert "CRITICAL" in notifier.log_tail(100)  # the console sink printed it
         assert evaluator.alive() and notifier.alive()
