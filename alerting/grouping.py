@@ -180,6 +180,10 @@ class Dispatcher:
                 del self._groups[gkey]
         for fps in self._critical.values():
             fps.difference_update(fingerprints)
+        # a replay after the rebalance must not be released on the strength of a delivery
+        # still in flight here: prefer a duplicate to a loss (the sent log dedupes the rest)
+        self._emitted = {k: t for k, t in self._emitted.items()
+                         if k.split("|")[1] not in fingerprints}
 
     def _inhibited(self, alert: Mapping[str, Any]) -> bool:
         return alert["severity"] != "critical" and bool(self._critical.get(alert["model"]))

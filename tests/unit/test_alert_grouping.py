@@ -203,3 +203,22 @@ def test_routes_default_file_and_validation(tmp_path: Path) -> None:
                       "routes": [{"sinks": ["l"], "repeat": "5m"}]})
     with pytest.raises(RoutesError, match="does not exist"):
         load_routes(tmp_path / "missing.yaml")
+
+
+def test_forget_drops_alerts_of_lost_partitions(clock: Clock) -> None:
+    done: set[str] = set()
+    d = Dispatcher(ROUTES.routes, clock, is_done=lambda k, route: k in done)
+    d.ingest(alert("a"))
+    d.ingest(alert("b"))
+    clock.advance(10)
+    (n,) = d.flush_due()
+    done.add(n.keys["b/firing"])  # 'a' is still in flight when the partition is lost
+    d.forget({"a", "b"})
+    assert d.open_alerts() == [] and d.next_due_ms() is None
+    d.ingest(alert("a"), token=1)  # replayed by the new owner... or by us after reassignment
+    d.ingest(alert("b"), token=2)
+    clock.advance(10)
+    (again,) = d.flush_due()
+    assert again.tokens == [1, 2]
+    # 'a' is sent again rather than released on the strength of a delivery in flight
+    assert [a["fingerprint"] for a in again.firing] == ["a", "b"]
