@@ -216,3 +216,25 @@ def test_email_over_starttls_with_auth(kafka_bootstrap: str, topics: TopicNames,
         assert "[FIRING:1] critical churn" in received[0].content.decode()
     finally:
         controller.stop()
+
+
+def test_two_notifiers_in_one_group_deliver_each_alert_once(
+        kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
+        tmp_path: Path) -> None:
+    routes = routes_config({"hook": {"type": "webhook", "url_env": "HOOK_URL"}}, ["hook"],
+                           group_by=["fingerprint"])
+    env = {"HOOK_URL": http_server.url}
+    with NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path / "a", "shared") as one, \
+            NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path / "b", "shared") as two:
+        wait_until(lambda: one.ready.is_set() and two.ready.is_set(), 10, "both started")
+        time.sleep(4)  # let the group settle on two members
+        events = [alert_event(f"fp-{i}", model=f"m{i}") for i in range(12)]
+        produce_alerts(kafka_bootstrap, topics, events)
+        wait_until(lambda: len(http_server.ok()) >= 12, 30, "every alert delivered")
+        time.sleep(1.0)
+        got = sorted(r.body["alerts"][0]["fingerprint"] for r in http_server.ok())
+        assert got == sorted(e["fingerprint"] for e in events)  # each exactly once
+        delivered = [metric(n, "modelwatch_notifications_total", sink="hook",
+                            outcome="delivered") for n in (one, two)]
+        assert sum(delivered) == 12
+        assert min(delivered) > 0  # the work was shared
