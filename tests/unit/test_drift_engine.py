@@ -249,3 +249,30 @@ def test_metrics_exporter_sets_series_and_caps_features(shifted_run) -> None:
     assert capped_reg.get_sample_value("modelwatch_features_not_exported", {"model": "m"}) == 15
     names = {s.labels.get("feature") for mf in capped_reg.collect() for s in mf.samples}
     assert len(names - {None}) == 10
+
+
+def test_idle_model_windows_close_on_processing_time_and_partitions_can_be_dropped() -> None:
+    s = SyntheticStream(n_numeric=1, n_categorical=0, rate_per_s=100, seed=11)
+    engine = DriftEngine(DriftConfig(window_ms=10_000, allowed_lateness_ms=1_000))
+    engine.observe(0, 0, s.batch(0, 500))  # 0 .. 5 s, then the traffic stops
+    engine.observe(1, 0, s.batch(1_000, 100))
+    assert engine.poll_closed() == [] and engine.open_windows() == [("m", "1", 0)]
+    assert engine.poll_closed(now_ms=10_999) == []
+    (w,) = engine.poll_closed(now_ms=11_000)
+    assert w.stats["count"] == 600 and engine.open_windows() == []
+    engine.observe(1, 1, s.batch(20_000, 100))
+    engine.drop_partitions([1])
+    assert engine.partitions == [0] and engine.flush() == []
+
+
+def test_new_reference_restarts_detectors_and_judges_next_window() -> None:
+    s = SyntheticStream(n_numeric=2, n_categorical=0, rate_per_s=100, seed=12)
+    engine = DriftEngine(DriftConfig(window_ms=10_000))
+    engine.set_reference(s.reference())
+    engine.observe(0, 0, s.batch(0, 1_000))
+    assert engine._parts[0].detectors  # built from the first reference
+    moved = s.reference()
+    moved["features"][0]["mean"] = 5.0
+    engine.set_reference(moved)
+    assert engine._parts[0].detectors == {}
+    assert engine.reference("m", "1").columns["f0"].mean == 5.0
