@@ -178,4 +178,3 @@ def profile_from_window(
         "label": None if not stats.get("label") else _from_column_window(stats["label"]),
         "performance": dict(stats.get("performance") or {}),
     }
-
