@@ -123,8 +123,12 @@ class DriftMetrics:
         self.windows_closed.labels(model).inc()
         self.window_events.labels(model).set(s["count"])
         left_out: set[str] = set()
+        seen: set[str] = set()
         for cw in s["features"]:
             name = cw["name"]
+            if name in seen:  # a wrong-kind duplicate: the reference-kind entry comes first
+                continue
+            seen.add(name)
             if not self._allowed(model, name):
                 left_out.add(name)
                 continue

@@ -207,6 +207,10 @@ def test_data_quality_detections() -> None:
     assert feats[("f1", "numeric")]["out_of_range"] == 50
     assert feats[("c0", "categorical")]["unseen_categories"] > 0
     assert feats[("f2", "numeric")]["missing"] == 1_000 and ("f2", "categorical") in feats
+    reg = CollectorRegistry()
+    DriftMetrics(reg).record_window(w)
+    labels = {"model": "m", "feature": "f2"}
+    assert reg.get_sample_value("modelwatch_feature_missing_ratio", labels) == 1.0
 
 
 def test_hopping_windows_and_versions() -> None:
