@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from modelwatch.settings import Settings
@@ -13,8 +15,12 @@ from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.drift_stage import DriftStage
 from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
+from stream_jobs.join.config import LabelConfig
+from stream_jobs.join.engine import LabelEngine
+from stream_jobs.join.store import RocksStore
+from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
-from stream_jobs.reference_feed import ReferenceFeed
+from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -40,13 +46,26 @@ def build_worker(settings: Settings) -> Worker:
     golden_checks = GoldenChecksStage(
         GoldenChecks(GoldenChecksConfig(**settings.golden_checks)), sink
     )
-    references = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
-    references.start()
     drift = DriftStage(
         DriftEngine(DriftConfig(**settings.drift)),
         DriftMetrics(registry, max_features=settings.max_features_per_model),
         sink,
-        references,
     )
-    stages = [golden_checks, drift]
-    return create_worker(config, registry, observers=stages, pollers=stages)
+    label_engine = LabelEngine(
+        LabelConfig(**settings.labels),
+        RocksStore(Path(settings.data_dir) / f"join-{settings.group_id}"),
+        drift=DriftConfig(**settings.drift),
+    )
+    label_metrics = LockedLabelMetrics(registry, label_engine)
+    labels = LabelStage(label_engine, label_metrics, sink, default_codec(), config.topics)
+    label_metrics.lock = labels.lock
+    feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    feed.start()
+    references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
+    return create_worker(
+        config,
+        registry,
+        observers=[golden_checks, drift, labels],
+        pollers=[references, golden_checks, drift, labels],
+        label_observer=labels,
+    )

@@ -27,7 +27,13 @@ from prometheus_client import (
 from schemas.codec import default_codec
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
-from stream_jobs.handler import BatchObserver, Outgoing, PredictionHandler
+from stream_jobs.handler import (
+    BatchObserver,
+    LabelHandler,
+    LabelObserver,
+    Outgoing,
+    PredictionHandler,
+)
 from stream_jobs.outputs import Poller
 from stream_jobs.pipeline_metrics import PipelineMetrics
 
@@ -67,6 +73,7 @@ def create_worker(
     registry: CollectorRegistry,
     observers: list[BatchObserver] | None = None,
     pollers: list[Poller] | None = None,
+    label_observer: LabelObserver | None = None,
 ) -> Worker:
     """The Faust app around a handler; ``pollers`` run every ``window_poll_s`` and their
     outgoing records (window stats, detections) are sent."""
@@ -102,6 +109,11 @@ def create_worker(
             await fut
             pending.popleft()
 
+    def record_lag(topic: str, partition: int, offset: int) -> None:
+        highwater = app.consumer.highwater(TP(topic, partition))
+        if highwater is not None:
+            pipeline.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
+
     @app.agent(predictions, name="predictions")
     async def on_predictions(stream: faust.StreamT) -> AsyncIterator[None]:
         async for event in stream.events():
@@ -109,13 +121,30 @@ def create_worker(
             outgoing = handler.handle(msg.key, msg.value, msg.partition, msg.offset, time.time())
             if outgoing:
                 await send_all(outgoing)
-            tp = TP(msg.topic, msg.partition)
-            highwater = app.consumer.highwater(tp)
-            if highwater is not None:
-                pipeline.lag.labels(msg.topic, str(msg.partition)).set(
-                    max(0, highwater - msg.offset - 1)
-                )
+            record_lag(msg.topic, msg.partition, msg.offset)
             yield None
+
+    if label_observer is not None:
+        label_handler = LabelHandler(default_codec(), config.topics, pipeline, label_observer)
+        labels_topic = app.topic(
+            config.topics.labels,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+        @app.agent(labels_topic, name="labels")
+        async def on_labels(stream: faust.StreamT) -> AsyncIterator[None]:
+            async for event in stream.events():
+                msg = event.message
+                outgoing = label_handler.handle(
+                    msg.key, msg.value, msg.partition, msg.offset, time.time()
+                )
+                if outgoing:
+                    await send_all(outgoing)
+                record_lag(msg.topic, msg.partition, msg.offset)
+                yield None
 
     @app.timer(config.window_poll_s)
     async def poll_outputs() -> None:

@@ -4,13 +4,13 @@ feeds it batches and references, publishes closed windows and detections, sets m
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from schemas.columnar import PredictionColumns
 from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
 from stream_jobs.outputs import DetectionSink
-from stream_jobs.reference_feed import ReferenceFeed
 
 log = logging.getLogger("modelwatch.drift")
 
@@ -21,26 +21,18 @@ class DriftStage:
         engine: DriftEngine,
         metrics: DriftMetrics,
         sink: DetectionSink,
-        references: ReferenceFeed | None = None,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.sink = sink
-        self.references = references
+
+    def set_reference(self, profile: dict[str, Any]) -> None:
+        self.engine.set_reference(profile)
 
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
         self.metrics.record_late(cols.model, self.engine.observe(partition, offset, cols))
 
     def poll(self, now_s: float) -> list[Outgoing]:
-        if self.references is not None:
-            for profile in self.references.drain():
-                self.engine.set_reference(profile)
-                log.warning(
-                    "reference loaded for %s/%s (%d features)",
-                    profile["model"],
-                    profile["model_version"] or "*",
-                    len(profile["features"]),
-                )
         out: list[Outgoing] = []
         for window in self.engine.poll_closed():
             self.metrics.record_window(window)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.codec import Codec
-from schemas.columnar import PredictionColumns
+from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
 from stream_jobs.dead_letter import dead_letter_record
-from stream_jobs.decode import RejectedRecord, decode_predictions, validate_rows
+from stream_jobs.decode import RejectedRecord, decode_labels, decode_predictions, validate_rows
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.pipeline_metrics import PipelineMetrics
 
@@ -113,5 +113,65 @@ class PredictionHandler:
             partition=partition,
             offset=offset,
             now_ms=now_ms,
+        )
+        return Outgoing(self.topics.dead_letter, key, self.codec.encode("DeadLetter", record))
+
+
+class LabelObserver(Protocol):
+    def observe_labels(
+        self, partition: int, offset: int, labels: LabelColumns
+    ) -> list[Outgoing]: ...
+
+
+class LabelHandler:
+    """One Kafka record of the labels topic: decode, hand to the join, dead-letter the rest."""
+
+    def __init__(
+        self, codec: Codec, topics: TopicNames, pipeline: PipelineMetrics, observer: LabelObserver
+    ) -> None:
+        self.codec = codec
+        self.topics = topics
+        self.pipeline = pipeline
+        self.observer = observer
+
+    def handle(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, now_s: float
+    ) -> list[Outgoing]:
+        topic = self.topics.labels
+        try:
+            labels = decode_labels(self.codec, value)
+        except RejectedRecord as exc:
+            return [self._dead_letter(key, value, exc.kind, exc.reason, partition, offset, now_s)]
+        try:
+            out = self.observer.observe_labels(partition, offset, labels)
+        except Exception as exc:  # a bug must not stop the worker: keep the record
+            log.exception("label join failed on %s[%d]@%d", topic, partition, offset)
+            reason = f"label join raised {exc!r}"
+            return [self._dead_letter(key, value, "processing", reason, partition, offset, now_s)]
+        self.pipeline.events.labels(topic).inc(labels.n)
+        self.pipeline.batches.labels(topic).inc()
+        return out
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        kind: str,
+        reason: str,
+        partition: int,
+        offset: int,
+        now_s: float,
+    ) -> Outgoing:
+        topic = self.topics.labels
+        self.pipeline.dead_letters.labels(topic, kind).inc()
+        record = dead_letter_record(
+            key=key,
+            value=value,
+            reason=reason,
+            error_kind=kind,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            now_ms=int(now_s * 1000),
         )
         return Outgoing(self.topics.dead_letter, key, self.codec.encode("DeadLetter", record))

@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -59,3 +60,25 @@ class ReferenceFeed(threading.Thread):
             log.exception("reference feed stopped")
         finally:
             consumer.close()
+
+
+class ReferenceStage:
+    """Hands every reference the feed has read to the engines that use references."""
+
+    def __init__(
+        self, feed: ReferenceFeed, listeners: list[Callable[[dict[str, Any]], None]]
+    ) -> None:
+        self.feed = feed
+        self.listeners = listeners
+
+    def poll(self, now_s: float) -> list:
+        for profile in self.feed.drain():
+            for listener in self.listeners:
+                listener(profile)
+            log.warning(
+                "reference loaded for %s/%s (%d features)",
+                profile["model"],
+                profile["model_version"] or "*",
+                len(profile["features"]),
+            )
+        return []

@@ -50,7 +50,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "eddm": {"warm_start": 100, "alpha": 0.8, "beta": 0.7},
     "hddm_a": {"drift_confidence": 1e-3, "warning_confidence": 5e-3, "two_sided_test": False},
     "hddm_w": {
-        "drift_confidence": 1e-4, "warning_confidence": 1e-3, "lambda_val": 0.05,
+        "drift_confidence": 1e-4,
+        "warning_confidence": 1e-3,
+        "lambda_val": 0.05,
         "two_sided_test": False,
     },
     "fhddm": {"sliding_window_size": 200, "confidence_level": 1e-6},
@@ -58,7 +60,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _CLASSES = {
-    "ddm": DDM, "eddm": EDDM, "hddm_a": HDDMA, "hddm_w": HDDMW, "fhddm": FHDDM, "adwin": ADWIN,
+    "ddm": DDM,
+    "eddm": EDDM,
+    "hddm_a": HDDMA,
+    "hddm_w": HDDMW,
+    "fhddm": FHDDM,
+    "adwin": ADWIN,
 }
 
 

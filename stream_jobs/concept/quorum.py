@@ -65,7 +65,8 @@ class VoteBox:
         """``(quorum met, current votes)`` at ``clock_ms`` (default: the error clock)."""
         now = self.clock_ms if clock_ms is None else clock_ms
         live = [
-            (p, f) for p, f in sorted(self.votes.items())
+            (p, f)
+            for p, f in sorted(self.votes.items())
             if now - f.event_time_ms <= self.vote_window_ms
         ]
         return len(live) >= self.required(), live

@@ -11,16 +11,29 @@ DAY_MS = 86_400_000
 
 class LabelConfig(BaseModel):
     # ---- join ----------------------------------------------------------------------
-    ttl_ms: int = Field(7 * DAY_MS, gt=0, description="how long a prediction waits for its "
-                        "label, and a label for its prediction (event time)")
-    max_early_labels: int = Field(100_000, ge=0, description="labels waiting for their "
-                                  "prediction, at most; more are orphaned at once")
-    expiry_bucket_ms: int = Field(60_000, gt=0, description="expiry index granularity: a "
-                                  "record expires at most this much after its TTL")
+    ttl_ms: int = Field(
+        7 * DAY_MS,
+        gt=0,
+        description="how long a prediction waits for its "
+        "label, and a label for its prediction (event time)",
+    )
+    max_early_labels: int = Field(
+        100_000,
+        ge=0,
+        description="labels waiting for their prediction, at most; more are orphaned at once",
+    )
+    expiry_bucket_ms: int = Field(
+        60_000,
+        gt=0,
+        description="expiry index granularity: a record expires at most this much after its TTL",
+    )
     # ---- performance windows ----------------------------------------------------------
     window_ms: int = Field(60_000, gt=0, description="tumbling window on prediction time")
-    label_horizon_ms: int = Field(300_000, ge=0, description="a window closes when the "
-                                  "model's label event time passes window end + horizon")
+    label_horizon_ms: int = Field(
+        300_000,
+        ge=0,
+        description="a window closes when the model's label event time passes window end + horizon",
+    )
     task: Literal["auto", "classification", "regression"] = "auto"
     tasks: dict[str, Literal["classification", "regression"]] = Field(default_factory=dict)
     positive_class: str = "1"
@@ -28,28 +41,31 @@ class LabelConfig(BaseModel):
     decision_threshold: float = 0.5
     auc_bins: int = Field(200, gt=1)
     ece_bins: int = Field(15, gt=0)
-    segment_cardinality: int = Field(20, gt=0, description="values per segment tag; more "
-                                     "go to __other__")
-    min_labels_for_performance: int = Field(30, ge=1, description="collapse checks need at "
-                                            "least this many labels in the window")
-    performance_floors: dict[str, float] = Field(default_factory=dict, description=
-                                                 "metric -> lowest healthy value, e.g. "
-                                                 "{'accuracy': 0.7}")
-    performance_ceilings: dict[str, float] = Field(default_factory=dict, description=
-                                                   "metric -> highest healthy value, e.g. "
-                                                   "{'mae': 3.0}")
+    segment_cardinality: int = Field(
+        20, gt=0, description="values per segment tag; more go to __other__"
+    )
+    min_labels_for_performance: int = Field(
+        30, ge=1, description="collapse checks need at least this many labels in the window"
+    )
+    performance_floors: dict[str, float] = Field(
+        default_factory=dict, description="metric -> lowest healthy value, e.g. {'accuracy': 0.7}"
+    )
+    performance_ceilings: dict[str, float] = Field(
+        default_factory=dict, description="metric -> highest healthy value, e.g. {'mae': 3.0}"
+    )
     # ---- concept drift ----------------------------------------------------------------
     detector: Literal["ddm", "eddm", "hddm_a", "hddm_w", "fhddm"] = "fhddm"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     regression_detector: Literal["adwin"] = "adwin"
     regression_detector_params: dict[str, Any] = Field(default_factory=dict)
-    recent_errors: int = Field(100, gt=0, description="samples behind a detection's "
-                               "'after' error")
+    recent_errors: int = Field(100, gt=0, description="samples behind a detection's 'after' error")
     min_increase: float = Field(0.0, ge=0, description="a fire must raise the error by more")
     concept_scope: Literal["partition", "model"] = Field(
-        "partition", description="partition: one monitor per partition, votes combined by "
+        "partition",
+        description="partition: one monitor per partition, votes combined by "
         "quorum (works across workers); model: one monitor on the model's merged error "
-        "stream in this process (quicker when one worker owns all partitions)")
+        "stream in this process (quicker when one worker owns all partitions)",
+    )
     quorum_fraction: float = Field(0.5, gt=0, le=1)
     quorum_min_votes: int = Field(1, ge=1)
     vote_window_ms: int = Field(600_000, gt=0)

@@ -85,8 +85,15 @@ _BE8 = struct.Struct(">q")
 _BE2 = struct.Struct(">H")
 _I8 = struct.Struct("<q")
 TOTAL_FIELDS = (
-    "predictions", "labels", "joined", "duplicates", "early", "late_labels",
-    "orphan_labels", "orphan_predictions", "label_watermark_ms",
+    "predictions",
+    "labels",
+    "joined",
+    "duplicates",
+    "early",
+    "late_labels",
+    "orphan_labels",
+    "orphan_predictions",
+    "label_watermark_ms",
 )
 _TOTALS = struct.Struct("<" + "q" * len(TOTAL_FIELDS))
 NO_TIME = -(2**62)
@@ -226,9 +233,13 @@ class LabelEngine:
             c = self.config
             task = c.task_for(cat.model)
             w = WindowPerformance(
-                cat.model, cat.version, start, start + c.window_ms,
+                cat.model,
+                cat.version,
+                start,
+                start + c.window_ms,
                 task=REGRESSION if task == "regression" else CLASSIFICATION,
-                auc_bins=c.auc_bins, ece_bins=c.ece_bins,
+                auc_bins=c.auc_bins,
+                ece_bins=c.ece_bins,
             )
             self.windows[(cid, start)] = w
         return w
@@ -306,8 +317,12 @@ class LabelEngine:
             w = self._window(cat.cid, start)
             w.n_predictions += int(sel.sum())
             for j, tag in enumerate(cat.tags or []):
-                w.slices.add(tag, cat.segment_names(j), segs[sel, j].astype(np.int64),
-                             predictions=np.ones(int(sel.sum())))
+                w.slices.add(
+                    tag,
+                    cat.segment_names(j),
+                    segs[sel, j].astype(np.int64),
+                    predictions=np.ones(int(sel.sum())),
+                )
             twin.add((cat.cid, start))
         self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
@@ -332,8 +347,19 @@ class LabelEngine:
                 lab_v = np.array([x[2] for x in labs], dtype=np.float64)
                 lab_c = [x[3] for x in labs]
                 recs = [records[i] for i in waiting]
-                self._join(partition, cat.model, recs, [pids[i] for i in waiting],
-                           lab_t, lab_v, lab_c, b, touched, twin, result)
+                self._join(
+                    partition,
+                    cat.model,
+                    recs,
+                    [pids[i] for i in waiting],
+                    lab_t,
+                    lab_v,
+                    lab_c,
+                    b,
+                    touched,
+                    twin,
+                    result,
+                )
         b.puts[okey] = _I8.pack(offset)
         self._flush(b, touched, twin)
         return result
@@ -354,7 +380,8 @@ class LabelEngine:
         pids = labels.prediction_ids
         lt = np.asarray(labels.event_time_ms, dtype=np.int64)
         lv = (
-            np.full(labels.n, np.nan) if labels.label_value is None
+            np.full(labels.n, np.nan)
+            if labels.label_value is None
             else np.asarray(labels.label_value, dtype=np.float64)
         )
         lc: list[str | None] = (
@@ -411,8 +438,19 @@ class LabelEngine:
         self._bump(model, "orphan_labels", len(result.orphans), touched)
         if join_pos:
             jp = np.array(join_pos)
-            self._join(partition, model, join_recs, [pids[i] for i in join_pos],
-                       lt[jp], lv[jp], [lc[i] for i in join_pos], b, touched, twin, result)
+            self._join(
+                partition,
+                model,
+                join_recs,
+                [pids[i] for i in join_pos],
+                lt[jp],
+                lv[jp],
+                [lc[i] for i in join_pos],
+                b,
+                touched,
+                twin,
+                result,
+            )
         b.puts[okey] = _I8.pack(offset)
         self._flush(b, touched, twin)
         return result
@@ -473,7 +511,8 @@ class LabelEngine:
                     if w.cls.positive < 0 and pieces["positive"] >= 0:
                         w.cls.positive = pieces["positive"]
                     w.cls.update(
-                        y_true[sel], y_pred[sel],
+                        y_true[sel],
+                        y_pred[sel],
                         pos_score=pieces["pos_score"][sel],
                         p_true=pieces["p_true"][sel],
                         confidence=pieces["confidence"][sel],
@@ -483,8 +522,11 @@ class LabelEngine:
                     fin = np.isfinite(e)
                     for j, tag in enumerate(cat.tags):
                         w.slices.add(
-                            tag, cat.segment_names(j), rows["segs"][sel, j].astype(np.int64),
-                            labels=fin.astype(np.float64), errors=np.where(fin, e, 0.0),
+                            tag,
+                            cat.segment_names(j),
+                            rows["segs"][sel, j].astype(np.int64),
+                            labels=fin.astype(np.float64),
+                            errors=np.where(fin, e, 0.0),
                             sq_errors=np.where(fin, e * e, 0.0),
                         )
                 twin.add((cid, start))
@@ -527,8 +569,11 @@ class LabelEngine:
         n = rows.size
         # true class codes (a numeric label of a classifier names its class: 1.0 -> "1")
         names = [
-            x if x is not None else (None if not math.isfinite(v) else
-                                     (str(int(v)) if float(v).is_integer() else str(v)))
+            x
+            if x is not None
+            else (
+                None if not math.isfinite(v) else (str(int(v)) if float(v).is_integer() else str(v))
+            )
             for x, v in zip(lcs, lv.tolist(), strict=True)
         ]
         y_true = np.array([-1 if x is None else cat.class_code(x) for x in names], np.int64)
@@ -555,14 +600,20 @@ class LabelEngine:
             with np.errstate(invalid="ignore", divide="ignore"):
                 probs = probs / tot
             pcodes = np.array([cat.class_code(x) for x in pc], dtype=np.int64)
-            y_pred = np.where(~has_cls & has_probs, pcodes[np.nanargmax(
-                np.where(np.isfinite(probs), probs, -1.0), axis=1)], y_pred)
+            y_pred = np.where(
+                ~has_cls & has_probs,
+                pcodes[np.nanargmax(np.where(np.isfinite(probs), probs, -1.0), axis=1)],
+                y_pred,
+            )
             col_of_code = {code: j for j, code in enumerate(pcodes.tolist())}
             tcol = np.array([col_of_code.get(v, -1) for v in y_true.tolist()], dtype=np.int64)
             pcol = np.array([col_of_code.get(v, -1) for v in y_pred.tolist()], dtype=np.int64)
             r = np.arange(n)
-            p_true = np.where(has_probs & (y_true >= 0),
-                              np.where(tcol >= 0, probs[r, np.maximum(tcol, 0)], 0.0), np.nan)
+            p_true = np.where(
+                has_probs & (y_true >= 0),
+                np.where(tcol >= 0, probs[r, np.maximum(tcol, 0)], 0.0),
+                np.nan,
+            )
             confidence = np.where(has_probs & (pcol >= 0), probs[r, np.maximum(pcol, 0)], np.nan)
             if positive >= 0:
                 pos_score = np.where(has_probs, probs[:, col_of_code[positive]], np.nan)
@@ -571,14 +622,24 @@ class LabelEngine:
             if by_score.any():
                 s = score
                 pos_score = np.where(by_score, s, pos_score)
-                y_pred = np.where(by_score & ~has_cls,
-                                  np.where(s >= c.decision_threshold, positive, negative), y_pred)
-                p_true = np.where(by_score & (y_true >= 0),
-                                  np.where(y_true == positive, s, 1.0 - s), p_true)
+                y_pred = np.where(
+                    by_score & ~has_cls,
+                    np.where(s >= c.decision_threshold, positive, negative),
+                    y_pred,
+                )
+                p_true = np.where(
+                    by_score & (y_true >= 0), np.where(y_true == positive, s, 1.0 - s), p_true
+                )
                 pred_pos = y_pred == positive
                 confidence = np.where(by_score, np.where(pred_pos, s, 1.0 - s), confidence)
-        return {"y_true": y_true, "y_pred": y_pred, "pos_score": pos_score, "p_true": p_true,
-                "confidence": confidence, "positive": positive}
+        return {
+            "y_true": y_true,
+            "y_pred": y_pred,
+            "pos_score": pos_score,
+            "p_true": p_true,
+            "confidence": confidence,
+            "positive": positive,
+        }
 
     # ---- time passes -------------------------------------------------------------------
     def poll(self, now_event_ms: int) -> LabelOutputs:
@@ -625,7 +686,7 @@ class LabelEngine:
     def _close_windows(self, b: _Batch, out: LabelOutputs) -> None:
         c = self.config
         wm_i = TOTAL_FIELDS.index("label_watermark_ms")
-        for (cid, start) in sorted(self.windows, key=lambda k: (k[1], k[0])):
+        for cid, start in sorted(self.windows, key=lambda k: (k[1], k[0])):
             cat = self.catalogs[cid]
             wm = self._tot(cat.model)[wm_i]
             w = self.windows[(cid, start)]
@@ -637,7 +698,8 @@ class LabelEngine:
             b.puts[b"k" + _BE2.pack(cid)] = _I8.pack(self.closed_before[cid])
             doc = self._window_doc(cat, w, closed=True)
             ref = self.references.get((cat.model, cat.version)) or self.references.get(
-                (cat.model, ""))
+                (cat.model, "")
+            )
             column, det = judge_label_drift(w, cat.classes, ref, self.drift)
             doc["label"] = column
             if det is not None:
@@ -664,8 +726,9 @@ class LabelEngine:
         if not regression:
             k = w.cls.confusion.shape[0]
             true_counts = w.cls.confusion.sum(axis=1)
-            doc["label_counts"] = {cat.classes[i]: int(true_counts[i]) for i in range(k)
-                                   if true_counts[i]}
+            doc["label_counts"] = {
+                cat.classes[i]: int(true_counts[i]) for i in range(k) if true_counts[i]
+            }
             if w.cls.auc_n:
                 doc["auc_error_bound"] = w.cls.auc_error_bound()
         return doc
@@ -678,7 +741,7 @@ class LabelEngine:
     def open_windows(self, model: str | None = None) -> list[dict[str, Any]]:
         """Current values of windows not yet closed."""
         docs = []
-        for (cid, start) in sorted(self.windows, key=lambda k: (k[1], k[0])):
+        for cid, start in sorted(self.windows, key=lambda k: (k[1], k[0])):
             cat = self.catalogs[cid]
             if model is None or cat.model == model:
                 docs.append(self._window_doc(cat, self.windows[(cid, start)], closed=False))
@@ -696,13 +759,22 @@ class LabelEngine:
                 continue
             value = perf[metric]
             bad = value < bound if floor else value > bound
-            dets.append(Detection(
-                model=cat.model, kind=DetectionKind.PERFORMANCE_COLLAPSE, subject=metric,
-                detector="floor" if floor else "ceiling", value=value, threshold=bound,
-                event_time_ms=w.end_ms, model_version=cat.version, active=bad,
-                window_start_ms=w.start_ms, window_end_ms=w.end_ms,
-                details={"labels": str(int(perf["labels"]))},
-            ))
+            dets.append(
+                Detection(
+                    model=cat.model,
+                    kind=DetectionKind.PERFORMANCE_COLLAPSE,
+                    subject=metric,
+                    detector="floor" if floor else "ceiling",
+                    value=value,
+                    threshold=bound,
+                    event_time_ms=w.end_ms,
+                    model_version=cat.version,
+                    active=bad,
+                    window_start_ms=w.start_ms,
+                    window_end_ms=w.end_ms,
+                    details={"labels": str(int(perf["labels"]))},
+                )
+            )
         return dets
 
     def _concept_detection(
@@ -711,7 +783,8 @@ class LabelEngine:
         met, votes = box.evaluate()
         c = self.config
         regression = self.config.task_for(cat.model) == "regression" or (
-            w is not None and w.reg.n > w.cls.n)
+            w is not None and w.reg.n > w.cls.n
+        )
         n_b = sum(f.n_before for _, f in votes)
         n_a = sum(f.n_after for _, f in votes)
         before = sum(f.before * f.n_before for _, f in votes) / n_b if n_b else math.nan
@@ -724,15 +797,22 @@ class LabelEngine:
             we = ws + c.window_ms
         detector = c.regression_detector if regression else c.detector
         return Detection(
-            model=cat.model, kind=DetectionKind.CONCEPT_DRIFT,
+            model=cat.model,
+            kind=DetectionKind.CONCEPT_DRIFT,
             subject="mean_absolute_error" if regression else "error_rate",
-            detector=f"{detector}/quorum", value=0.0 if math.isnan(after) else after,
+            detector=f"{detector}/quorum",
+            value=0.0 if math.isnan(after) else after,
             threshold=0.0 if math.isnan(before) else before,
-            event_time_ms=int(t if w is None else w.end_ms), model_version=cat.version,
-            active=bool(met and box.active), window_start_ms=ws, window_end_ms=we,
+            event_time_ms=int(t if w is None else w.end_ms),
+            model_version=cat.version,
+            active=bool(met and box.active),
+            window_start_ms=ws,
+            window_end_ms=we,
             details={
-                "before": f"{before:.6g}", "after": f"{after:.6g}",
-                "votes": str(len(votes)), "required": str(box.required()),
+                "before": f"{before:.6g}",
+                "after": f"{after:.6g}",
+                "votes": str(len(votes)),
+                "required": str(box.required()),
                 "partitions": ",".join(str(p) for p, _ in votes),
                 "fired_at_ms": ",".join(str(f.event_time_ms) for _, f in votes),
             },

@@ -97,7 +97,11 @@ class Catalog:
     # ---- layout -----------------------------------------------------------------------
     def dtype(self) -> np.dtype:
         fields: list[tuple] = [
-            ("flags", "u1"), ("cid", "<u2"), ("t", "<i8"), ("score", "<f8"), ("cls", "<i2"),
+            ("flags", "u1"),
+            ("cid", "<u2"),
+            ("t", "<i8"),
+            ("score", "<f8"),
+            ("cls", "<i2"),
         ]
         if self.prob_classes:
             fields.append(("probs", "<f4", (len(self.prob_classes),)))

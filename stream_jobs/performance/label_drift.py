@@ -55,7 +55,9 @@ def label_partial(
 
 
 def judge_label_drift(
-    w: WindowPerformance, class_names: list[str], ref: ReferenceView | None,
+    w: WindowPerformance,
+    class_names: list[str],
+    ref: ReferenceView | None,
     config: DriftConfig,
 ) -> tuple[dict | None, Detection | None]:
     """``(WindowStats label ColumnWindow, label-drift Detection or None)``.
@@ -74,17 +76,25 @@ def judge_label_drift(
         return column, None
     if isinstance(cur, CategoricalPartial) and col.kind != "categorical":
         return column, None
-    test, threshold = choose_test(col.kind, col.unique, col.n, n, config,
-                                  config.override(w.model, "label"))
+    test, threshold = choose_test(
+        col.kind, col.unique, col.n, n, config, config.override(w.model, "label")
+    )
     res = TESTS[test](col, cur)
     if res.p_value is not None:
         value, drifted = res.p_value, res.p_value < threshold
     else:
         value, drifted = res.statistic, res.statistic >= threshold
     det = Detection(
-        model=w.model, kind=DetectionKind.LABEL_DRIFT, subject="label", detector=test,
-        value=float(value), threshold=float(threshold), event_time_ms=w.end_ms,
-        model_version=w.model_version, active=bool(drifted), window_start_ms=w.start_ms,
+        model=w.model,
+        kind=DetectionKind.LABEL_DRIFT,
+        subject="label",
+        detector=test,
+        value=float(value),
+        threshold=float(threshold),
+        event_time_ms=w.end_ms,
+        model_version=w.model_version,
+        active=bool(drifted),
+        window_start_ms=w.start_ms,
         window_end_ms=w.end_ms,
         details={"statistic": f"{res.statistic:.6g}", "labels": str(n)},
     )

@@ -54,12 +54,21 @@ if TYPE_CHECKING:
 LABEL_DELAY_BUCKETS = DELAY_BUCKETS + (4 * 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0)
 COUNTERS = (
     ("modelwatch_labels_joined", "Labels joined to their prediction", "joined"),
-    ("modelwatch_orphan_labels", "Labels whose prediction never came (TTL) or that "
-     "overflowed the early-label buffer", "orphan_labels"),
-    ("modelwatch_orphan_predictions", "Predictions whose label never came (TTL)",
-     "orphan_predictions"),
-    ("modelwatch_duplicate_labels", "Labels seen again for an already-labelled prediction",
-     "duplicates"),
+    (
+        "modelwatch_orphan_labels",
+        "Labels whose prediction never came (TTL) or that overflowed the early-label buffer",
+        "orphan_labels",
+    ),
+    (
+        "modelwatch_orphan_predictions",
+        "Predictions whose label never came (TTL)",
+        "orphan_predictions",
+    ),
+    (
+        "modelwatch_duplicate_labels",
+        "Labels seen again for an already-labelled prediction",
+        "duplicates",
+    ),
     ("modelwatch_late_labels", "Labels joined after their window closed", "late_labels"),
 )
 
@@ -70,7 +79,9 @@ class LabelMetrics(Collector):
         self.delay = VectorHistogram(
             "modelwatch_label_delay_seconds",
             "Label event time minus prediction event time",
-            ["model"], LABEL_DELAY_BUCKETS, registry=registry,
+            ["model"],
+            LABEL_DELAY_BUCKETS,
+            registry=registry,
         )
         registry.register(self)
 
@@ -101,7 +112,8 @@ class LabelMetrics(Collector):
             labels=["model", "version", "metric"],
         )
         rate = GaugeMetricFamily(
-            "modelwatch_join_rate", "Joined labels / predictions, latest closed window",
+            "modelwatch_join_rate",
+            "Joined labels / predictions, latest closed window",
             labels=["model"],
         )
         latest: dict[str, tuple[int, float]] = {}
@@ -116,8 +128,9 @@ class LabelMetrics(Collector):
             rate.add_metric([model], jr)
         yield perf
         yield rate
-        early = GaugeMetricFamily("modelwatch_early_labels_waiting",
-                                  "Labels waiting for their prediction")
+        early = GaugeMetricFamily(
+            "modelwatch_early_labels_waiting", "Labels waiting for their prediction"
+        )
         early.add_metric([], float(len(e.early)))
         yield early
 

@@ -130,8 +130,13 @@ class WindowPerformance:
 
     def to_bytes(self) -> bytes:
         head = _HEAD.pack(
-            self.start_ms, self.end_ms, self.n_predictions, self.n_joined,
-            self.delay_sum, self.delay_min, self.delay_max,
+            self.start_ms,
+            self.end_ms,
+            self.n_predictions,
+            self.n_joined,
+            self.delay_sum,
+            self.delay_min,
+            self.delay_max,
         )
         return pack_blobs(
             head,

@@ -1,0 +1,127 @@
+"""Adapter between the worker and the pure :class:`~stream_jobs.join.engine.LabelEngine`:
+predictions and labels in; joined-performance windows, concept-drift detections and orphan
+dead letters out.
+
+Closed performance windows are published to the window-stats topic as the *performance part*
+of a window: a ``WindowStats`` record with the same model/version/window as the distribution
+part published when the window closed, no ``features``, and ``performance`` / ``label``
+filled. Readers merge the parts by (model, version, window).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from schemas.codec import Codec
+from schemas.columnar import LabelColumns, PredictionColumns
+from schemas.topics import TopicNames
+from stream_jobs.dead_letter import dead_letter_record
+from stream_jobs.handler import Outgoing
+from stream_jobs.join.engine import JoinResult, LabelEngine, Orphan
+from stream_jobs.outputs import DetectionSink
+from stream_jobs.performance.metrics import LabelMetrics
+from stream_jobs.reference.view import ReferenceView
+
+
+class LabelStage:
+    def __init__(
+        self,
+        engine: LabelEngine,
+        metrics: LabelMetrics,
+        sink: DetectionSink,
+        codec: Codec,
+        topics: TopicNames,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.sink = sink
+        self.codec = codec
+        self.topics = topics
+        self.lock = threading.Lock()  # the metrics scrape reads the engine from another thread
+
+    def set_reference(self, profile: dict[str, Any]) -> None:
+        with self.lock:
+            self.engine.set_reference(
+                profile["model"], profile["model_version"], ReferenceView(profile)
+            )
+
+    def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
+        with self.lock:
+            result = self.engine.observe_predictions(
+                self.topics.predictions, partition, offset, cols
+            )
+        self.metrics.observe_join(result)
+
+    def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
+        with self.lock:
+            result: JoinResult = self.engine.observe_labels(
+                self.topics.labels, partition, offset, labels
+            )
+        self.metrics.observe_join(result)
+        return [self._orphan(o, partition, offset) for o in result.orphans]
+
+    def poll(self, now_s: float) -> list[Outgoing]:
+        with self.lock:
+            outputs = self.engine.poll(int(now_s * 1000))
+        out = [self.sink.encode_window_stats(self._performance_part(w)) for w in outputs.windows]
+        out += self.sink.encode(outputs.detections)
+        out += [self._orphan(o, -1, -1) for o in outputs.orphans]
+        return out
+
+    @staticmethod
+    def _performance_part(w: dict[str, Any]) -> dict[str, Any]:
+        performance = {
+            k: float(v) for k, v in w["performance"].items() if isinstance(v, int | float)
+        }
+        return {
+            "model": w["model"],
+            "model_version": w["model_version"],
+            "window_start_ms": w["window_start_ms"],
+            "window_end_ms": w["window_end_ms"],
+            "count": int(performance.get("predictions", 0)),
+            "errors": 0,
+            "fallbacks": 0,
+            "late_events": 0,
+            "features": [],
+            "prediction": None,
+            "label": w.get("label"),
+            "performance": performance,
+            "drift": [],
+            "drift_share": None,
+            "dataset_drift": False,
+        }
+
+    def _orphan(self, orphan: Orphan, partition: int, offset: int) -> Outgoing:
+        reason = f"{orphan.reason}: prediction_id {orphan.prediction_id} of model {orphan.model}"
+        topic = self.topics.labels if orphan.reason != "no_label" else self.topics.predictions
+        record = dead_letter_record(
+            key=orphan.prediction_id.encode(),
+            value=None,
+            reason=reason,
+            error_kind="orphan",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            now_ms=int(time.time() * 1000),
+        )
+        return Outgoing(
+            self.topics.dead_letter,
+            orphan.prediction_id.encode(),
+            self.codec.encode("DeadLetter", record),
+        )
+
+
+class LockedLabelMetrics(LabelMetrics):
+    """:class:`LabelMetrics` whose scrape takes the stage's lock."""
+
+    lock: threading.Lock | None = None
+
+    def collect(self):  # type: ignore[override]
+        if self.lock is None:
+            yield from super().collect()
+            return
+        with self.lock:
+            families = list(super().collect())
+        yield from families
