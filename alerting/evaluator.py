@@ -9,8 +9,9 @@ A thin Kafka adapter around :class:`~alerting.lifecycle.AlertLifecycle`:
   ``action: retrain`` fires (rate-limited per model);
 * reads ``modelwatch.silences`` from the beginning and then follows it (last value per
   key; tombstones remove);
-* on start, restores open alerts from ``modelwatch.alerts`` (last event per fingerprint),
-  so a restart neither re-fires nor forgets to resolve what it had opened;
+* when assigned the detections (at start, or taking over from another evaluator of the
+  group), restores open alerts from ``modelwatch.alerts`` (last event per fingerprint),
+  so a restart or a fail-over neither re-fires nor forgets to resolve what was opened;
 * commits detection offsets only after the events they caused are flushed to the broker
   (at-least-once; a replayed detection is deduplicated by the restored state);
 * undecodable detections go to ``modelwatch.dead-letter`` with the reason.
@@ -89,6 +90,7 @@ class Evaluator:
         self.metrics = EvaluatorMetrics(self.registry)
         self.producer = make_producer(bootstrap)
         self.ready = threading.Event()
+        self.owning = False  # assigned the detections (a standby in the group is not)
 
     # -- state from topics -------------------------------------------------------------
     def _apply_silence(self, key: bytes | None, value: bytes | None) -> None:
@@ -105,9 +107,14 @@ class Evaluator:
         self.silences.apply(key.decode(), Silence.from_record(rec))
 
     def restore(self) -> list[dict[str, Any]]:
-        """Load silences and open alerts from their topics; return events to publish."""
+        """Load silences and open alerts from their topics; return events to publish.
+
+        Starts from a fresh lifecycle: called whenever this evaluator is assigned the
+        detections, so a standby that takes over starts from what the active one published.
+        """
         for rec in read_topic(self.bootstrap, self.topics.silences):
             self._apply_silence(rec.key, rec.value)
+        self.lifecycle = AlertLifecycle(self.lifecycle.policy, self.clock, self.silences)
         events = []
         for rec in read_topic(self.bootstrap, self.topics.alerts):
             try:
@@ -172,9 +179,21 @@ class Evaluator:
         self.metrics.detections.labels("ok").inc()
         return self.lifecycle.observe(Detection.from_record(rec))
 
-    def run(self, stop: threading.Event, max_seconds: float | None = None) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.publish(self.restore())
         self._flush()
+        self.owning = bool(partitions)
+        log.info("assigned %s; restored %d open alert(s)", [tp.partition for tp in partitions],
+                 len(self.lifecycle.firing()))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # another evaluator owns the detections now: it restores from the alerts topic
+        self._flush()
+        self.owning = False
+        self.lifecycle = AlertLifecycle(self.lifecycle.policy, self.clock, self.silences)
+        self.metrics.set_firing([])
+
+    def run(self, stop: threading.Event, max_seconds: float | None = None) -> None:
         silences = Consumer(consumer_config(self.bootstrap))
         parts = partitions_of(silences, self.topics.silences)
         # silences were read up to now by restore(); follow from the beginning again is
@@ -182,7 +201,8 @@ class Evaluator:
         silences.assign([TopicPartition(self.topics.silences, p, OFFSET_BEGINNING)
                          for p in parts])
         consumer = Consumer(consumer_config(self.bootstrap, self.group_id))
-        consumer.subscribe([self.topics.detections])
+        consumer.subscribe([self.topics.detections], on_assign=self._on_assign,
+                           on_revoke=self._on_revoke)
         self.ready.set()
         started = time.monotonic()
         last_tick = 0.0
@@ -204,7 +224,7 @@ class Evaluator:
                         continue
                     consumed = True
                     events += self.handle_detection(msg.value(), msg)
-                if time.monotonic() - last_tick >= self.tick_s:
+                if self.owning and time.monotonic() - last_tick >= self.tick_s:
                     last_tick = time.monotonic()
                     events += self.lifecycle.tick()
                 self.publish(events)
