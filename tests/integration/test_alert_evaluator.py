@@ -218,3 +218,30 @@ def test_alerts_tail_prints_only_new_alerts_of_the_wanted_severity(
     got = json.loads(line)
     assert got["fingerprint"] == "new-major"
     assert set(got) == set(alert_event())  # exactly the AlertEvent fields
+
+
+def test_standby_evaluator_takes_over_and_resolves_what_the_active_one_opened(
+        kafka_bootstrap: str, topics: TopicNames) -> None:
+    group_id = f"eval-{uuid.uuid4().hex[:6]}"
+    first = EvaluatorThread(kafka_bootstrap, topics, group_id)
+    second = EvaluatorThread(kafka_bootstrap, topics, group_id)
+    with first as one, second as two:
+        # the group settles on two members; exactly one owns the detections partition
+        wait_until(lambda: one.owning != two.owning, 30, "one owner in the group")
+        time.sleep(1.0)
+        assert one.owning != two.owning
+        active, standby, active_thread = (one, two, first) if one.owning else (two, one, second)
+        publish(kafka_bootstrap, topics, detection("churn", "prediction_drift", "score", 0.5))
+        (fired,) = wait_until(lambda: read_records(kafka_bootstrap, topics.alerts,
+                                                   "AlertEvent"), 30, "the firing alert")
+        assert standby.lifecycle.firing() == []  # the standby does not evaluate
+        active_thread.stop.set()  # the active evaluator leaves the group
+        active_thread.thread.join(30)
+        wait_until(lambda: standby.owning, 30, "the standby takes over")
+        assert [a["alert_id"] for a in standby.lifecycle.firing()] == [fired["alert_id"]]
+        publish(kafka_bootstrap, topics,
+                detection("churn", "prediction_drift", "score", 0.1, active=False))
+        events = wait_until(lambda: at_least(2, read_records(
+            kafka_bootstrap, topics.alerts, "AlertEvent")), 30, "the resolution")
+        assert [(e["status"], e["alert_id"]) for e in events] == [
+            ("firing", fired["alert_id"]), ("resolved", fired["alert_id"])]
