@@ -28,6 +28,10 @@ class DriftConfig(BaseModel):
     window_ms: int = Field(60_000, gt=0)
     hop_ms: int | None = Field(None, description="hopping windows when set; must divide window_ms")
     allowed_lateness_ms: int = Field(10_000, ge=0)
+    idle_partition_s: float = Field(
+        30.0, gt=0, description="a partition without batches for this long (clock time) no "
+        "longer holds the model's event clock back"
+    )
     # drift tests
     min_sample: int = Field(100, ge=1, description="no verdict below this many values")
     small_sample_max: int = Field(

@@ -13,17 +13,21 @@
 ...                                    prediction=rng.random(20_000)))
 >>> engine.observe(0, 0, batch(0)), engine.observe(0, 0, batch(0))   # replay: skipped
 (0, 0)
->>> engine.observe(1, 0, batch(10_000, shift=1.0)), engine.observe(1, 1, batch(0))  # late
-(0, 1000)
->>> engine.observe(0, 1, batch(20_000))
+>>> engine.observe(1, 0, batch(10_000, shift=1.0))
 0
->>> [(w.window_start_ms, w.stats["count"], w.stats["late_events"]) for w in engine.poll_closed()]
-[(0, 1000, 1000), (10000, 1000, 0)]
+>>> engine.observe(0, 1, batch(20_000)), engine.observe(1, 1, batch(20_000))
+(0, 0)
+>>> [(w.window_start_ms, w.stats["count"]) for w in engine.poll_closed()]
+[(0, 1000), (10000, 1000)]
+>>> engine.observe(1, 2, batch(0))  # its window is closed and published: late
+1000
 
 Watermark and merging
 ---------------------
-Per model, the watermark is the maximum event time seen on *any* partition this process
-owns, minus ``allowed_lateness_ms``. Each partition builds its own
+Per model, the watermark is the event clock — the minimum over the partitions this process
+owns that are active for the model of their maximum event time — minus
+``allowed_lateness_ms`` (a backlog read partition by partition must not close a window
+that the slower partitions still feed). Each partition builds its own
 :class:`WindowPartial`; a window closes when ``end + allowed_lateness <= max event
 time``, at which point the partials of every partition **in this process** are merged,
 judged against the reference and returned by :meth:`poll_closed`. Events for a window
@@ -44,7 +48,8 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,13 +76,17 @@ class _Partition:
     windows: dict[WindowKey, WindowPartial] = field(default_factory=dict)
     detectors: dict[DetKey, ColumnDetectors | None] = field(default_factory=dict)
     last_seen: dict[str, int] = field(default_factory=dict)  # model -> max event time
+    last_clock: dict[str, float] = field(default_factory=dict)  # model -> clock() of last batch
 
 
 class DriftEngine:
     """Windows, drift verdicts and online detectors for every partition it is fed."""
 
-    def __init__(self, config: DriftConfig | None = None) -> None:
+    def __init__(
+        self, config: DriftConfig | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config or DriftConfig()
+        self.clock = clock
         c = self.config
         self.assigner = WindowAssigner(c.window_ms, c.hop_ms)
         self.votes = VoteCombiner(c.quorum, c.vote_window_ms)
@@ -85,6 +94,7 @@ class DriftEngine:
         self._specs: dict[tuple[str, str], tuple[ReferenceView | None, PartialSpec]] = {}
         self._parts: dict[int, _Partition] = {}
         self._max_t: dict[str, int] = {}
+        self._closed_until: dict[str, int] = {}  # model -> end of the newest closed window
         self.late_pending: dict[str, int] = {}
         self.late_total: dict[str, int] = {}
         self._firings: list[Detection] = []
@@ -121,10 +131,27 @@ class DriftEngine:
         return got
 
     # ---- ingest ----------------------------------------------------------------------
-    def watermark(self, model: str) -> float:
-        """Max event time seen for the model minus the allowed lateness (-inf if none)."""
+    def event_clock(self, model: str) -> float:
+        """How far event time has got for ``model`` on *every* active partition: the minimum
+        over partitions that delivered a batch of the model within ``idle_partition_s``
+        (clock time) of their max event time. A partition far ahead of the others (a
+        backlog read partition by partition) then cannot close windows the others still
+        feed; an idle partition stops holding the clock back after ``idle_partition_s``."""
+        now = self.clock()
+        idle = self.config.idle_partition_s
+        active = [
+            st.last_seen[model]
+            for st in self._parts.values()
+            if model in st.last_seen and now - st.last_clock.get(model, -math.inf) <= idle
+        ]
+        if active:
+            return float(min(active))
         t = self._max_t.get(model)
-        return -math.inf if t is None else t - self.config.allowed_lateness_ms
+        return -math.inf if t is None else float(t)
+
+    def watermark(self, model: str) -> float:
+        """Event clock of the model (see :meth:`event_clock`) minus the allowed lateness."""
+        return self.event_clock(model) - self.config.allowed_lateness_ms
 
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> int:
         """Apply one batch (one Kafka record) of ``partition`` at ``offset``.
@@ -142,7 +169,8 @@ class DriftEngine:
             return 0
         model, version = cols.model, cols.model_version
         t = np.asarray(cols.event_time_ms)
-        on_time, late = self.assigner.split_late(t, self.watermark(model))
+        # late = every window the event belongs to has already been closed and published
+        on_time, late = self.assigner.split_late(t, self._closed_until.get(model, -math.inf))
         if late:
             self.late_pending[model] = self.late_pending.get(model, 0) + late
             self.late_total[model] = self.late_total.get(model, 0) + late
@@ -164,6 +192,7 @@ class DriftEngine:
             self._max_t[model] = tmax
         if tmax > st.last_seen.get(model, -(2**62)):
             st.last_seen[model] = tmax
+        st.last_clock[model] = self.clock()
         if self.config.detectors and ref is not None:
             self._detect(st, partition, offset, cols, ref, on_time, t_on)
         return late
@@ -231,14 +260,14 @@ class DriftEngine:
     # ---- closing ---------------------------------------------------------------------
     def poll_closed(self, now_ms: int | None = None) -> list[ClosedWindow]:
         """Merge, judge and return every window whose ``end + allowed_lateness`` is at or
-        below the model's max event time (or ``now_ms`` when given: pass processing
-        time only when event time tracks wall-clock time, to close windows of a model
-        whose traffic stopped)."""
+        below the model's event clock (:meth:`event_clock`; or ``now_ms`` when given:
+        pass processing time only when event time tracks wall-clock time, to close
+        windows of a model whose traffic stopped)."""
         lateness = self.config.allowed_lateness_ms
         ready: dict[WindowKey, list[WindowPartial]] = {}
         for st in self._parts.values():
             for key in list(st.windows):
-                limit = self._max_t.get(key[0], -(2**62))
+                limit = self.event_clock(key[0])
                 if now_ms is not None:
                     limit = max(limit, now_ms)
                 if st.windows[key].end_ms + lateness <= limit:
@@ -261,6 +290,8 @@ class DriftEngine:
             for p in parts[1:]:
                 merged.merge(p)
             model = key[0]
+            self._closed_until[model] = max(self._closed_until.get(model, -(2**62)), key[2]
+                                            + self.assigner.size_ms)
             late = self.late_pending.pop(model, 0)
             out.append(evaluate_window(merged, self.reference(model, key[1]), self.config, late))
         for model, t in self._max_t.items():
@@ -302,6 +333,7 @@ class DriftEngine:
                     for p, st in self._parts.items()
                 },
                 "max_t": self._max_t,
+                "closed_until": self._closed_until,
                 "late_pending": self.late_pending,
                 "late_total": self.late_total,
                 "votes": self.votes.votes,
@@ -326,6 +358,7 @@ class DriftEngine:
             st.detectors = ps["detectors"]
             st.last_seen = ps["last_seen"]
         engine._max_t = s["max_t"]
+        engine._closed_until = s.get("closed_until", {})
         engine.late_pending = s["late_pending"]
         engine.late_total = s["late_total"]
         engine.votes.votes = s["votes"]

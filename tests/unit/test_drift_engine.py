@@ -155,13 +155,18 @@ def test_late_events_are_counted_not_applied() -> None:
     assert engine.observe(0, 0, s.batch(0, 1_000)) == 0  # 0 .. 10 s
     assert engine.observe(1, 0, s.batch(11_000, 50)) == 0  # watermark -> 11.49 s - 2 s
     assert engine.observe(1, 1, s.batch(9_000, 50)) == 0  # inside lateness: applied
-    assert engine.observe(0, 1, s.batch(13_000, 100)) == 0  # max 13.99 s: window 0 closes
-    assert engine.observe(0, 2, s.batch(5_000, 100)) == 100  # beyond lateness: late
+    assert engine.observe(0, 1, s.batch(13_000, 100)) == 0  # p0 at 13.99 s, p1 at 11.49 s
+    assert engine.observe(1, 2, s.batch(13_000, 50)) == 0  # both past 12 s: window 0 closes
     closed = engine.poll_closed()
     assert [(w.window_start_ms, w.stats["count"], w.stats["late_events"]) for w in closed] == [
-        (0, 1_050, 100)
+        (0, 1_050, 0)
     ]
+    assert engine.observe(0, 2, s.batch(5_000, 100)) == 100  # its window is closed: late
     assert engine.late_total == {"m": 100}
+    engine.observe(0, 3, s.batch(30_000, 100))
+    engine.observe(1, 3, s.batch(30_000, 100))
+    late_reported = [w.stats["late_events"] for w in engine.poll_closed()]
+    assert late_reported == [100]  # reported with the next closed window
 
 
 def test_without_reference_stats_but_no_verdicts() -> None:
@@ -280,3 +285,22 @@ def test_new_reference_restarts_detectors_and_judges_next_window() -> None:
     engine.set_reference(moved)
     assert engine._parts[0].detectors == {}
     assert engine.reference("m", "1").columns["f0"].mean == 5.0
+
+
+def test_a_partition_read_ahead_does_not_close_windows_the_others_still_feed() -> None:
+    """A backlog read partition by partition: p0 runs far ahead; windows wait for p1 until
+    p1 catches up, or until p1 has been idle for ``idle_partition_s`` of clock time."""
+    now = [0.0]
+    s = SyntheticStream(n_numeric=2, n_categorical=0, rate_per_s=100, seed=8)
+    engine = DriftEngine(DriftConfig(window_ms=10_000, allowed_lateness_ms=1_000,
+                                     idle_partition_s=30), clock=lambda: now[0])
+    engine.observe(0, 0, s.batch(0, 5_000))  # p0: 0 .. 50 s
+    engine.observe(1, 0, s.batch(0, 500))  # p1: 0 .. 5 s
+    assert engine.poll_closed() == []  # the clock is p1's 5 s, not p0's 50 s
+    assert engine.observe(1, 1, s.batch(5_000, 1_000)) == 0  # p1's rows are not late
+    closed = engine.poll_closed()  # p1 now at 15 s: window 0 closes with both partitions
+    assert [(w.window_start_ms, w.stats["count"]) for w in closed] == [(0, 1_000 + 1_000)]
+    now[0] = 31.0  # p1 idle for 31 s: it no longer holds the clock back
+    engine.observe(0, 1, s.batch(50_000, 100))
+    starts = [w.window_start_ms for w in engine.poll_closed()]
+    assert starts == [10_000, 20_000, 30_000]  # 40-50 s ends at 50 s + 1 s > 50.99 s
