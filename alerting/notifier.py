@@ -99,6 +99,7 @@ class Notifier:
         self._stopping = threading.Event()
         self._committed: dict[int, int] = {}
         self.ready = threading.Event()
+        self.assigned: set[int] = set()  # partitions of the alerts topic this notifier owns
 
     # -- idempotency -------------------------------------------------------------------
     def _is_done(self, key: str, route: Route) -> bool:
@@ -166,10 +167,12 @@ class Notifier:
                 self._fp_origin[fp] = (p, off)
                 self.dispatcher.ingest(ev)
                 restored += 1
+        self.assigned = set(parts)
         log.info("assigned partitions %s; restored %d open alert(s)", parts, restored)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = {tp.partition for tp in partitions}
+        self.assigned -= parts
         self._commit(consumer)
         lost = {fp for fp, (p, _) in self._fp_origin.items() if p in parts}
         self.dispatcher.forget(lost)

@@ -226,8 +226,8 @@ def test_two_notifiers_in_one_group_deliver_each_alert_once(
     env = {"HOOK_URL": http_server.url}
     with NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path / "a", "shared") as one, \
             NotifierThread(kafka_bootstrap, topics, routes, env, tmp_path / "b", "shared") as two:
-        wait_until(lambda: one.ready.is_set() and two.ready.is_set(), 10, "both started")
-        time.sleep(4)  # let the group settle on two members
+        wait_until(lambda: one.assigned and two.assigned
+                   and len(one.assigned | two.assigned) == 4, 30, "the group settled")
         events = [alert_event(f"fp-{i}", model=f"m{i}") for i in range(12)]
         produce_alerts(kafka_bootstrap, topics, events)
         wait_until(lambda: len(http_server.ok()) >= 12, 30, "every alert delivered")
