@@ -26,6 +26,7 @@ from schemas.codec import DecodeError, default_codec
 from schemas.topics import TopicNames
 
 console = Console()
+DEMO_POLICY = Path(__file__).resolve().parent / "demo_policy.yaml"
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "producers" / "scenarios" / "default.yaml"
 
 
@@ -221,7 +222,7 @@ def optional_children(notifier_port: int) -> list[tuple[str, list[str]]]:
     names |= {g.name for g in app.registered_groups if g.name}
     out = []
     if "evaluate" in names:
-        out.append(("evaluator", ["evaluate"]))
+        out.append(("evaluator", ["evaluate", "--policy", str(DEMO_POLICY), "--metrics-port", "0"]))
     if "notify" in names:
         out.append(("notifier", ["notify", "--metrics-port", str(notifier_port)]))
     return out

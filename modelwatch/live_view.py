@@ -143,7 +143,9 @@ def render(
         drift.add_row("-", Text("no drifted feature", style="green"), "", "")
     alert_table = Table(title="Alerts (newest first)", expand=True)
     for col in ("severity", "status", "model", "kind", "subject", "value", "summary"):
-        alert_table.add_column(col)
+        alert_table.add_column(
+            col, no_wrap=True, overflow="ellipsis", ratio=3 if col == "summary" else None
+        )
     for a in alerts[:12]:
         style = (
             SEVERITY_STYLE.get(a.get("severity", ""), "")
