@@ -64,6 +64,30 @@ def window_key(w: Mapping[str, Any]) -> tuple[str, str, int, int]:
     return (w["model"], w.get("model_version", ""), w["window_start_ms"], w["window_end_ms"])
 
 
+def merge_window_parts(prev: Record | None, new: Record) -> Record:
+    """A window arrives in parts: the distribution part when it closes (``features`` set)
+    and, later, the performance part once its labels have joined (no ``features``,
+    ``performance`` set). A newer part of the same kind replaces the older one.
+
+    >>> dist = {"features": [{"name": "x"}], "performance": {}, "label": None, "count": 10}
+    >>> perf = {"features": [], "performance": {"accuracy": 0.9}, "label": None, "count": 10}
+    >>> merged = merge_window_parts(dist, perf)
+    >>> merged["features"], merged["performance"]
+    ([{'name': 'x'}], {'accuracy': 0.9})
+    """
+    if prev is None:
+        return new
+    if new.get("features"):  # a (re)published distribution part
+        base = dict(new)
+        base["performance"] = {**prev.get("performance", {}), **new.get("performance", {})}
+        base["label"] = new.get("label") or prev.get("label")
+        return base
+    base = dict(prev)
+    base["performance"] = {**prev.get("performance", {}), **new.get("performance", {})}
+    base["label"] = new.get("label") or prev.get("label")
+    return base
+
+
 def in_range(start: int, end: int, lo: int | None, hi: int | None) -> bool:
     """Whether ``[start, end)`` overlaps ``[lo, hi]`` (open bounds when ``None``)."""
     return (lo is None or end > lo) and (hi is None or start <= hi)
@@ -146,7 +170,8 @@ def select(
     """Filter decoded records to ``model`` (and ``version``), and to the time range.
 
     Windows count when they overlap ``[start_ms, end_ms]``; duplicates of one window (a
-    replay republished it) keep the last one read. Alerts count when their detection time
+    replay republished it) keep the last one read; the performance part of a window is
+    merged into its distribution part (:func:`merge_window_parts`). Alerts count when their detection time
     falls in the range.
     """
     latest: dict[tuple[str, str, int, int], Record] = {}
@@ -155,7 +180,8 @@ def select(
             continue
         if version is not None and w.get("model_version") != version:
             continue
-        latest[window_key(w)] = w
+        key = window_key(w)
+        latest[key] = merge_window_parts(latest.get(key), w)
     all_windows = sorted(latest.values(), key=lambda w: (w["window_start_ms"], w["window_end_ms"],
                                                           w.get("model_version", "")))  # fmt: skip
     chosen = [w for w in all_windows
