@@ -171,8 +171,8 @@ def select(
 
     Windows count when they overlap ``[start_ms, end_ms]``; duplicates of one window (a
     replay republished it) keep the last one read; the performance part of a window is
-    merged into its distribution part (:func:`merge_window_parts`). Alerts count when their detection time
-    falls in the range.
+    merged into its distribution part (:func:`merge_window_parts`). Alerts count when their
+    detection time falls in the range.
     """
     latest: dict[tuple[str, str, int, int], Record] = {}
     for w in windows:
