@@ -230,3 +230,24 @@ def register(app: typer.Typer) -> None:
                 str(c["unique"]),
             )  # fmt: skip
         Console().print(table)
+
+    @ref_app.command("simulate")
+    def simulate_reference(
+        scenario: str = typer.Option("default", help="scenario file or shipped name"),
+        model: str = typer.Option(None, help="defaults to the scenario's model"),
+        events: int = typer.Option(50_000, help="baseline events to profile"),
+        out: Path = typer.Option(None, help="also write the profile to this file"),
+        bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP"),
+    ) -> None:
+        """Profile the simulated model's normal traffic and publish it as the reference."""
+        from modelwatch.baseline import simulated_reference
+        from producers.simulator.scenario import Scenario
+        from stream_jobs.reference.io import write_profile
+
+        plan = Scenario.load(scenario)
+        rec = simulated_reference(plan, model or plan.model or "churn-classifier", n_events=events)
+        if out is not None:
+            write_profile(out, rec)
+        topic = publish_profile(rec, bootstrap)
+        Console().print(f"published the reference of {rec['model']} to {topic} "
+                        f"({len(rec['features'])} features)")

@@ -67,7 +67,9 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_the_stack_has_every_service() -> None:
     assert set(services()) >= REQUIRED
-    assert set(modelwatch_services()) == {"topics", "worker", "evaluator", "notifier", "simulator"}
+    assert set(modelwatch_services()) == {
+        "topics", "reference", "worker", "evaluator", "notifier", "simulator"
+    }
 
 
 def test_kafka_is_the_official_image_in_kraft_mode() -> None:
