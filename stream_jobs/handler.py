@@ -30,6 +30,34 @@ class Outgoing:
     value: bytes
 
 
+def dead_letter(
+    codec: Codec,
+    topics: TopicNames,
+    pipeline: PipelineMetrics,
+    source_topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    kind: str,
+    reason: str,
+    partition: int,
+    offset: int,
+    now_ms: int,
+) -> Outgoing:
+    """A dead letter for a record of ``source_topic``, counted in the pipeline metrics."""
+    pipeline.dead_letters.labels(source_topic, kind).inc()
+    record = dead_letter_record(
+        key=key,
+        value=value,
+        reason=reason,
+        error_kind=kind,
+        topic=source_topic,
+        partition=partition,
+        offset=offset,
+        now_ms=now_ms,
+    )
+    return Outgoing(topics.dead_letter, key, codec.encode("DeadLetter", record))
+
+
 class BatchObserver(Protocol):
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> object: ...
 
@@ -102,19 +130,19 @@ class PredictionHandler:
         offset: int,
         now_ms: int,
     ) -> Outgoing:
-        topic = self.topics.predictions
-        self.pipeline.dead_letters.labels(topic, kind).inc()
-        record = dead_letter_record(
-            key=key,
-            value=value,
-            reason=reason,
-            error_kind=kind,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            now_ms=now_ms,
+        return dead_letter(
+            self.codec,
+            self.topics,
+            self.pipeline,
+            self.topics.predictions,
+            key,
+            value,
+            kind,
+            reason,
+            partition,
+            offset,
+            now_ms,
         )
-        return Outgoing(self.topics.dead_letter, key, self.codec.encode("DeadLetter", record))
 
 
 class LabelObserver(Protocol):
@@ -162,16 +190,16 @@ class LabelHandler:
         offset: int,
         now_s: float,
     ) -> Outgoing:
-        topic = self.topics.labels
-        self.pipeline.dead_letters.labels(topic, kind).inc()
-        record = dead_letter_record(
-            key=key,
-            value=value,
-            reason=reason,
-            error_kind=kind,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            now_ms=int(now_s * 1000),
+        return dead_letter(
+            self.codec,
+            self.topics,
+            self.pipeline,
+            self.topics.labels,
+            key,
+            value,
+            kind,
+            reason,
+            partition,
+            offset,
+            int(now_s * 1000),
         )
-        return Outgoing(self.topics.dead_letter, key, self.codec.encode("DeadLetter", record))

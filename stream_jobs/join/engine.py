@@ -60,6 +60,7 @@ import numpy as np
 
 from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection, DetectionKind
+from stream_jobs.blobs import pack_strings, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.drift.config import DriftConfig
@@ -76,7 +77,6 @@ from stream_jobs.join.records import (
     unpack_predictions,
 )
 from stream_jobs.join.store import KeyValueStore
-from stream_jobs.performance._codec import pack_strings, unpack_strings
 from stream_jobs.performance.label_drift import judge_label_drift
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView

@@ -34,7 +34,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from stream_jobs.performance._codec import pack_blobs, pack_strings, unpack_blobs, unpack_strings
+from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 
 JOINED = b"\x00"
 OTHER = "__other__"

@@ -37,7 +37,7 @@ import struct
 
 import numpy as np
 
-from stream_jobs.performance._codec import pack_blobs, unpack_blobs
+from stream_jobs.blobs import pack_blobs, unpack_blobs
 
 EPS = float(np.finfo(np.float64).eps)
 _HEAD = struct.Struct("<iiiidqq")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream_jobs.performance._codec import pack_blobs, pack_strings, unpack_blobs, unpack_strings
+from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 
 _F8 = np.dtype("<f8")
 COLUMNS = ("predictions", "labels", "errors", "sq_errors")

@@ -26,7 +26,7 @@ import struct
 
 import numpy as np
 
-from stream_jobs.performance._codec import pack_blobs, unpack_blobs
+from stream_jobs.blobs import pack_blobs, unpack_blobs
 from stream_jobs.performance.classification import ClassificationAccumulator
 from stream_jobs.performance.regression import RegressionAccumulator
 from stream_jobs.performance.slices import SliceTable

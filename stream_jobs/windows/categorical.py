@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from schemas.columnar import CategoricalArray
-from stream_jobs.windows._codec import pack_blobs, pack_strings, unpack_blobs, unpack_strings
+from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 
 OTHER = "__other__"
 _HEAD = struct.Struct("<iqqq?")

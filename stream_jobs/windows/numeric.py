@@ -22,7 +22,7 @@ import struct
 import numpy as np
 from datasketches import kll_doubles_sketch
 
-from stream_jobs.windows._codec import pack_blobs, unpack_blobs
+from stream_jobs.blobs import pack_blobs, unpack_blobs
 
 _HEAD = struct.Struct("<iqqqdddddqdd")
 _F8 = np.dtype("<f8")

@@ -31,7 +31,7 @@ import struct
 import numpy as np
 
 from schemas.columnar import CategoricalArray, PredictionColumns
-from stream_jobs.windows._codec import pack_blobs, pack_strings, unpack_blobs, unpack_strings
+from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.windows.categorical import CategoricalPartial
 from stream_jobs.windows.numeric import NumericPartial
 from stream_jobs.windows.spec import DEFAULT_SPEC, PREDICTION, PartialSpec

@@ -1,4 +1,11 @@
-"""Tiny length-prefixed binary helpers for the compact ``to_bytes`` forms of partials."""
+"""Length-prefixed blobs and strings: the tiny binary framing of the compact ``to_bytes``
+forms of window partials and performance accumulators.
+
+>>> unpack_blobs(pack_blobs(b"ab", b"", b"c"))
+[b'ab', b'', b'c']
+>>> unpack_strings(pack_strings(["x", "é"]))
+['x', 'é']
+"""
 
 from __future__ import annotations
 
