@@ -5,8 +5,9 @@ The embedded broker (``kafka_bootstrap``), a reference profile, ``modelwatch wor
 bursts errors; a real Prometheus (shipped local configuration and rules, 1 s intervals) scrapes
 the worker and the evaluator. Every recording rule and dashboard expression, with ``$model``
 set to the simulated model, must parse and evaluate; those listed in ``EXPECT_RECORDING`` and
-``EXPECT_PANELS`` must return data. The lists say what this scenario exercises today: grow them
-as the worker exports more (labels and performance, notifications).
+``EXPECT_PANELS`` must return data: golden signals, pipeline, drift, detections, alerts firing
+(the evaluator runs the demo policy's short durations) and performance (labels join with a
+5 s horizon). The notifier's panels are not exercised here.
 
 The stand-in twin of this test (``test_prometheus_queries.py``) checks that *every* expression
 returns data against an exporter serving every listed metric.
@@ -24,6 +25,7 @@ import yaml
 
 from modelwatch.baseline import publish_reference, simulated_reference
 from modelwatch.broker import free_port
+from modelwatch.demo import DEMO_POLICY
 from producers.simulator.scenario import Scenario
 from tests.integration.test_prometheus_queries import (
     PANELS,
@@ -43,7 +45,8 @@ SCENARIO: dict[str, Any] = {
     "name": "prometheus-queries",
     "rate": 1000,
     "speedup": 30,
-    "label_fraction": 0.0,
+    "label_fraction": 0.9,
+    "label_delay": {"median": "20s", "sigma": 0.3},
     "phases": [
         {"name": "baseline", "kind": "normal", "start": "0s", "end": "3m"},
         {
@@ -85,6 +88,9 @@ EXPECT_RECORDING = {
     "job:modelwatch_rebalances:increase1h",
     "model:modelwatch_features_drifted:sum",
     "model_kind_severity:modelwatch_detections:increase1h",
+    "model:modelwatch_labels_joined:rate5m",
+    "model:modelwatch_label_delay_seconds:p50_5m",
+    "model:modelwatch_label_delay_seconds:p90_5m",
 }
 
 # (dashboard, panel) this scenario must make return data
@@ -130,6 +136,17 @@ EXPECT_PANELS = {
     ("alerts", "Minor firing"),
     ("alerts", "Prometheus alerts firing"),
     ("alerts", "Detections by kind and severity (last hour)"),
+    ("alerts", "Alerts firing by severity"),
+    ("alerts", "Alerts firing by model"),
+    ("performance", "Accuracy (worst model)"),
+    ("performance", "Join rate (worst model)"),
+    ("performance", "Labels joined / s"),
+    ("performance", "Label delay p90"),
+    ("performance", "Classification: accuracy, F1, precision, recall, ROC AUC"),
+    ("performance", "Log loss"),
+    ("performance", "All performance metrics"),
+    ("performance", "Label delay p50 / p90"),
+    ("performance", "Join rate"),
 }
 
 
@@ -143,10 +160,24 @@ def pipeline(
     scenario_file.write_text(yaml.safe_dump(SCENARIO))
     publish_reference(kafka_bootstrap, simulated_reference(Scenario.from_dict(SCENARIO), model))
     env = {"MODELWATCH_BOOTSTRAP": kafka_bootstrap, "MODELWATCH_METRICS_HOST": "127.0.0.1"}
-    worker = WorkerProcess(kafka_bootstrap, tmp, f"g-{model}")
+    # labels close performance windows 5 s (event time) after the window ends
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        tmp,
+        f"g-{model}",
+        extra_env={"MODELWATCH_LABELS__LABEL_HORIZON_MS": "5000"},
+    )
     evaluator_port = free_port()
     evaluator = ModelwatchProcess(
-        ["evaluate", "--metrics-port", str(evaluator_port), "--group-id", f"ev-{model}"],
+        [
+            "evaluate",
+            "--metrics-port",
+            str(evaluator_port),
+            "--group-id",
+            f"ev-{model}",
+            "--policy",
+            str(DEMO_POLICY),
+        ],  # short `for`s, so alerts fire within the test
         env,
         tmp / "evaluator.log",
     )
