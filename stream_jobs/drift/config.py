@@ -65,7 +65,7 @@ class DriftConfig(BaseModel):
     page_hinkley: bool = True
     kswin: bool = True
     detector_chunk: int = Field(
-        32, ge=1, description="standardised values averaged per detector update (x sqrt(chunk))"
+        64, ge=1, description="standardised values averaged per detector update (x sqrt(chunk))"
     )
     adwin_delta: float = 0.002
     adwin_clock: int = Field(
