@@ -43,28 +43,30 @@ class ValidatedBatch:
     bad_reason: str = ""
 
 
-def decode_predictions(codec: Codec, payload: bytes | None) -> PredictionColumns:
+def _decode_columns(
+    codec: Codec,
+    payload: bytes | None,
+    schemas: tuple[str, str],
+    columns: type[PredictionColumns] | type[LabelColumns],
+) -> PredictionColumns | LabelColumns:
+    """``schemas`` = (single event, columnar batch); either becomes ``columns``."""
     try:
-        decoded = codec.decode(payload, expect=PREDICTION_SCHEMAS)
-        if decoded.name == "PredictionBatch":
-            return PredictionColumns.from_record(decoded.record)
-        return PredictionColumns.from_events([decoded.record])
+        decoded = codec.decode(payload, expect=schemas)
+        if decoded.name == schemas[1]:
+            return columns.from_record(decoded.record)
+        return columns.from_events([decoded.record])
     except DecodeError as exc:
         raise RejectedRecord("decode", str(exc)) from None
     except (InvalidBatch, KeyError, TypeError, ValueError) as exc:
         raise RejectedRecord("invalid", str(exc)) from None
+
+
+def decode_predictions(codec: Codec, payload: bytes | None) -> PredictionColumns:
+    return _decode_columns(codec, payload, PREDICTION_SCHEMAS, PredictionColumns)  # type: ignore[return-value]
 
 
 def decode_labels(codec: Codec, payload: bytes | None) -> LabelColumns:
-    try:
-        decoded = codec.decode(payload, expect=LABEL_SCHEMAS)
-        if decoded.name == "LabelBatch":
-            return LabelColumns.from_record(decoded.record)
-        return LabelColumns.from_events([decoded.record])
-    except DecodeError as exc:
-        raise RejectedRecord("decode", str(exc)) from None
-    except (InvalidBatch, KeyError, TypeError, ValueError) as exc:
-        raise RejectedRecord("invalid", str(exc)) from None
+    return _decode_columns(codec, payload, LABEL_SCHEMAS, LabelColumns)  # type: ignore[return-value]
 
 
 def validate_rows(cols: PredictionColumns, now_ms: int) -> ValidatedBatch:
