@@ -41,13 +41,20 @@ def simulated_reference(
 
 def publish_reference(
     bootstrap: str, profile: dict[str, Any], topics: TopicNames | None = None
-) -> None:
-    topics = topics or TopicNames()
-    producer = Producer({"bootstrap.servers": bootstrap})
+) -> str:
+    """Produce ``profile`` to the references topic keyed ``model/version``; returns the topic."""
+    topic = (topics or TopicNames()).references
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 8_000_000})
     producer.produce(
-        topics.references, key=profile_key(profile).encode(), value=encode_profile(profile)
+        topic,
+        key=profile_key(profile).encode(),
+        value=encode_profile(profile),
+        on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
     )
-    if producer.flush(15) != 0:
+    if producer.flush(15.0) or errors:
         raise RuntimeError(
-            f"could not publish the reference profile of {profile['model']} to {bootstrap}"
+            f"publishing the reference of {profile['model']} to {topic} at {bootstrap} failed: "
+            f"{errors or 'timed out'}"
         )
+    return topic

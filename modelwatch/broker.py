@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -113,6 +114,7 @@ class EmbeddedBroker:
         self.topics = topics or TopicNames()
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -120,10 +122,10 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out,
+            stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker
@@ -142,8 +144,16 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
+        log, self._log = self._log, None
+        try:
+            if proc is not None and proc.poll() is None:
+                self._terminate(proc, timeout_s)
+        finally:
+            if log is not None:
+                log.close()
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
         os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout_s)

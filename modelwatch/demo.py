@@ -9,18 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 
 from modelwatch.baseline import publish_reference, simulated_reference
 from modelwatch.broker import EmbeddedBroker, free_port
-from modelwatch.live_view import _by_labels, drift_rows, golden_rows, render
+from modelwatch.live_view import by_labels, drift_rows, golden_rows, render, scrape
 from producers.simulator.scenario import Scenario
 from schemas.codec import DecodeError, default_codec
 from schemas.topics import TopicNames
@@ -39,16 +37,6 @@ def _port_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def scrape(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
-        text = resp.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-    }
 
 
 class AlertFeed(threading.Thread):
@@ -188,7 +176,7 @@ def run_demo(
                         stop.wait(1.0)
                         continue
                     now_t = time.monotonic()
-                    share = _by_labels(cur, "modelwatch_drift_share", "model")
+                    share = by_labels(cur, "modelwatch_drift_share", "model")
                     live.update(
                         render(
                             golden_rows(prev, cur, now_t - prev_t),

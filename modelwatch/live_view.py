@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import math
+import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 Samples = Mapping[tuple[str, tuple[tuple[str, str], ...]], float]
 SEVERITY_STYLE = {"critical": "bold white on red", "major": "bold red", "minor": "yellow"}
+
+
+def scrape(
+    url: str, timeout_s: float = 2.0
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of a /metrics page as ``{(name, sorted labels): value}``."""
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback only
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
@@ -51,7 +66,7 @@ class ModelRow:
     total: float
 
 
-def _by_labels(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...], float]:
+def by_labels(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...], float]:
     out: dict[tuple[str, ...], float] = defaultdict(float)
     for (n, labels), v in samples.items():
         if n == name:
@@ -62,12 +77,12 @@ def _by_labels(samples: Samples, name: str, *keys: str) -> dict[tuple[str, ...],
 
 def golden_rows(prev: Samples, cur: Samples, interval_s: float) -> list[ModelRow]:
     """Per model/version rates over the interval between two scrapes."""
-    now = _by_labels(cur, "modelwatch_predictions_total", "model", "version", "status")
-    before = _by_labels(prev, "modelwatch_predictions_total", "model", "version", "status")
-    bucket_now = _by_labels(
+    now = by_labels(cur, "modelwatch_predictions_total", "model", "version", "status")
+    before = by_labels(prev, "modelwatch_predictions_total", "model", "version", "status")
+    bucket_now = by_labels(
         cur, "modelwatch_prediction_latency_seconds_bucket", "model", "version", "le"
     )
-    bucket_before = _by_labels(
+    bucket_before = by_labels(
         prev, "modelwatch_prediction_latency_seconds_bucket", "model", "version", "le"
     )
     rows = []
@@ -99,8 +114,8 @@ def golden_rows(prev: Samples, cur: Samples, interval_s: float) -> list[ModelRow
 
 def drift_rows(cur: Samples) -> list[tuple[str, str, float]]:
     """(model, feature, score) of every feature whose latest closed window is judged drifted."""
-    detected = _by_labels(cur, "modelwatch_feature_drift_detected", "model", "feature")
-    scores = _by_labels(cur, "modelwatch_feature_drift_score", "model", "feature", "test")
+    detected = by_labels(cur, "modelwatch_feature_drift_detected", "model", "feature")
+    scores = by_labels(cur, "modelwatch_feature_drift_score", "model", "feature", "test")
     out = []
     for (model, feature), flag in sorted(detected.items()):
         if flag >= 1:

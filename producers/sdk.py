@@ -261,6 +261,16 @@ class ModelwatchPublisher:
         if big:
             self._wake.set()
 
+    def _accept_prediction(self, prediction_id: str | None, status: str) -> tuple[str, bool]:
+        """The prediction's id, and whether it may be buffered: a known status and room
+        under the bound (both refusals are counted as drops, never raised)."""
+        pid = prediction_id if prediction_id is not None else self._new_id()
+        if status not in STATUS_CODES:
+            self._drop(PREDICTION, "invalid")
+            log.warning("dropped prediction %s: unknown status %r", pid, status)
+            return pid, False
+        return pid, self._admit(PREDICTION)
+
     def publish_prediction(
         self,
         numeric: Mapping[str, float | None] | None = None,
@@ -282,12 +292,8 @@ class ModelwatchPublisher:
         Never blocks and never raises on broker trouble: a full buffer drops the event and
         counts it (``buffer_full``); an unknown ``status`` is dropped as ``invalid``.
         """
-        pid = prediction_id if prediction_id is not None else self._new_id()
-        if status not in STATUS_CODES:
-            self._drop(PREDICTION, "invalid")
-            log.warning("dropped prediction %s: unknown status %r", pid, status)
-            return pid
-        if not self._admit(PREDICTION):
+        pid, accepted = self._accept_prediction(prediction_id, status)
+        if not accepted:
             return pid
         row: PredRow = (
             pid,
@@ -391,11 +397,8 @@ class ModelwatchPublisher:
         (~10-20 µs) and hands the record to the Kafka client, whose ``murmur2_random``
         partitioner places it where a batch would; never blocks.
         """
-        pid = prediction_id if prediction_id is not None else self._new_id()
-        if status not in STATUS_CODES:
-            self._drop(PREDICTION, "invalid")
-            return pid
-        if not self._admit(PREDICTION):
+        pid, accepted = self._accept_prediction(prediction_id, status)
+        if not accepted:
             return pid
         record = {
             "prediction_id": pid,

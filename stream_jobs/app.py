@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import faust
 from aiokafka.errors import KafkaError
@@ -46,7 +46,6 @@ class Worker:
     config: WorkerConfig
     registry: CollectorRegistry
     handler: PredictionHandler
-    observers: list[BatchObserver] = field(default_factory=list)
 
 
 def faust_app(config: WorkerConfig) -> faust.App:
@@ -82,7 +81,7 @@ def create_worker(
     handler = PredictionHandler(
         default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or []
     )
-    worker = Worker(app, config, registry, handler, list(observers or []))
+    worker = Worker(app, config, registry, handler)
     predictions = app.topic(
         config.topics.predictions,
         key_type=bytes,

@@ -30,39 +30,46 @@ class Outgoing:
     value: bytes
 
 
-def dead_letter(
-    codec: Codec,
-    topics: TopicNames,
-    pipeline: PipelineMetrics,
-    source_topic: str,
-    key: bytes | None,
-    value: bytes | None,
-    kind: str,
-    reason: str,
-    partition: int,
-    offset: int,
-    now_ms: int,
-) -> Outgoing:
-    """A dead letter for a record of ``source_topic``, counted in the pipeline metrics."""
-    pipeline.dead_letters.labels(source_topic, kind).inc()
-    record = dead_letter_record(
-        key=key,
-        value=value,
-        reason=reason,
-        error_kind=kind,
-        topic=source_topic,
-        partition=partition,
-        offset=offset,
-        now_ms=now_ms,
-    )
-    return Outgoing(topics.dead_letter, key, codec.encode("DeadLetter", record))
+class _SourceHandler:
+    """What both topic handlers share: codec, topics, metrics, and the dead-letter path."""
+
+    source_topic: str
+
+    def __init__(self, codec: Codec, topics: TopicNames, pipeline: PipelineMetrics) -> None:
+        self.codec = codec
+        self.topics = topics
+        self.pipeline = pipeline
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        kind: str,
+        reason: str,
+        partition: int,
+        offset: int,
+        now_ms: int,
+    ) -> Outgoing:
+        """A dead letter for a record of the source topic, counted in the pipeline metrics."""
+        self.pipeline.dead_letters.labels(self.source_topic, kind).inc()
+        record = dead_letter_record(
+            key=key,
+            value=value,
+            reason=reason,
+            error_kind=kind,
+            topic=self.source_topic,
+            partition=partition,
+            offset=offset,
+            now_ms=now_ms,
+        )
+        return Outgoing(self.topics.dead_letter, key, self.codec.encode("DeadLetter", record))
 
 
 class BatchObserver(Protocol):
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> object: ...
 
 
-class PredictionHandler:
+class PredictionHandler(_SourceHandler):
     def __init__(
         self,
         codec: Codec,
@@ -71,10 +78,9 @@ class PredictionHandler:
         pipeline: PipelineMetrics,
         observers: Sequence[BatchObserver] = (),
     ) -> None:
-        self.codec = codec
-        self.topics = topics
+        super().__init__(codec, topics, pipeline)
+        self.source_topic = topics.predictions
         self.golden = golden
-        self.pipeline = pipeline
         self.observers = list(observers)
 
     def handle(
@@ -120,30 +126,6 @@ class PredictionHandler:
         self.pipeline.batches.labels(topic).inc()
         return out
 
-    def _dead_letter(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        kind: str,
-        reason: str,
-        partition: int,
-        offset: int,
-        now_ms: int,
-    ) -> Outgoing:
-        return dead_letter(
-            self.codec,
-            self.topics,
-            self.pipeline,
-            self.topics.predictions,
-            key,
-            value,
-            kind,
-            reason,
-            partition,
-            offset,
-            now_ms,
-        )
-
 
 class LabelObserver(Protocol):
     def observe_labels(
@@ -151,55 +133,31 @@ class LabelObserver(Protocol):
     ) -> list[Outgoing]: ...
 
 
-class LabelHandler:
+class LabelHandler(_SourceHandler):
     """One Kafka record of the labels topic: decode, hand to the join, dead-letter the rest."""
 
     def __init__(
         self, codec: Codec, topics: TopicNames, pipeline: PipelineMetrics, observer: LabelObserver
     ) -> None:
-        self.codec = codec
-        self.topics = topics
-        self.pipeline = pipeline
+        super().__init__(codec, topics, pipeline)
+        self.source_topic = topics.labels
         self.observer = observer
 
     def handle(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, now_s: float
     ) -> list[Outgoing]:
         topic = self.topics.labels
+        now_ms = int(now_s * 1000)
         try:
             labels = decode_labels(self.codec, value)
         except RejectedRecord as exc:
-            return [self._dead_letter(key, value, exc.kind, exc.reason, partition, offset, now_s)]
+            return [self._dead_letter(key, value, exc.kind, exc.reason, partition, offset, now_ms)]
         try:
             out = self.observer.observe_labels(partition, offset, labels)
         except Exception as exc:  # a bug must not stop the worker: keep the record
             log.exception("label join failed on %s[%d]@%d", topic, partition, offset)
             reason = f"label join raised {exc!r}"
-            return [self._dead_letter(key, value, "processing", reason, partition, offset, now_s)]
+            return [self._dead_letter(key, value, "processing", reason, partition, offset, now_ms)]
         self.pipeline.events.labels(topic).inc(labels.n)
         self.pipeline.batches.labels(topic).inc()
         return out
-
-    def _dead_letter(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        kind: str,
-        reason: str,
-        partition: int,
-        offset: int,
-        now_s: float,
-    ) -> Outgoing:
-        return dead_letter(
-            self.codec,
-            self.topics,
-            self.pipeline,
-            self.topics.labels,
-            key,
-            value,
-            kind,
-            reason,
-            partition,
-            offset,
-            int(now_s * 1000),
-        )

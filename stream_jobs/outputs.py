@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -62,11 +63,8 @@ class GoldenChecksStage:
         self.sink = sink
         self.every_s = every_s
         self._last_s = 0.0
-        self._now_s = 0.0
 
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
-        import time
-
         self.checks.observe(cols, time.time())
 
     def poll(self, now_s: float) -> list[Outgoing]:

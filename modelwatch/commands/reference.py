@@ -73,25 +73,12 @@ def build_from_table(
 
 
 def publish_profile(record: dict[str, Any], bootstrap: str | None = None) -> str:
-    """Produce the profile to the references topic keyed ``model/version``; returns topic."""
-    from confluent_kafka import Producer
-
+    """Publish to the references topic of the settings; returns the topic."""
+    from modelwatch.baseline import publish_reference
     from modelwatch.settings import load_settings
-    from stream_jobs.reference.io import encode_profile, profile_key
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    topic = settings.topics.references
-    errors: list[str] = []
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 8_000_000})
-    producer.produce(
-        topic,
-        key=profile_key(record).encode(),
-        value=encode_profile(record),
-        on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
-    )
-    if producer.flush(15.0) or errors:
-        raise RuntimeError(f"publishing to {topic} failed: {errors or 'timed out'}")
-    return topic
+    return publish_reference(settings.bootstrap, record, settings.topics)
 
 
 def find_window(
@@ -249,5 +236,7 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             write_profile(out, rec)
         topic = publish_profile(rec, bootstrap)
-        Console().print(f"published the reference of {rec['model']} to {topic} "
-                        f"({len(rec['features'])} features)")
+        Console().print(
+            f"published the reference of {rec['model']} to {topic} "
+            f"({len(rec['features'])} features)"
+        )

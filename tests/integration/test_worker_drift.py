@@ -6,48 +6,18 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
-
 from modelwatch.baseline import publish_reference, simulated_reference
 from producers.sdk import ModelwatchPublisher
 from producers.simulator.model import generate
 from producers.simulator.scenario import Scenario
-from schemas.codec import DecodeError, default_codec
 from schemas.topics import TopicNames
 from tests.support.processes import WorkerProcess, sample, wait_for
+from tests.support.topics import read_topic
 
 TOPICS = TopicNames()
 WINDOW_MS = 60_000
 SHIFT_AT_S = 6 * 60  # event-time offset of the shift, on a window boundary
 DRIFTING = "age"
-
-
-def read_topic(bootstrap: str, topic: str, model: str, name: str) -> list[dict]:
-    codec = default_codec()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"read-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-    out = []
-    idle_until = time.monotonic() + 2.0
-    while time.monotonic() < idle_until:
-        msg = consumer.poll(0.3)
-        if msg is None or msg.error():
-            continue
-        idle_until = time.monotonic() + 1.0
-        try:
-            rec = codec.decode(msg.value())
-        except DecodeError:  # other tests write garbage on purpose
-            continue
-        if rec.name == name and rec.record["model"] == model:
-            out.append(rec.record)
-    consumer.close()
-    return out
 
 
 def test_one_shifted_feature_is_named_within_two_windows(kafka_bootstrap: str, tmp_path) -> None:
@@ -113,8 +83,9 @@ def test_one_shifted_feature_is_named_within_two_windows(kafka_bootstrap: str, t
     after = [drifted[t] for t in sorted(drifted) if t >= shift_ms]
     false_alarms = {t: cols for t, cols in before.items() if cols}
     assert len(before) >= 5 and not false_alarms, [
-        (s['window_start_ms'], s['count'], [v for v in s['drift'] if v['drifted']])
-        for s in stats if s['window_start_ms'] in false_alarms
+        (s["window_start_ms"], s["count"], [v for v in s["drift"] if v["drifted"]])
+        for s in stats
+        if s["window_start_ms"] in false_alarms
     ]
     assert DRIFTING in after[0] | after[1], after[:2]
     assert all(cols <= {DRIFTING} for cols in after), after

@@ -11,8 +11,8 @@ import numpy as np
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
-from tests.integration.test_worker_drift import read_topic
 from tests.support.processes import WorkerProcess, sample, wait_for
+from tests.support.topics import read_topic
 
 TOPICS = TopicNames()
 WINDOW_MS = 60_000

@@ -7,29 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from modelwatch.broker import free_port
+from modelwatch.live_view import scrape
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def scrape(
-    url: str, timeout_s: float = 2.0
-) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Samples of a /metrics page as {(name, sorted labels): value}."""
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback only
-        text = resp.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
 
 
 def sample(samples: dict, name: str, **labels: str) -> float:
