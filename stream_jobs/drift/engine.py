@@ -76,7 +76,7 @@ class _Partition:
     windows: dict[WindowKey, WindowPartial] = field(default_factory=dict)
     detectors: dict[DetKey, ColumnDetectors | None] = field(default_factory=dict)
     last_seen: dict[str, int] = field(default_factory=dict)  # model -> max event time
-    last_clock: dict[str, float] = field(default_factory=dict)  # model -> clock() of last batch
+    last_clock: float = -math.inf  # clock() of the partition's last record, of any model
 
 
 class DriftEngine:
@@ -133,16 +133,17 @@ class DriftEngine:
     # ---- ingest ----------------------------------------------------------------------
     def event_clock(self, model: str) -> float:
         """How far event time has got for ``model`` on *every* active partition: the minimum
-        over partitions that delivered a batch of the model within ``idle_partition_s``
-        (clock time) of their max event time. A partition far ahead of the others (a
+        over partitions that delivered any record within ``idle_partition_s`` (clock time)
+        of their max event time for the model. A partition far ahead of the others (a
         backlog read partition by partition) then cannot close windows the others still
-        feed; an idle partition stops holding the clock back after ``idle_partition_s``."""
+        feed; a partition busy with other models' records still counts as active; an idle
+        partition stops holding the clock back after ``idle_partition_s``."""
         now = self.clock()
         idle = self.config.idle_partition_s
         active = [
             st.last_seen[model]
             for st in self._parts.values()
-            if model in st.last_seen and now - st.last_clock.get(model, -math.inf) <= idle
+            if model in st.last_seen and now - st.last_clock <= idle
         ]
         if active:
             return float(min(active))
@@ -165,6 +166,7 @@ class DriftEngine:
         if offset <= st.last_offset:
             return 0
         st.last_offset = offset
+        st.last_clock = self.clock()
         if cols.n == 0:
             return 0
         model, version = cols.model, cols.model_version
@@ -192,7 +194,6 @@ class DriftEngine:
             self._max_t[model] = tmax
         if tmax > st.last_seen.get(model, -(2**62)):
             st.last_seen[model] = tmax
-        st.last_clock[model] = self.clock()
         if self.config.detectors and ref is not None:
             self._detect(st, partition, offset, cols, ref, on_time, t_on)
         return late
@@ -357,6 +358,7 @@ class DriftEngine:
                 st.windows[(w.model, w.model_version, w.start_ms)] = w
             st.detectors = ps["detectors"]
             st.last_seen = ps["last_seen"]
+            st.last_clock = engine.clock()  # restored partitions start active
         engine._max_t = s["max_t"]
         engine._closed_until = s.get("closed_until", {})
         engine.late_pending = s["late_pending"]

@@ -91,6 +91,13 @@ def publish_labels(bootstrap: str, model: str, labels: LabelColumns, rows: slice
         assert sdk.flush(30) == 0
 
 
+def publish_sentinel_label(bootstrap: str, model: str, event_time_ms: int) -> None:
+    """A label for no prediction, late in event time: it only advances the label clock."""
+    with ModelwatchPublisher(bootstrap, model, "v1", linger_ms=20) as sdk:
+        sdk.publish_label(f"sentinel-{model}", label_class="0", event_time_ms=event_time_ms)
+        assert sdk.flush(30) == 0
+
+
 def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path) -> None:
     model = f"labels-{uuid.uuid4().hex[:6]}"
     rng = np.random.default_rng(11)
@@ -98,7 +105,10 @@ def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path
     preds = make_predictions(rng, model, start_ms)
     labels, chosen = make_labels(rng, preds)
     half = labels.n // 2
-    env = {"MODELWATCH_LABELS__LABEL_HORIZON_MS": "1000"}
+    # windows close once the label clock passes their end + 10 min: later than any label here
+    # (shuffled, at most 5 min of prediction time + 90 s of delay apart), so every window is
+    # judged on all its labels; a final sentinel label moves the label clock past them all
+    env = {"MODELWATCH_LABELS__LABEL_HORIZON_MS": str(10 * WINDOW_MS)}
     group = f"g-{model}"
 
     with ModelwatchPublisher(kafka_bootstrap, model, "v1", linger_ms=20) as sdk:
@@ -128,6 +138,7 @@ def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path
             60,
             "every label joined",
         )
+        publish_sentinel_label(kafka_bootstrap, model, start_ms + 60 * WINDOW_MS)
         time.sleep(2.0)  # a double count would show by now
         metrics = second.scrape()
         assert sample(metrics, "modelwatch_labels_joined_total", model=model) == labels.n
