@@ -240,14 +240,13 @@ def test_broker_down_never_blocks_never_raises_and_reports_drops(partitions: int
         t = time.perf_counter()
         pub.close(timeout=2)
         close_s = time.perf_counter() - t
-    # Nothing waits on the network: the mean is a few µs, 99.9 % of calls are far under
-    # 5 ms. The max is bounded more loosely because the SDK's sender thread shares the GIL:
-    # CPython hands it over every 5 ms (sys.getswitchinterval), so a call that is preempted
-    # while the sender converts a block can take one or two switch intervals on a loaded
-    # 2-core machine — still orders of magnitude under message.timeout.ms (1 s here).
-    assert times.mean() < 0.0002, f"mean {times.mean() * 1e6:.1f} us"
-    assert np.quantile(times, 0.999) < 0.005, f"p99.9 {np.quantile(times, 0.999) * 1e3:.2f} ms"
-    assert times.max() < 0.05, f"max {times.max() * 1e3:.2f} ms"
+    # Nothing waits on the network. A call that waited for the broker would take at least
+    # message.timeout.ms (1 s here); calls take a few µs, but on a shared, loaded 2-core
+    # machine one can be preempted for ~100 ms (the sender thread holds the GIL, other
+    # processes hold the cores). So the bound separates "waits for the broker" from
+    # "scheduling noise" rather than timing the SDK (its speed is measured in make bench).
+    assert times.mean() < 0.005, f"mean {times.mean() * 1e6:.1f} us"
+    assert times.max() < 0.5, f"max {times.max() * 1e3:.2f} ms: a call waited on the broker"
     assert close_s < 5
     assert left == 0  # everything was dropped (timeout / no_metadata), nothing hangs
     dropped = pub.dropped
