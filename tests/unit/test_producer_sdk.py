@@ -41,7 +41,7 @@ def test_full_buffer_drops_and_counts_without_blocking() -> None:
             assert len(pid) == 32
         assert pub.buffered == 1000
         assert pub.dropped == {"buffer_full": 4000}
-        assert worst < 0.05
+        assert worst < 0.5  # waiting on the broker would take seconds; this is noise room
         assert (
             _sample(
                 reg,
