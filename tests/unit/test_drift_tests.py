@@ -70,9 +70,20 @@ def test_ks_statistic_matches_scipy_within_rank_error() -> None:
 def test_wasserstein_normalised_matches_scipy_and_thresholds(num_ref) -> None:
     rng = np.random.default_rng(2)
     a, b = rng.normal(0, 2, 50_000), rng.normal(0.4, 2, 20_000)
-    ref = ReferenceView(build_profile("m", numeric={"x": a})).columns["x"]
     exact = stats.wasserstein_distance(a, b) / a.std(ddof=1)
-    assert wasserstein_test(ref, _num(b)).statistic == pytest.approx(exact, abs=0.02)
+    # KLL compaction is random (unseeded): one sketch pair's error has sd ≈ 0.011 here, so
+    # each run is held to the deterministic rank-error bound and the median of nine runs
+    # (sd ≈ 0.005) to 0.02 — a single run at 0.02 failed CI about one time in twelve.
+    scores = []
+    for _ in range(9):
+        ref = ReferenceView(build_profile("m", numeric={"x": a})).columns["x"]
+        cur = _num(b)
+        score = wasserstein_test(ref, cur).statistic
+        eps = ref.sketch.normalized_rank_error(False) + cur.sketch.normalized_rank_error(False)
+        span = (max(a.max(), b.max()) - min(a.min(), b.min())) / a.std(ddof=1)
+        assert abs(score - exact) <= eps * span
+        scores.append(score)
+    assert float(np.median(scores)) == pytest.approx(exact, abs=0.02)
     for _ in range(20):  # large windows: no drift stays under 0.1, a 0.5σ shift crosses it
         assert wasserstein_test(num_ref, _num(rng.normal(size=5_000))).statistic < 0.1
         assert wasserstein_test(num_ref, _num(rng.normal(0.5, 1, 5_000))).statistic >= 0.1
