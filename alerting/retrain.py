@@ -60,6 +60,8 @@ class RetrainTrigger:
         if drift_share is None and kind in _DRIFT_SHARE_KINDS:
             drift_share = float(alert["value"])
         performance_delta = _float(details.get("performance_delta"))
+        if performance_delta is None and kind == "performance_drop":
+            performance_delta = float(alert["value"])  # already window - reference
         if performance_delta is None and kind in _PERFORMANCE_KINDS:
             performance_delta = float(alert["value"]) - float(alert["threshold"])
         features = set(drifted_features)

@@ -272,6 +272,14 @@ METRICS: tuple[Metric, ...] = (
         group="performance",
     ),
     _m(
+        "modelwatch_performance_vs_reference",
+        "gauge",
+        "model,version,metric",
+        "Latest closed window's metric minus the reference profile's (needs a reference "
+        "built with --label-col and --prediction-col).",
+        group="performance",
+    ),
+    _m(
         "modelwatch_label_delay_seconds",
         "histogram",
         "model",

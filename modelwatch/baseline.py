@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Producer
 
-from producers.simulator.model import generate
+from producers.simulator.model import CLASS_NAMES, generate
 from producers.simulator.scenario import Scenario
+from schemas.columnar import PredictionColumns
 from schemas.topics import TopicNames
+from stream_jobs.performance.reference import reference_performance
 from stream_jobs.reference.io import encode_profile, profile_key
 from stream_jobs.reference.profile import build_profile
 
@@ -21,14 +23,30 @@ from stream_jobs.reference.profile import build_profile
 def simulated_reference(
     scenario: Scenario, model: str, version: str = "", n_events: int = 50_000, seed: int = 12345
 ) -> dict[str, Any]:
-    """Profile ``n_events`` of the scenario's model with every phase removed (normal traffic)."""
+    """Profile ``n_events`` of the scenario's model with every phase removed (normal traffic),
+    with the model's performance on those events' labels."""
     baseline = dataclasses.replace(scenario, phases=[])
-    batches = [p for p, _ in generate(baseline, n_events, seed, model=model, labels=False) if p]
+    batches: list[PredictionColumns] = []
+    label_of: dict[str, str | None] = {}
+    for preds, labels in generate(baseline, n_events, seed, model=model):
+        if preds is not None:
+            batches.append(preds)
+        if labels is not None and labels.label_class is not None:
+            label_of.update(zip(labels.prediction_ids, labels.label_class.values(), strict=True))
     numeric = {k: np.concatenate([b.numeric[k] for b in batches]) for k in batches[0].numeric}
     categorical = {
         k: [v for b in batches for v in b.categorical[k].values()] for k in batches[0].categorical
     }
     score = np.concatenate([b.score for b in batches if b.score is not None])
+    ids = [pid for b in batches if b.score is not None for pid in b.prediction_ids]
+    classes = list(batches[0].class_names or CLASS_NAMES)
+    performance = reference_performance(
+        [label_of.get(pid) for pid in ids],
+        score,
+        task="classification",
+        positive=classes[1],
+        negative=classes[0],
+    )
     return build_profile(
         model,
         version,
@@ -36,6 +54,7 @@ def simulated_reference(
         categorical=categorical,
         prediction=score,
         source=f"simulator baseline of scenario {scenario.name!r} ({n_events} events)",
+        performance=performance,
     )
 
 

@@ -23,6 +23,7 @@ class DetectionKind(StrEnum):
     LABEL_DRIFT = "label_drift"
     DATASET_DRIFT = "dataset_drift"
     CONCEPT_DRIFT = "concept_drift"
+    PERFORMANCE_DROP = "performance_drop"  # worse than the reference performance
     LATENCY_SLO = "latency_slo"
     FALLBACK_RATE = "fallback_rate"
     # minor-by-default

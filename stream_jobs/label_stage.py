@@ -88,6 +88,7 @@ class LabelStage:
             "prediction": None,
             "label": w.get("label"),
             "performance": performance,
+            "performance_reference": dict(w.get("performance_reference") or {}),
             "drift": [],
             "drift_share": None,
             "dataset_drift": False,

@@ -598,7 +598,8 @@ def performance() -> Dashboard:
             annotation(
                 "Concept drift and performance detections",
                 "sum by (model, kind, severity) (increase(modelwatch_detections_total"
-                f'{{{MSEL}, kind=~"concept_drift|performance_collapse|label_drift"}}'
+                f'{{{MSEL}, kind=~"concept_drift|performance_collapse|performance_drop|'
+                'label_drift"}'
                 "[$__interval])) > 0",
                 "red",
                 "{{model}}: {{kind}}",
@@ -646,6 +647,15 @@ def performance() -> Dashboard:
             timeseries(
                 "Log loss",
                 Q(perf % (SEL, "log_loss"), "{{model}} {{version}}"),
+            ),
+            timeseries(
+                "Change vs reference performance (window − reference)",
+                Q(
+                    "max by (model, version, metric) "
+                    f"(modelwatch_performance_vs_reference{{{SEL}}})",
+                    "{{model}} {{version}} {{metric}}",
+                ),
+                unit="percentunit",
             ),
             timeseries(
                 "All performance metrics",

@@ -50,9 +50,14 @@ def build_from_table(
     label_col: str | None,
     prediction_col: str | None,
     source: str,
+    task: str = "auto",
+    positive_class: str = "1",
+    negative_class: str = "0",
+    threshold: float = 0.5,
 ) -> dict[str, Any]:
     import numpy as np
 
+    from stream_jobs.performance.reference import reference_performance
     from stream_jobs.reference.profile import build_profile
 
     missing = [c for c in (features or []) + [label_col, prediction_col] if c and c not in data]
@@ -61,6 +66,19 @@ def build_from_table(
     names = features or [c for c in data if c not in (label_col, prediction_col)]
     numeric = {n: data[n] for n in names if isinstance(data[n], np.ndarray)}
     categorical = {n: data[n] for n in names if not isinstance(data[n], np.ndarray)}
+    performance = None
+    if label_col and prediction_col:
+        try:
+            performance = reference_performance(
+                data[label_col],
+                data[prediction_col],
+                task=task,
+                positive=positive_class,
+                negative=negative_class,
+                threshold=threshold,
+            )
+        except ValueError as e:
+            raise typer.BadParameter(f"reference performance: {e}") from e
     return build_profile(
         model,
         version,
@@ -69,6 +87,7 @@ def build_from_table(
         prediction=data[prediction_col] if prediction_col else None,
         label=data[label_col] if label_col else None,
         source=source,
+        performance=performance,
     )
 
 
@@ -146,6 +165,14 @@ def register(app: typer.Typer) -> None:
         ),
         label_col: str = typer.Option(None, help="label column"),
         prediction_col: str = typer.Option(None, help="prediction (score or class) column"),
+        task: str = typer.Option(
+            "auto", help="auto|classification|regression (with --label-col and --prediction-col)"
+        ),
+        positive_class: str = typer.Option("1", help="positive class of a binary model"),
+        negative_class: str = typer.Option("0", help="negative class of a binary model"),
+        threshold: float = typer.Option(
+            0.5, help="a score prediction column is this positive-class decision threshold"
+        ),
         out: Path = typer.Option(None, help="also write the profile here (.avro or .json)"),
         publish: bool = typer.Option(
             True, "--publish/--no-publish", help="to the references topic"
@@ -159,10 +186,23 @@ def register(app: typer.Typer) -> None:
         cols = None if names is None else [*names, *(c for c in (label_col, prediction_col) if c)]
         table = load_table(data, cols)
         record = build_from_table(
-            model, version, table, names, label_col, prediction_col, str(data)
+            model,
+            version,
+            table,
+            names,
+            label_col,
+            prediction_col,
+            str(data),
+            task=task,
+            positive_class=positive_class,
+            negative_class=negative_class,
+            threshold=threshold,
         )
         n = max((c["count"] for c in record["features"]), default=0)
         console.print(f"profiled {len(record['features'])} features over {n} rows of {data}")
+        if record["performance"]:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(record["performance"].items()))
+            console.print(f"reference performance: {shown}")
         if out:
             write_profile(out, record)
             console.print(f"wrote {out}")

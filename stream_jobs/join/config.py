@@ -50,6 +50,31 @@ class LabelConfig(BaseModel):
     performance_floors: dict[str, float] = Field(
         default_factory=dict, description="metric -> lowest healthy value, e.g. {'accuracy': 0.7}"
     )
+    performance_tolerance: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 0.05},
+        description="metric -> how much worse than the reference performance a window may "
+        "be (absolute) before a performance_drop detection; accuracy and error_rate drops "
+        "must also be significant (one-sided z-test, p < 0.05)",
+    )
+    min_labels_for_comparison: int = Field(
+        200, ge=1, description="labels a window needs before it is compared with the reference"
+    )
+    # ---- ranking: which segment or feature range explains a drop -----------------------
+    ranked_features: int = Field(
+        32,
+        ge=0,
+        description="features binned as segments for the ranking (first N by name, numeric "
+        "then categorical; 2 bytes each per pending prediction; 0: segment tags only)",
+    )
+    feature_bins: int = Field(10, ge=2, description="reference-quantile bins per feature")
+    ranking_top: int = Field(3, ge=1, description="segments named in a detection")
+    baseline_decay: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="the ranking baseline (healthy closed windows) keeps this share of its "
+        "weight per new healthy window",
+    )
     performance_ceilings: dict[str, float] = Field(
         default_factory=dict, description="metric -> highest healthy value, e.g. {'mae': 3.0}"
     )

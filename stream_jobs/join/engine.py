@@ -30,6 +30,7 @@ prefix     key                                              value
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
+``r``      catalog id                                       ranking baseline :class:`SliceTable`
 =========  ===============================================  ================================
 
 **Windows** are by prediction event time. A window closes when the model's *label*
@@ -39,6 +40,19 @@ clock says how far it has got; the wall clock or the prediction clock would clos
 windows before their labels could come. Labels for a closed window still join (counted
 as ``late_labels``, in the totals, the delay histogram and the concept detectors) but no
 longer change that window's published performance.
+
+**Against the reference.** When the model's reference profile carries performance (built
+from labelled data), a closed window with enough labels reports ``performance_reference``
+and ``performance_delta`` and a ``performance_drop`` detection per metric with a
+tolerance (active while the window is worse than the reference by more than it).
+
+**Which segment explains it.** Segment tags and the first ``ranked_features`` features
+(binned at the reference's quantiles, :mod:`~stream_jobs.performance.feature_bins`) are
+counted per window. Closed windows without an active drop, collapse or concept drift
+feed a decayed *baseline*; when one of those detections is active, the window is ranked
+against the baseline (:func:`~stream_jobs.performance.slices.rank_segments`) and the
+detection's ``explained_by`` names the segments and feature ranges that add most to the
+error, e.g. ``feature:tenure=< 3.2 +0.061 (0.08→0.31)``.
 
 **Orphans.** A prediction still unlabelled ``ttl_ms`` after its event time, and an early
 label whose prediction has not come ``ttl_ms`` after the label's time, are returned by
@@ -50,6 +64,7 @@ second label for it counts as a duplicate, once, and changes nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 from collections import defaultdict
@@ -77,7 +92,10 @@ from stream_jobs.join.records import (
     unpack_predictions,
 )
 from stream_jobs.join.store import KeyValueStore
+from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
 from stream_jobs.performance.label_drift import judge_label_drift
+from stream_jobs.performance.reference import compare_with_reference, performance_drops
+from stream_jobs.performance.slices import SliceTable, explain, rank_segments
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
 
@@ -155,6 +173,8 @@ class LabelEngine:
         self.votes: dict[int, VoteBox] = {}
         self.early: set[str] = set()
         self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
+        self.baselines: dict[int, SliceTable] = {}
+        self._binners: dict[tuple[str, str], FeatureBinner] = {}
         self._load()
 
     # ---- state -------------------------------------------------------------------------
@@ -176,6 +196,8 @@ class LabelEngine:
             self.monitors[(cid, part)] = PartitionMonitor.from_bytes(v)
         for k, v in s.scan(b"v"):
             self.votes[_BE2.unpack(k[1:3])[0]] = self._new_votebox().load(v)
+        for k, v in s.scan(b"r"):
+            self.baselines[_BE2.unpack(k[1:3])[0]] = SliceTable.from_bytes(v)
         self.early = {k[1:].decode() for k, _ in s.scan(b"l")}
 
     def _new_votebox(self) -> VoteBox:
@@ -183,11 +205,32 @@ class LabelEngine:
         return VoteBox(c.quorum_fraction, c.quorum_min_votes, c.vote_window_ms)
 
     def set_reference(self, model: str, version: str, ref: ReferenceView | None) -> None:
-        """Reference for label drift (``version=""``: any version of the model)."""
+        """Reference for label drift, performance comparison and feature bins
+        (``version=""``: any version of the model)."""
+        self._binners.clear()
         if ref is None:
             self.references.pop((model, version), None)
         else:
             self.references[(model, version)] = ref
+
+    def _reference(self, cat: Catalog) -> ReferenceView | None:
+        return self.references.get((cat.model, cat.version)) or self.references.get((cat.model, ""))
+
+    def _segments(self, cat: Catalog, cols: PredictionColumns) -> dict[str, Any]:
+        """The batch's segment tags plus its binned features (``feature:<name>``)."""
+        segments: dict[str, Any] = dict(cols.segments)
+        if cat.tags is None:
+            names = sorted(cols.numeric) + sorted(cols.categorical)
+            features = names[: self.config.ranked_features]
+        else:
+            features = [t[len(FEATURE_TAG) :] for t in cat.tags if t.startswith(FEATURE_TAG)]
+        if features:
+            binner = self._binners.get((cat.model, cat.version))
+            if binner is None:
+                binner = FeatureBinner(self._reference(cat), self.config.feature_bins)
+                self._binners[(cat.model, cat.version)] = binner
+            segments.update(binner.segments(cols, features))
+        return segments
 
     def applied_offset(self, topic: str, partition: int) -> int:
         v = self.store.get(_offset_key(topic, partition))
@@ -293,10 +336,11 @@ class LabelEngine:
             for j, name in enumerate(cat.prob_classes):
                 if name in col_of:
                     probs[:, j] = cols.class_probabilities[:, col_of[name]]
-        cat.ensure_tags(list(cols.segments))
+        segments = self._segments(cat, cols)
+        cat.ensure_tags(list(segments))
         segs = np.full((n, len(cat.tags or [])), -1, dtype=np.int16)
         for j, tag in enumerate(cat.tags or []):
-            arr = cols.segments.get(tag)
+            arr = segments.get(tag)
             if arr is None:
                 continue
             dc = np.array(
@@ -697,19 +741,19 @@ class LabelEngine:
             self.closed_before[cid] = max(self.closed_before.get(cid, NO_TIME), w.end_ms)
             b.puts[b"k" + _BE2.pack(cid)] = _I8.pack(self.closed_before[cid])
             doc = self._window_doc(cat, w, closed=True)
-            ref = self.references.get((cat.model, cat.version)) or self.references.get(
-                (cat.model, "")
-            )
+            ref = self._reference(cat)
             column, det = judge_label_drift(w, cat.classes, ref, self.drift)
             doc["label"] = column
             if det is not None:
                 out.detections.append(det)
             out.windows.append(doc)
             self.latest_closed[(cat.model, cat.version)] = doc
-            out.detections.extend(self._collapse(cat, w, doc["performance"]))
+            judged = self._collapse(cat, w, doc["performance"])
+            judged += self._versus_reference(cat, w, doc, ref)
             box = self.votes.get(cid)
             if box is not None:  # a per-window concept observation (resolves when quiet)
-                out.detections.append(self._concept_detection(cat, box, w))
+                judged.append(self._concept_detection(cat, box, w))
+            out.detections.extend(self._explain(cat, w, doc, judged, b))
 
     def _window_doc(self, cat: Catalog, w: WindowPerformance, closed: bool) -> dict[str, Any]:
         regression = w.task == REGRESSION or w.reg.n > w.cls.n
@@ -746,6 +790,74 @@ class LabelEngine:
             if model is None or cat.model == model:
                 docs.append(self._window_doc(cat, self.windows[(cid, start)], closed=False))
         return docs
+
+    def _versus_reference(
+        self, cat: Catalog, w: WindowPerformance, doc: dict[str, Any], ref: ReferenceView | None
+    ) -> list[Detection]:
+        """Window metrics minus the reference's; a performance_drop per toleranced metric."""
+        c = self.config
+        perf = doc["performance"]
+        n = perf.get("labels", 0.0)
+        if ref is None or not ref.performance or n < c.min_labels_for_comparison:
+            return []
+        delta = compare_with_reference(perf, ref.performance)
+        doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
+        doc["performance_delta"] = delta
+        accuracy = perf.get("accuracy")
+        drops = performance_drops(delta, c.performance_tolerance, accuracy=accuracy, n=n)
+        return [
+            Detection(
+                model=cat.model,
+                kind=DetectionKind.PERFORMANCE_DROP,
+                subject=metric,
+                detector="vs_reference",
+                value=delta[metric],
+                threshold=bound,
+                event_time_ms=w.end_ms,
+                model_version=cat.version,
+                active=metric in drops,
+                window_start_ms=w.start_ms,
+                window_end_ms=w.end_ms,
+                details={
+                    "window": f"{perf[metric]:.6g}",
+                    "reference": f"{ref.performance[metric]:.6g}",
+                    "labels": str(int(n)),
+                    "reference_source": ref.source,
+                },
+            )
+            for metric, bound in c.performance_tolerance.items()
+            if metric in delta
+        ]
+
+    def _explain(
+        self,
+        cat: Catalog,
+        w: WindowPerformance,
+        doc: dict[str, Any],
+        judged: list[Detection],
+        b: _Batch,
+    ) -> list[Detection]:
+        """Name what explains an active drop; healthy windows feed the ranking baseline."""
+        c = self.config
+        baseline = self.baselines.get(cat.cid)
+        if not any(d.active for d in judged):
+            if baseline is None:
+                baseline = self.baselines[cat.cid] = SliceTable()
+            baseline.scale(c.baseline_decay)
+            baseline.merge(w.slices)
+            b.puts[b"r" + _BE2.pack(cat.cid)] = baseline.to_bytes()
+            return judged
+        if baseline is None or baseline.empty:
+            return judged
+        ranking = rank_segments(baseline, w.slices, min_labels=c.min_labels_for_performance)
+        doc["ranking"] = ranking[: c.ranking_top]
+        text = explain(ranking, c.ranking_top)
+        if not text:
+            return judged
+        return [
+            dataclasses.replace(d, details={**d.details, "explained_by": text}) if d.active else d
+            for d in judged
+        ]
 
     def _collapse(self, cat: Catalog, w: WindowPerformance, perf: dict[str, float]):
         c = self.config

@@ -15,6 +15,7 @@ metric                                                     type       labels
 ``modelwatch_late_labels_total``                           counter    model
 ``modelwatch_label_delay_seconds``                         histogram  model
 ``modelwatch_model_performance``                           gauge      model, version, metric
+``modelwatch_performance_vs_reference``                    gauge      model, version, metric
 ``modelwatch_join_rate``                                   gauge      model
 ``modelwatch_early_labels_waiting``                        gauge      (none)
 =========================================================  =========  ======================
@@ -116,17 +117,25 @@ class LabelMetrics(Collector):
             "Joined labels / predictions, latest closed window",
             labels=["model"],
         )
+        versus = GaugeMetricFamily(
+            "modelwatch_performance_vs_reference",
+            "Latest closed window's metric minus the reference profile's (labelled data)",
+            labels=["model", "version", "metric"],
+        )
         latest: dict[str, tuple[int, float]] = {}
         for (model, version), doc in closed:
             for metric, value in doc["performance"].items():
                 if isinstance(value, float) and math.isfinite(value):
                     perf.add_metric([model, version, metric], value)
+            for metric, value in (doc.get("performance_delta") or {}).items():
+                versus.add_metric([model, version, metric], value)
             jr = doc["performance"].get("join_rate")
             if jr is not None and doc["window_end_ms"] >= latest.get(model, (-1, 0.0))[0]:
                 latest[model] = (doc["window_end_ms"], jr)
         for model, (_, jr) in latest.items():
             rate.add_metric([model], jr)
         yield perf
+        yield versus
         yield rate
         early = GaugeMetricFamily(
             "modelwatch_early_labels_waiting", "Labels waiting for their prediction"

@@ -13,6 +13,13 @@ into per-value contributions that add up to that change::
        = sum_s [ w1_s (e1_s - e0_s)  +  (w1_s - w0_s) e0_s ]
                  performance change      traffic-mix change
 
+A contribution alone cannot tell a segment where the error rose from one that merely
+carries its share of a rise spread everywhere (half the traffic carries half of any
+uniform rise). Rows are therefore ranked by their **excess** contribution,
+``contribution_s - w1_s dE``: what the segment adds beyond its traffic share. Excesses
+within a tag sum to zero; a uniform rise gives every segment about zero, and a rise
+confined to one segment (or one feature range) puts that segment first.
+
 >>> import numpy as np
 >>> before, after = SliceTable(), SliceTable()
 >>> codes = np.array([0, 0, 1, 1])
@@ -76,6 +83,16 @@ class SliceTable:
                 else:
                     table[v] = row.copy()
 
+    def scale(self, factor: float) -> None:
+        """Multiply every sum (an exponentially decayed baseline keeps shares and rates)."""
+        for values in self.tags.values():
+            for row in values.values():
+                row *= factor
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.tags.values())
+
     def metrics(self, regression: bool = False) -> dict[str, dict[str, dict[str, float]]]:
         """``{tag: {value: {predictions, labels, error_rate|mae, rmse?}}}``."""
         out: dict[str, dict[str, dict[str, float]]] = {}
@@ -115,9 +132,10 @@ class SliceTable:
 def rank_segments(
     before: SliceTable, after: SliceTable, tag: str | None = None, min_labels: int = 1
 ) -> list[dict[str, float | str]]:
-    """Segments ordered by how much they add to the error increase from ``before`` to
-    ``after`` (largest first). Contributions within one tag sum to that tag's change of
-    the overall error (error rate for classification, MAE for regression)."""
+    """Segments ordered by how much more than their traffic share they add to the error
+    increase from ``before`` to ``after`` (``excess``, largest first). Contributions within
+    one tag sum to that tag's change of the overall error (error rate for classification,
+    MAE for regression)."""
     rows: list[dict[str, float | str]] = []
     tags = [tag] if tag is not None else sorted(set(before.tags) | set(after.tags))
     for t in tags:
@@ -126,6 +144,10 @@ def rank_segments(
         tot_a = sum(float(r[LAB]) for r in a.values())
         if tot_b < min_labels or tot_a < min_labels:
             continue
+        d_error = (
+            sum(float(r[ERR]) for r in a.values()) / tot_a
+            - sum(float(r[ERR]) for r in b.values()) / tot_b
+        )
         for v in sorted(set(b) | set(a)):
             rb, ra = b.get(v), a.get(v)
             nb = 0.0 if rb is None else float(rb[LAB])
@@ -146,7 +168,29 @@ def rank_segments(
                     "performance_part": w1 * (e1 - e0),
                     "mix_part": (w1 - w0) * e0,
                     "contribution": w1 * e1 - w0 * e0,
+                    "excess": w1 * e1 - w0 * e0 - w1 * d_error,
+                    "tag_change": d_error,
                 }
             )
-    rows.sort(key=lambda r: -float(r["contribution"]))
+    rows.sort(key=lambda r: -float(r["excess"]))
     return rows
+
+
+def explain(rows: list[dict[str, float | str]], top: int = 3) -> str:
+    """The ``top`` rows with a positive excess, for a person on call::
+
+    feature:x=≥ 0.9 error 0.1→1 on 10% of labels (51% of the rise)
+    """
+    parts = []
+    for r in rows:
+        if len(parts) == top or float(r["excess"]) <= 0:
+            break
+        change = float(r["tag_change"])
+        part = (
+            f"{r['tag']}={r['value']} error {float(r['error_before']):.2g}→"
+            f"{float(r['error_after']):.2g} on {float(r['share_after']):.0%} of labels"
+        )
+        if change > 0:
+            part += f" ({float(r['contribution']) / change:.0%} of the rise)"
+        parts.append(part)
+    return "; ".join(parts)

@@ -118,8 +118,14 @@ def build_profile(
     k: int = 400,
     cap: int = 100,
     created_at_ms: int | None = None,
+    performance: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """A ``ReferenceProfile`` record; ``version=""`` applies to every version of the model."""
+    """A ``ReferenceProfile`` record; ``version=""`` applies to every version of the model.
+
+    ``performance``: the model's metrics on this data (see
+    :func:`stream_jobs.performance.reference.reference_performance`), which production
+    windows are compared with once their labels join.
+    """
     features = [numeric_column_profile(n, v, k) for n, v in (numeric or {}).items()]
     features += [categorical_column_profile(n, v, cap) for n, v in (categorical or {}).items()]
     return {
@@ -132,7 +138,7 @@ def build_profile(
         if prediction is None
         else column_profile("prediction", prediction, k, cap),
         "label": None if label is None else column_profile("label", label, k, cap),
-        "performance": {},
+        "performance": {k_: float(v) for k_, v in (performance or {}).items()},
     }
 
 

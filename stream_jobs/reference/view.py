@@ -83,6 +83,7 @@ class ReferenceView:
         }
         self.prediction = ReferenceColumn(rec["prediction"]) if rec.get("prediction") else None
         self.label = ReferenceColumn(rec["label"]) if rec.get("label") else None
+        self.performance: dict[str, float] = dict(rec.get("performance") or {})
 
     def partial_spec(self, kll_k: int, category_cap: int) -> PartialSpec:
         ranges: dict[str, tuple[float, float]] = {}

@@ -145,6 +145,7 @@ EXPECT_PANELS = {
     ("performance", "Classification: accuracy, F1, precision, recall, ROC AUC"),
     ("performance", "Log loss"),
     ("performance", "All performance metrics"),
+    ("performance", "Change vs reference performance (window − reference)"),
     ("performance", "Label delay p50 / p90"),
     ("performance", "Join rate"),
 }
