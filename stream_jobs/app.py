@@ -155,6 +155,11 @@ def create_worker(
             await send_all(outgoing)
         except (NotReady, ProducerSendError, KafkaError) as exc:
             log.warning("outputs kept for the next tick (%d pending): %r", len(pending), exc)
+            return
+        for poller in pollers or []:  # all sent and acknowledged: outboxes may forget them
+            acknowledge = getattr(poller, "acknowledge", None)
+            if acknowledge is not None:
+                acknowledge()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: set[TP], **_: object) -> None:

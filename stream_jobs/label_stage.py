@@ -2,6 +2,12 @@
 predictions and labels in; joined-performance windows, concept-drift detections and orphan
 dead letters out.
 
+Everything the engine emits goes through its **outbox**: the engine stores the encoded
+records in the same atomic write as the state change behind them; :meth:`LabelStage.poll`
+hands out the records not handed out yet, and :meth:`LabelStage.acknowledge` (called by
+the worker once the broker has acknowledged every record it sent) removes them. A crash
+in between re-sends them after the restart instead of losing them.
+
 Closed performance windows are published to the window-stats topic as the *performance part*
 of a window: a ``WindowStats`` record with the same model/version/window as the distribution
 part published when the window closed, no ``features``, and ``performance`` / ``label``
@@ -19,7 +25,7 @@ from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
 from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.handler import Outgoing
-from stream_jobs.join.engine import JoinResult, LabelEngine, Orphan
+from stream_jobs.join.engine import JoinResult, LabelEngine, LabelOutputs, Orphan
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.reference.view import ReferenceView
@@ -40,6 +46,7 @@ class LabelStage:
         self.codec = codec
         self.topics = topics
         self.lock = threading.Lock()  # the metrics scrape reads the engine from another thread
+        self._handed_out: set[bytes] = set()
 
     def set_reference(self, profile: dict[str, Any]) -> None:
         with self.lock:
@@ -55,20 +62,39 @@ class LabelStage:
         self.metrics.observe_join(result)
 
     def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
+        """Join; labels orphaned at once wait in the outbox for the next :meth:`poll`."""
         with self.lock:
             result: JoinResult = self.engine.observe_labels(
-                self.topics.labels, partition, offset, labels
+                self.topics.labels,
+                partition,
+                offset,
+                labels,
+                encode=self._encoder(partition, offset),
             )
         self.metrics.observe_join(result)
-        return [self._orphan(o, partition, offset) for o in result.orphans]
+        return []
 
     def poll(self, now_s: float) -> list[Outgoing]:
         with self.lock:
-            outputs = self.engine.poll(int(now_s * 1000))
-        out = [self.sink.encode_window_stats(self._performance_part(w)) for w in outputs.windows]
-        out += self.sink.encode(outputs.detections)
-        out += [self._orphan(o, -1, -1) for o in outputs.orphans]
-        return out
+            self.engine.poll(int(now_s * 1000), encode=self._encoder(-1, -1))
+            fresh = [(k, rec) for k, rec in self.engine.outbox() if k not in self._handed_out]
+            self._handed_out.update(k for k, _ in fresh)
+        return [Outgoing(*rec) for _, rec in fresh]
+
+    def acknowledge(self) -> None:
+        """Everything handed out so far is stored by the broker: drop it from the outbox."""
+        with self.lock:
+            self.engine.clear_outbox(sorted(self._handed_out))
+            self._handed_out.clear()
+
+    def _encoder(self, partition: int, offset: int):
+        def encode(out: LabelOutputs) -> list[tuple[str, bytes, bytes]]:
+            recs = [self.sink.encode_window_stats(self._performance_part(w)) for w in out.windows]
+            recs += self.sink.encode(out.detections)
+            recs += [self._orphan(o, partition, offset) for o in out.orphans]
+            return [(r.topic, r.key or b"", r.value) for r in recs]
+
+        return encode
 
     @staticmethod
     def _performance_part(w: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ prefix     key                                              value
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
 ``r``      catalog id                                       ranking baseline :class:`SliceTable`
+``x``      sequence number (BE)                             outbox record (topic, key, value)
 =========  ===============================================  ================================
 
 **Windows** are by prediction event time. A window closes when the model's *label*
@@ -54,6 +55,14 @@ against the baseline (:func:`~stream_jobs.performance.slices.rank_segments`) and
 detection's ``explained_by`` names the segments and feature ranges that add most to the
 error, e.g. ``feature:tenure=< 3.2 +0.061 (0.08→0.31)``.
 
+**Outbox.** Given an ``encode`` function, :meth:`LabelEngine.poll` and
+:meth:`LabelEngine.observe_labels` write what they emit (closed windows, detections,
+orphans) as encoded records into the store *in the same atomic write* as the state change
+that produced them, and :meth:`LabelEngine.outbox` lists them until the caller, having had
+them acknowledged by the broker, removes them with :meth:`LabelEngine.clear_outbox`. A
+crash between the two re-sends them after the restart (at least once) instead of losing
+them: the state change that emitted them is never replayed.
+
 **Orphans.** A prediction still unlabelled ``ttl_ms`` after its event time, and an early
 label whose prediction has not come ``ttl_ms`` after the label's time, are returned by
 :meth:`LabelEngine.poll` (the caller dead-letters them, ``error_kind="orphan"``) and
@@ -68,6 +77,7 @@ import dataclasses
 import math
 import struct
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +85,7 @@ import numpy as np
 
 from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection, DetectionKind
-from stream_jobs.blobs import pack_strings, unpack_strings
+from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.drift.config import DriftConfig
@@ -144,6 +154,9 @@ class LabelOutputs:
     orphans: list[Orphan] = field(default_factory=list)
 
 
+Encoder = Callable[[LabelOutputs], list[tuple[str, bytes, bytes]]]
+
+
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
 
@@ -175,6 +188,7 @@ class LabelEngine:
         self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
         self.baselines: dict[int, SliceTable] = {}
         self._binners: dict[tuple[str, str], FeatureBinner] = {}
+        self._outbox_seq = 0
         self._load()
 
     # ---- state -------------------------------------------------------------------------
@@ -199,6 +213,8 @@ class LabelEngine:
         for k, v in s.scan(b"r"):
             self.baselines[_BE2.unpack(k[1:3])[0]] = SliceTable.from_bytes(v)
         self.early = {k[1:].decode() for k, _ in s.scan(b"l")}
+        for k, _ in s.scan(b"x"):
+            self._outbox_seq = max(self._outbox_seq, _BE8.unpack(k[1:9])[0] + 1)
 
     def _new_votebox(self) -> VoteBox:
         c = self.config
@@ -231,6 +247,26 @@ class LabelEngine:
                 self._binners[(cat.model, cat.version)] = binner
             segments.update(binner.segments(cols, features))
         return segments
+
+    def _to_outbox(self, b: _Batch, out: LabelOutputs, encode: Encoder | None) -> None:
+        if encode is None:
+            return
+        for topic, key, value in encode(out):
+            b.puts[b"x" + _BE8.pack(self._outbox_seq)] = pack_blobs(topic.encode(), key, value)
+            self._outbox_seq += 1
+
+    def outbox(self) -> list[tuple[bytes, tuple[str, bytes, bytes]]]:
+        """Encoded records emitted but not yet cleared: ``[(outbox key, (topic, key, value))]``."""
+        out = []
+        for k, v in self.store.scan(b"x"):
+            topic, key, value = unpack_blobs(v)
+            out.append((k, (topic.decode(), key, value)))
+        return out
+
+    def clear_outbox(self, keys: list[bytes]) -> None:
+        """Forget outbox records the broker has acknowledged."""
+        if keys:
+            self.store.write({}, list(keys))
 
     def applied_offset(self, topic: str, partition: int) -> int:
         v = self.store.get(_offset_key(topic, partition))
@@ -410,9 +446,16 @@ class LabelEngine:
 
     # ---- labels ----------------------------------------------------------------------
     def observe_labels(
-        self, topic: str, partition: int, offset: int, labels: LabelColumns
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        labels: LabelColumns,
+        encode: Encoder | None = None,
     ) -> JoinResult:
-        """Join a batch of labels with their stored predictions (skipped if applied)."""
+        """Join a batch of labels with their stored predictions (skipped if applied).
+
+        With ``encode``, labels orphaned at once (early-label overflow) go to the outbox."""
         okey = _offset_key(topic, partition)
         if offset <= self.applied_offset(topic, partition):
             return JoinResult(skipped=True)
@@ -496,6 +539,8 @@ class LabelEngine:
                 result,
             )
         b.puts[okey] = _I8.pack(offset)
+        if result.orphans:
+            self._to_outbox(b, LabelOutputs(orphans=result.orphans), encode)
         self._flush(b, touched, twin)
         return result
 
@@ -686,15 +731,17 @@ class LabelEngine:
         }
 
     # ---- time passes -------------------------------------------------------------------
-    def poll(self, now_event_ms: int) -> LabelOutputs:
+    def poll(self, now_event_ms: int, encode: Encoder | None = None) -> LabelOutputs:
         """Expire past the TTL at ``now_event_ms``; close windows the label clock has
-        passed by the horizon; evaluate concept-drift quorums."""
+        passed by the horizon; evaluate concept-drift quorums. With ``encode``, what this
+        emits goes to the outbox in the same write."""
         out = LabelOutputs()
         b = _Batch()
         touched: set[str] = set()
         self._expire(now_event_ms, b, out, touched)
         self._concept(b, out)
         self._close_windows(b, out)
+        self._to_outbox(b, out, encode)
         self._flush(b, touched, set())
         return out
 

@@ -209,3 +209,38 @@ def test_performance_floor_detection():
     out = e.poll(61_000)
     [d] = [d for d in out.detections if d.kind == "performance_collapse"]
     assert d.active and d.value == 0.5 and d.threshold == 0.9 and d.subject == "accuracy"
+
+
+def _stage(store):
+    from prometheus_client import CollectorRegistry
+
+    from schemas.codec import default_codec
+    from schemas.topics import TopicNames
+    from stream_jobs.label_stage import LabelStage
+    from stream_jobs.outputs import DetectionSink
+    from stream_jobs.performance.metrics import LabelMetrics
+
+    reg = CollectorRegistry()
+    e = engine(store, ttl_ms=60_000, expiry_bucket_ms=1_000)
+    codec, topics = default_codec(), TopicNames()
+    return LabelStage(e, LabelMetrics(reg, e), DetectionSink(codec, topics, reg), codec, topics)
+
+
+def test_outbox_resends_after_a_crash_until_acknowledged():
+    store = MemoryStore()
+    stage = _stage(store)
+    stage.observe(0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.1]))
+    stage.observe_labels(0, 0, labels(["a"], [61_000], ["1"]))
+    sent = stage.poll(120.0)  # b's TTL passed: an orphan dead letter; the window closed
+    topics = {r.topic for r in sent}
+    assert {"modelwatch.dead-letter", "modelwatch.window-stats"} <= topics, topics
+    assert stage.poll(121.0) == []  # handed out once per process
+    # crash before the broker acknowledged: a restarted stage on the same store re-sends
+    again = _stage(store).poll(122.0)
+    assert sorted((r.topic, r.key, r.value) for r in again) == sorted(
+        (r.topic, r.key, r.value) for r in sent
+    )
+    restarted = _stage(store)
+    restarted.poll(123.0)
+    restarted.acknowledge()
+    assert _stage(store).poll(124.0) == [] and store.data and not list(store.scan(b"x"))
