@@ -60,13 +60,16 @@ def _summary(rule: Rule, det: Detection) -> str:
         "subject": det.subject, "detector": det.detector, "value": det.value,
         "threshold": det.threshold, "severity": rule.severity,
     }
+    fields["explained_by"] = det.details.get("explained_by", "")
     if rule.summary:
         try:
             return rule.summary.format(**fields)
         except (KeyError, IndexError, ValueError):
             pass  # a bad template must not lose the alert; fall back to the default
-    return (f"{det.kind} on {det.model}/{det.subject}: {det.detector} = {det.value:.4g} "
+    text = (f"{det.kind} on {det.model}/{det.subject}: {det.detector} = {det.value:.4g} "
             f"(threshold {det.threshold:.4g})")
+    explained_by = det.details.get("explained_by")
+    return f"{text}; explained by {explained_by}" if explained_by else text
 
 
 class AlertLifecycle:

@@ -225,3 +225,15 @@ def test_restore_from_the_alerts_topic_resolves_later_with_the_same_id(clock: Cl
     assert fresh.observe(det("prediction_drift", "score")) == []  # still deduplicated
     (resolved,) = fresh.observe(det("prediction_drift", "score", active=False))
     assert resolved["alert_id"] == fired["alert_id"]
+
+
+def test_summary_says_what_explains_a_performance_drop(clock: Clock) -> None:
+    import dataclasses
+
+    lc = AlertLifecycle(POLICY, clock)
+    why = "feature:tenure=< 3 error 0.08→0.41 on 10% of labels (46% of the rise)"
+    d = dataclasses.replace(det("prediction_drift"), details={"explained_by": why})
+    [fired] = lc.observe(d)
+    assert fired["summary"].endswith(f"; explained by {why}")
+    [plain] = AlertLifecycle(POLICY, clock).observe(det("prediction_drift", subject="score"))
+    assert "explained by" not in plain["summary"]
