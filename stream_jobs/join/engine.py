@@ -397,6 +397,8 @@ class LabelEngine:
             w = self._window(cat.cid, start)
             w.n_predictions += int(sel.sum())
             for j, tag in enumerate(cat.tags or []):
+                if tag.startswith(FEATURE_TAG):
+                    continue  # feature ranges: labelled rows only (what the ranking reads)
                 w.slices.add(
                     tag,
                     cat.segment_names(j),

@@ -63,13 +63,38 @@ def _pred_batch(ids: list[str], t0: int, rng: np.random.Generator) -> Prediction
     )
 
 
-def join_throughput(n: int = 200_000, partitions: int = 8) -> dict[str, float]:
+def _with_features(cols: PredictionColumns, rng: np.random.Generator) -> PredictionColumns:
+    """The batch plus 20 numeric and 5 categorical features (as the worker bench)."""
+    n = cols.n
+    cols.numeric = {f"x{j:02d}": rng.normal(j, 1 + j / 10, n) for j in range(20)}
+    cols.categorical = {
+        f"c{j}": CategoricalArray([f"v{i}" for i in range(8)], rng.integers(0, 8, n)
+                                  .astype("<i4")) for j in range(5)}
+    return cols
+
+
+def _features_reference(rng: np.random.Generator):
+    from stream_jobs.reference.profile import build_profile
+    from stream_jobs.reference.view import ReferenceView
+
+    return ReferenceView(build_profile(
+        "fraud", numeric={f"x{j:02d}": rng.normal(j, 1 + j / 10, 20_000) for j in range(20)},
+        performance={"accuracy": 0.7}))
+
+
+def join_throughput(
+    n: int = 200_000, partitions: int = 8, features: bool = False
+) -> dict[str, float]:
+    """With ``features``: 25 features binned as ranking segments against a reference."""
     rng = np.random.default_rng(0)
     ids = [str(uuid.UUID(int=int(x))) for x in rng.integers(0, 2**63, n)]
     with tempfile.TemporaryDirectory() as d:
         e = LabelEngine(LabelConfig(), RocksStore(d))
         batches = [ids[i:i + BATCH] for i in range(0, n, BATCH)]
         pcols = [_pred_batch(b, 1_000_000 + i * BATCH, rng) for i, b in enumerate(batches)]
+        if features:
+            e.set_reference("fraud", "", _features_reference(rng))
+            pcols = [_with_features(c, rng) for c in pcols]
         t0 = time.perf_counter()
         for k, cols in enumerate(pcols):
             e.observe_predictions("P", k % partitions, k // partitions, cols)
@@ -91,8 +116,11 @@ def join_throughput(n: int = 200_000, partitions: int = 8) -> dict[str, float]:
         t0 = time.perf_counter()
         out = e.poll(2_000_000 + n)
         t_poll = time.perf_counter() - t0
+        pending = [v for _, v in e.store.scan(b"p") if len(v) > 1]
+        value_bytes = sum(map(len, pending)) / max(len(pending), 1)
         e.store.close()
     return {
+        "value_bytes_per_pending": value_bytes,
         "predictions_per_s": n / t_pred,
         "labels_per_s": labelled.size / t_lab,
         "joined": float(joined),
@@ -295,6 +323,7 @@ def main(quick: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     res: dict[str, Any] = {}
     res["join"] = join_throughput(50_000 if quick else 200_000)
+    res["join_feature_bins"] = join_throughput(50_000 if quick else 200_000, features=True)
     res["pending"] = pending_bytes(100_000 if quick else 1_000_000)
     res["concept"] = concept_drift(seeds=1 if quick else 3)
     res["sweep"] = detector_sweep(seeds=3 if quick else 10)
