@@ -4,6 +4,7 @@ with a live terminal view. Ctrl-C (or ``--duration``) stops every child it start
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,9 @@ def run_demo(
     log_dir: Path = Path(".modelwatch/demo"),
 ) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
+    # the embedded broker keeps its data in memory: local state of an earlier run (the
+    # label store's applied offsets, open alerts) refers to offsets that no longer exist
+    shutil.rmtree(log_dir / "state", ignore_errors=True)
     topics = TopicNames()
     port = port if _port_free(port) else free_port()
     metrics_port = metrics_port if _port_free(metrics_port) else free_port()

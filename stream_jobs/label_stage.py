@@ -16,6 +16,7 @@ filled. Readers merge the parts by (model, version, window).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -29,6 +30,9 @@ from stream_jobs.join.engine import JoinResult, LabelEngine, LabelOutputs, Orpha
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.reference.view import ReferenceView
+
+log = logging.getLogger(__name__)
+STALE_STORE_GAP = 1_000  # messages: far more than a crash leaves uncommitted (~1 s of batches)
 
 
 class LabelStage:
@@ -47,6 +51,7 @@ class LabelStage:
         self.topics = topics
         self.lock = threading.Lock()  # the metrics scrape reads the engine from another thread
         self._handed_out: set[bytes] = set()
+        self._warned: set[tuple[str, int]] = set()
 
     def set_reference(self, profile: dict[str, Any]) -> None:
         with self.lock:
@@ -59,7 +64,27 @@ class LabelStage:
             result = self.engine.observe_predictions(
                 self.topics.predictions, partition, offset, cols
             )
+        self._check_skipped(result, self.topics.predictions, partition, offset)
         self.metrics.observe_join(result)
+
+    def _check_skipped(self, result: JoinResult, topic: str, partition: int, offset: int) -> None:
+        """A replay after a crash skips a few batches; skipping far behind means the store
+        belongs to an earlier life of the topic (recreated, or an in-memory broker)."""
+        if not result.skipped:
+            return
+        applied = self.engine.applied_offset(topic, partition)
+        if applied - offset > STALE_STORE_GAP and (topic, partition) not in self._warned:
+            self._warned.add((topic, partition))
+            log.error(
+                "label store has %s[%d] applied up to offset %d but the broker delivered "
+                "offset %d: the store is from an earlier life of the topic, so these "
+                "batches are being skipped as already applied. Stop the worker and remove "
+                "its data dir (MODELWATCH_DATA_DIR) to start over.",
+                topic,
+                partition,
+                applied,
+                offset,
+            )
 
     def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
         """Join; labels orphaned at once wait in the outbox for the next :meth:`poll`."""
@@ -71,6 +96,7 @@ class LabelStage:
                 labels,
                 encode=self._encoder(partition, offset),
             )
+        self._check_skipped(result, self.topics.labels, partition, offset)
         self.metrics.observe_join(result)
         return []
 

@@ -244,3 +244,17 @@ def test_outbox_resends_after_a_crash_until_acknowledged():
     restarted.poll(123.0)
     restarted.acknowledge()
     assert _stage(store).poll(124.0) == [] and store.data and not list(store.scan(b"x"))
+
+
+def test_a_store_from_an_earlier_life_of_the_topic_is_reported(caplog):
+    store = MemoryStore()
+    stage = _stage(store)
+    stage.observe(0, 5_000, preds(["a"], [1_000], [0.9]))
+    restarted = _stage(store)
+    with caplog.at_level("ERROR"):
+        restarted.observe(0, 4_990, preds(["b"], [1_000], [0.9]))  # a replay: quiet
+        assert not caplog.records
+        restarted.observe(0, 0, preds(["c"], [1_000], [0.9]))  # a new topic: loud, once
+        restarted.observe(0, 1, preds(["d"], [1_000], [0.9]))
+    [rec] = caplog.records
+    assert "earlier life of the topic" in rec.getMessage()
