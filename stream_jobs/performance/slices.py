@@ -15,10 +15,12 @@ into per-value contributions that add up to that change::
 
 A contribution alone cannot tell a segment where the error rose from one that merely
 carries its share of a rise spread everywhere (half the traffic carries half of any
-uniform rise). Rows are therefore ranked by their **excess** contribution,
-``contribution_s - w1_s dE``: what the segment adds beyond its traffic share. Excesses
-within a tag sum to zero; a uniform rise gives every segment about zero, and a rise
-confined to one segment (or one feature range) puts that segment first.
+uniform rise). The **excess** contribution, ``x_s = contribution_s - w1_s dE``, is what
+the segment adds beyond its traffic share (excesses within a tag sum to zero; a uniform
+rise gives every segment about zero). Rows are ranked by ``score_s = x_s^2 / w1_s``
+(signed like ``x_s``) — the segment's term of the between-segment sum of squares of the
+error rise — so a sharp rise on a small slice ranks above a slight one on a large slice:
+a big bin that is a little worse than average is not what changed.
 
 >>> import numpy as np
 >>> before, after = SliceTable(), SliceTable()
@@ -31,6 +33,8 @@ confined to one segment (or one feature range) puts that segment first.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -132,8 +136,8 @@ class SliceTable:
 def rank_segments(
     before: SliceTable, after: SliceTable, tag: str | None = None, min_labels: int = 1
 ) -> list[dict[str, float | str]]:
-    """Segments ordered by how much more than their traffic share they add to the error
-    increase from ``before`` to ``after`` (``excess``, largest first). Contributions within
+    """Segments ordered by how sharply they add more than their traffic share to the error
+    increase from ``before`` to ``after`` (``score``, largest first). Contributions within
     one tag sum to that tag's change of the overall error (error rate for classification,
     MAE for regression)."""
     rows: list[dict[str, float | str]] = []
@@ -172,7 +176,9 @@ def rank_segments(
                     "tag_change": d_error,
                 }
             )
-    rows.sort(key=lambda r: -float(r["excess"]))
+            x = float(rows[-1]["excess"])
+            rows[-1]["score"] = math.copysign(x * x / w1, x) if w1 > 0 else 0.0
+    rows.sort(key=lambda r: -float(r["score"]))
     return rows
 
 
