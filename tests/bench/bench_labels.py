@@ -331,6 +331,11 @@ def main(quick: bool = False) -> dict[str, Any]:
     print("\n== join ==")
     for k, v in {**res["join"], **res["pending"]}.items():
         print(f"  {k:<38} {_fmt(v)}")
+    print("\n== join, 25 features binned for the ranking (vs no features) ==")
+    for k, v in res["join_feature_bins"].items():
+        base = res["join"].get(k)
+        ratio = f"  ({v / base:.2f}x)" if isinstance(base, float) and base else ""
+        print(f"  {k:<38} {_fmt(v)}{ratio}")
     print("\n== concept drift (frozen model; delay in samples after the change; "
           "false = alarms before it) ==")
     cols = (("quorum", "8 parts, FHDDM, 4/8"), ("quorum25", "8 parts, FHDDM, 2/8"),
