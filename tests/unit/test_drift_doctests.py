@@ -1,4 +1,4 @@
-"""The runnable examples in the drift modules' docstrings stay true."""
+"""The runnable examples in the drift and label modules' docstrings stay true."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import pkgutil
 
 import pytest
 
+import stream_jobs.concept
 import stream_jobs.detectors
 import stream_jobs.drift
+import stream_jobs.join
+import stream_jobs.performance
 import stream_jobs.reference
 import stream_jobs.windows
 
@@ -17,9 +20,15 @@ PACKAGES = (stream_jobs.windows, stream_jobs.reference, stream_jobs.drift, strea
 MODULES = sorted(
     f"{pkg.__name__}.{m.name}" for pkg in PACKAGES for m in pkgutil.iter_modules(pkg.__path__)
 )
+LABEL_PACKAGES = (stream_jobs.join, stream_jobs.performance, stream_jobs.concept)
+LABEL_MODULES = sorted(
+    f"{pkg.__name__}.{m.name}"
+    for pkg in LABEL_PACKAGES
+    for m in pkgutil.iter_modules(pkg.__path__)
+)
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", MODULES + LABEL_MODULES)
 def test_doctests(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
