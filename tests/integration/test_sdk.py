@@ -7,7 +7,6 @@ predictions and labels), so other tests' traffic never mixes in and counts are e
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections import Counter
@@ -30,6 +29,7 @@ from producers.simulator.scenario import Scenario
 from schemas.codec import default_codec
 from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
+from tests.support.ports import closed_port
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
@@ -204,17 +204,13 @@ def test_librdkafka_murmur2_random_agrees_with_our_partitioner(kafka_bootstrap: 
     assert mismatches == {}
 
 
-def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.mark.parametrize("partitions", [None, 4], ids=["no-metadata", "known-partitions"])
 def test_broker_down_never_blocks_never_raises_and_reports_drops(partitions: int | None) -> None:
     reg = CollectorRegistry()
     pub = ModelwatchPublisher(
-        _closed_port(),
+        closed_port(),
         "sdk-down",
         "1",
         max_buffered_events=5000,

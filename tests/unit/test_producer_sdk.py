@@ -6,20 +6,13 @@ acknowledged: what the tests see is the SDK's own accounting.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from producers.sdk import ModelwatchPublisher
-
-
-def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"127.0.0.1:{port}"  # bound then released: nothing listens there
+from tests.support.ports import closed_port
 
 
 def _sample(reg: CollectorRegistry, name: str, **labels: str) -> float:
@@ -30,7 +23,7 @@ def _sample(reg: CollectorRegistry, name: str, **labels: str) -> float:
 def test_full_buffer_drops_and_counts_without_blocking() -> None:
     reg = CollectorRegistry()
     pub = ModelwatchPublisher(
-        _closed_port(), "m", "1", max_buffered_events=1000, registry=reg, partitions=4
+        closed_port(), "m", "1", max_buffered_events=1000, registry=reg, partitions=4
     )
     try:
         worst = 0.0
@@ -62,7 +55,7 @@ def test_full_buffer_drops_and_counts_without_blocking() -> None:
 
 
 def test_invalid_and_after_close_are_dropped_not_raised() -> None:
-    pub = ModelwatchPublisher(_closed_port(), "m", "1", registry=CollectorRegistry())
+    pub = ModelwatchPublisher(closed_port(), "m", "1", registry=CollectorRegistry())
     pub.publish_prediction(status="exploded")
     pub.publish_label("p")  # neither value nor class
     pub.close(timeout=0.1)
@@ -77,7 +70,7 @@ def test_invalid_and_after_close_are_dropped_not_raised() -> None:
 
 def test_unknown_partition_count_expires_as_no_metadata() -> None:
     pub = ModelwatchPublisher(
-        _closed_port(), "m", "1", message_timeout_ms=300, registry=CollectorRegistry()
+        closed_port(), "m", "1", message_timeout_ms=300, registry=CollectorRegistry()
     )
     try:
         for _ in range(10):
@@ -94,7 +87,7 @@ def test_unknown_partition_count_expires_as_no_metadata() -> None:
 def test_unacknowledged_batches_time_out_as_drops() -> None:
     reg = CollectorRegistry()
     pub = ModelwatchPublisher(
-        _closed_port(),
+        closed_port(),
         "m",
         "1",
         partitions=4,
@@ -117,7 +110,7 @@ def test_generated_ids_are_uuid4_hex_and_unique() -> None:
     import uuid
 
     pub = ModelwatchPublisher(
-        _closed_port(),
+        closed_port(),
         "m",
         "1",
         registry=CollectorRegistry(),
@@ -141,8 +134,8 @@ def test_constructor_validates_its_arguments() -> None:
 
 def test_two_publishers_share_one_registry() -> None:
     reg = CollectorRegistry()
-    a = ModelwatchPublisher(_closed_port(), "a", "1", registry=reg, max_buffered_events=1)
-    b = ModelwatchPublisher(_closed_port(), "b", "1", registry=reg, max_buffered_events=1)
+    a = ModelwatchPublisher(closed_port(), "a", "1", registry=reg, max_buffered_events=1)
+    b = ModelwatchPublisher(closed_port(), "b", "1", registry=reg, max_buffered_events=1)
     for p in (a, b):
         p.publish_prediction()
         p.publish_prediction()
