@@ -100,6 +100,19 @@ def publish_profile(record: dict[str, Any], bootstrap: str | None = None) -> str
     return publish_reference(settings.bootstrap, record, settings.topics)
 
 
+def emit_profile(
+    record: dict[str, Any], out: Path | None, publish: bool, bootstrap: str | None
+) -> None:
+    """Write the profile to ``out`` (if given) and publish it (if asked), saying so."""
+    from stream_jobs.reference.io import write_profile
+
+    if out:
+        write_profile(out, record)
+        console.print(f"wrote {out}")
+    if publish:
+        console.print(f"published to {publish_profile(record, bootstrap)}")
+
+
 def find_window(
     model: str, start_ms: int, version: str | None, bootstrap: str | None, timeout_s: float
 ) -> dict[str, Any] | None:
@@ -180,8 +193,6 @@ def register(app: typer.Typer) -> None:
         bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
     ) -> None:
         """Profile training data as the model's reference."""
-        from stream_jobs.reference.io import write_profile
-
         names = [f for item in features or [] for f in item.split(",") if f] or None
         cols = None if names is None else [*names, *(c for c in (label_col, prediction_col) if c)]
         table = load_table(data, cols)
@@ -203,11 +214,7 @@ def register(app: typer.Typer) -> None:
         if record["performance"]:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(record["performance"].items()))
             console.print(f"reference performance: {shown}")
-        if out:
-            write_profile(out, record)
-            console.print(f"wrote {out}")
-        if publish:
-            console.print(f"published to {publish_profile(record, bootstrap)}")
+        emit_profile(record, out, publish, bootstrap)
 
     @ref_app.command("pin")
     def pin(
@@ -222,7 +229,6 @@ def register(app: typer.Typer) -> None:
         bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
     ) -> None:
         """Pin a production window (from the window-stats topic) as the reference."""
-        from stream_jobs.reference.io import write_profile
         from stream_jobs.reference.profile import profile_from_window
 
         stats = find_window(model, window, version, bootstrap, timeout)
@@ -231,11 +237,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         record = profile_from_window(stats)
         console.print(f"pinned window {window} of {model} ({stats['count']} events)")
-        if out:
-            write_profile(out, record)
-            console.print(f"wrote {out}")
-        if publish:
-            console.print(f"published to {publish_profile(record, bootstrap)}")
+        emit_profile(record, out, publish, bootstrap)
 
     @ref_app.command("show")
     def show(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
@@ -269,14 +271,8 @@ def register(app: typer.Typer) -> None:
         """Profile the simulated model's normal traffic and publish it as the reference."""
         from modelwatch.baseline import simulated_reference
         from producers.simulator.scenario import Scenario
-        from stream_jobs.reference.io import write_profile
 
         plan = Scenario.load(scenario)
         rec = simulated_reference(plan, model or plan.model or "churn-classifier", n_events=events)
-        if out is not None:
-            write_profile(out, rec)
-        topic = publish_profile(rec, bootstrap)
-        Console().print(
-            f"published the reference of {rec['model']} to {topic} "
-            f"({len(rec['features'])} features)"
-        )
+        console.print(f"profiled {len(rec['features'])} features of {rec['model']}")
+        emit_profile(rec, out, True, bootstrap)

@@ -52,8 +52,9 @@ tolerance (active while the window is worse than the reference by more than it).
 counted per window. Closed windows without an active drop, collapse or concept drift
 feed a decayed *baseline*; when one of those detections is active, the window is ranked
 against the baseline (:func:`~stream_jobs.performance.slices.rank_segments`) and the
-detection's ``explained_by`` names the segments and feature ranges that add most to the
-error, e.g. ``feature:tenure=< 3.2 +0.061 (0.08→0.31)``.
+detection's ``explained_by`` names the segments and feature ranges where the error rose
+most beyond their share, e.g. ``feature:tenure=< 3.2 error 0.08→0.31 on 10% of labels (41%
+of the rise)``.
 
 **Outbox.** Given an ``encode`` function, :meth:`LabelEngine.poll` and
 :meth:`LabelEngine.observe_labels` write what they emit (closed windows, detections,

@@ -12,7 +12,6 @@ reachable here: routing is what is checked, not delivery.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.integration.test_prometheus_queries import (
     free_port,
     metrics_reference,
     running_prometheus,
+    running_server,
     wait_for,
 )
 
@@ -40,31 +40,16 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         pytest.skip("alertmanager not installed (Debian package `prometheus-alertmanager`)")
     tmp = tmp_path_factory.mktemp("alertmanager")
     address = f"127.0.0.1:{free_port()}"
-    with (tmp / "alertmanager.log").open("w") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={CONFIG}",
-                f"--storage.path={tmp / 'data'}",
-                f"--web.listen-address={address}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        client = httpx.Client(base_url=f"http://{address}", timeout=10)
-        try:
-            wait_for("Alertmanager to be ready", lambda: client.get("/-/ready").status_code == 200)
-            yield address, client
-        finally:
-            client.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    argv = [
+        binary,
+        f"--config.file={CONFIG}",
+        f"--storage.path={tmp / 'data'}",
+        f"--web.listen-address={address}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
+    with running_server(argv, tmp / "alertmanager.log", address, "Alertmanager") as client:
+        yield address, client
 
 
 def test_a_prometheus_alert_is_routed_by_severity(

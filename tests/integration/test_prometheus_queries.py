@@ -21,19 +21,15 @@ gives no performance data). Nothing else in this file depends on the stand-in.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import math
 import random
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -42,6 +38,9 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
+from modelwatch.broker import free_port
+from tests.support import infra
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,27 +48,14 @@ PROM_DIR = ROOT / "infra" / "prometheus"
 WAIT_S = 60.0  # upper bound of every wait in this file
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-metrics_reference = _load("infra_metrics_reference", ROOT / "infra" / "metrics_reference.py")
-dashboards = _load("infra_grafana_generate", ROOT / "infra" / "grafana" / "generate.py")
+metrics_reference = infra.metrics_reference()
+dashboards = infra.dashboards()
 
 # Expressions allowed to return no data for the current targets, by recording-rule name or
 # "dashboard / panel" (each with the reason). Everything else must return data.
 NO_DATA_EXPECTED: dict[str, str] = {}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT_S) -> None:
@@ -218,22 +204,29 @@ def running_prometheus(
     config = tmp / "prometheus.yml"
     config.write_text(yaml.safe_dump(prometheus_config(targets, alertmanager)))
     port = free_port()
-    with (tmp / "prometheus.log").open("w") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    with running_server(argv, tmp / "prometheus.log", f"127.0.0.1:{port}", "Prometheus") as client:
+        wait_for("every target to be up", lambda: all_targets_up(client, targets))
+        yield client
+
+
+@contextlib.contextmanager
+def running_server(
+    argv: list[str], log_path: Path, address: str, what: str
+) -> Iterator[httpx.Client]:
+    """Run ``argv`` (a server with a ``/-/ready`` endpoint at ``address``); yield an HTTP
+    client once it is ready; stop it by pid on exit (SIGTERM, then SIGKILL)."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        client = httpx.Client(base_url=f"http://{address}", timeout=10)
         try:
-            wait_for("Prometheus to be ready", lambda: client.get("/-/ready").status_code == 200)
-            wait_for("every target to be up", lambda: all_targets_up(client, targets))
+            wait_for(f"{what} to be ready", lambda: client.get("/-/ready").status_code == 200)
             yield client
         finally:
             client.close()

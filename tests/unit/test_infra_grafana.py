@@ -8,34 +8,26 @@ what docker-compose.yml mounts.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
+
+from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "infra" / "grafana"
 EXPECTED = {"overview", "drift", "performance", "alerts", "pipeline"}
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-gen = _load("infra_grafana_generate", GRAFANA / "generate.py")
-metrics_reference = _load("infra_metrics_reference", ROOT / "infra" / "metrics_reference.py")
+gen = infra.dashboards()
+metrics_reference = infra.metrics_reference()
 
 
 def dashboards() -> dict[str, dict]:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+
+from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-ref = _load("infra_metrics_reference", ROOT / "infra" / "metrics_reference.py")
+ref = infra.metrics_reference()
 
 # the stable contract of issue 6 (worker :9108; evaluator and notifier :9109)
 CONTRACT = {

@@ -7,17 +7,16 @@ test that shows it both firing and not firing.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "infra" / "prometheus"
@@ -29,16 +28,9 @@ RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 TOKEN = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-metrics_reference = _load("infra_metrics_reference", ROOT / "infra" / "metrics_reference.py")
+metrics_reference = infra.metrics_reference()
 
 
 def promtool() -> str:
