@@ -128,36 +128,25 @@ class GoldenChecks:
             fallbacks = sum(b.fallbacks for b in recent) / n
             p99 = _quantile_from_buckets(sum(b.latency for b in recent), 0.99)
             details = {"events": str(n)}
+            checks = (
+                (DetectionKind.ERROR_RATE, "error_rate", "rate_over_span", errors,
+                 cfg.error_rate_max),
+                (DetectionKind.FALLBACK_RATE, "fallback_rate", "rate_over_span", fallbacks,
+                 cfg.fallback_rate_max),
+                (DetectionKind.LATENCY_SLO, "latency_p99_ms", "p99_over_span", p99,
+                 cfg.latency_p99_slo_ms),
+            )  # fmt: skip
             out += [
                 Detection(
-                    kind=DetectionKind.ERROR_RATE,
-                    subject="error_rate",
-                    detector="rate_over_span",
-                    value=errors,
-                    threshold=cfg.error_rate_max,
-                    active=errors > cfg.error_rate_max,
+                    kind=kind,
+                    subject=subject,
+                    detector=detector,
+                    value=value,
+                    threshold=bound,
+                    active=value > bound,
                     details=details,
                     **common,
-                ),
-                Detection(
-                    kind=DetectionKind.FALLBACK_RATE,
-                    subject="fallback_rate",
-                    detector="rate_over_span",
-                    value=fallbacks,
-                    threshold=cfg.fallback_rate_max,
-                    active=fallbacks > cfg.fallback_rate_max,
-                    details=details,
-                    **common,
-                ),
-                Detection(
-                    kind=DetectionKind.LATENCY_SLO,
-                    subject="latency_p99_ms",
-                    detector="p99_over_span",
-                    value=p99,
-                    threshold=cfg.latency_p99_slo_ms,
-                    active=p99 > cfg.latency_p99_slo_ms,
-                    details=details,
-                    **common,
-                ),
+                )
+                for kind, subject, detector, value, bound in checks
             ]
         return out
