@@ -1,0 +1,64 @@
+"""The contract between stage 1 (per input partition) and stage 2 (per model).
+
+Stage 1 publishes one :class:`PartialRecord` per (model, version, window, kind, input
+partition) to the window-partials topic, keyed by model, so every partial of a model meets
+in one partition of that topic and one merge stage sees them all. Stage 2 groups partials by
+:attr:`PartialRecord.window_key`, asks the :class:`PartialMerger` registered for the
+record's ``kind`` to merge the payloads, and emits exactly one final result per window: once
+every input partition's partial of the window has arrived, or once the model's watermark plus
+the allowed lateness has passed it.
+
+``kind`` says who made the payload and who merges it:
+
+=============== ============================================ ===============================
+kind            payload (stage 1)                            merged into (stage 2)
+=============== ============================================ ===============================
+``drift``       a drift window partial (sketches, counts)    WindowStats features + drift
+``performance`` a performance accumulator of joined labels   WindowStats performance part
+=============== ============================================ ===============================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from schemas.detection import Detection
+
+
+@dataclass(frozen=True)
+class PartialRecord:
+    """One input partition's share of one window, as it travels on the partials topic."""
+
+    model: str
+    model_version: str
+    kind: str
+    window_start_ms: int
+    window_end_ms: int
+    partition: int  # the input partition this partial summarises
+    partitions: int  # how many input partitions the model's topic has
+    input_offset: int  # the last input offset reflected in the payload
+    payload: bytes  # kind-specific, versioned by its own first byte
+
+    @property
+    def window_key(self) -> tuple[str, str, str, int]:
+        return (self.model, self.model_version, self.kind, self.window_start_ms)
+
+
+@dataclass(frozen=True)
+class MergedWindow:
+    """What a merger makes of all partials of one window."""
+
+    stats: dict[str, Any]  # a WindowStats record (or the part this kind fills)
+    detections: list[Detection]
+
+
+class PartialMerger(Protocol):
+    """Merges the payloads of one kind; pure, no Kafka."""
+
+    kind: str
+
+    def merge(self, partials: list[PartialRecord], reference: Any | None) -> MergedWindow:
+        """All partials of one window (one per input partition that had data) into its final
+        stats and detections, judged against ``reference`` (a ReferenceView or None)."""
+        ...
