@@ -24,6 +24,8 @@ class TopicNames:
     actions: str = "modelwatch.actions"
     silences: str = "modelwatch.silences"
     notify_dead_letter: str = "modelwatch.notify-dead-letter"
+    window_partials: str = "modelwatch.window-partials"  # stage 1 -> merge stage, by model
+    worker_state: str = "modelwatch.worker-state"  # per-partition state snapshots
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -44,4 +46,6 @@ class TopicNames:
             TopicSpec(self.actions, 1),
             TopicSpec(self.silences, 1, compacted=True),
             TopicSpec(self.notify_dead_letter, 1),
+            TopicSpec(self.window_partials, partitions),
+            TopicSpec(self.worker_state, 1, compacted=True),
         ]

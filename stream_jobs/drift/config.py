@@ -29,8 +29,9 @@ class DriftConfig(BaseModel):
     hop_ms: int | None = Field(None, description="hopping windows when set; must divide window_ms")
     allowed_lateness_ms: int = Field(10_000, ge=0)
     idle_partition_s: float = Field(
-        30.0, gt=0, description="a partition without any record for this long (clock time) "
-        "no longer holds a model's event clock back"
+        30.0, gt=0, description="the merge stage waits this long (clock time) after a first "
+        "partition closed a window for the partitions that have not reported it, then merges "
+        "without them (counted as incomplete)"
     )
     # drift tests
     min_sample: int = Field(100, ge=1, description="no verdict below this many values")

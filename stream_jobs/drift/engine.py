@@ -1,4 +1,4 @@
-"""``DriftEngine``: the pure facade the Faust worker calls (no Kafka, no I/O).
+"""``DriftEngine``: stage 1 of the drift pipeline, per input partition, pure (no Kafka).
 
 >>> import numpy as np
 >>> from schemas.columnar import PredictionColumns
@@ -17,37 +17,48 @@
 0
 >>> engine.observe(0, 1, batch(20_000)), engine.observe(1, 1, batch(20_000))
 (0, 0)
->>> [(w.window_start_ms, w.stats["count"]) for w in engine.poll_closed()]
-[(0, 1000), (10000, 1000)]
->>> engine.observe(1, 2, batch(0))  # its window is closed and published: late
+>>> for r in engine.drain_partials():  # (markers carry progress only)
+...     if r.kind == "drift":
+...         print(r.partition, r.window_start_ms, r.progress_ms, r.is_marker)
+0 0 0 True
+0 0 20000 False
+1 10000 10000 True
+1 10000 20000 False
+>>> engine.observe(1, 2, batch(0))  # partition 1 closed that window already: late
 1000
 
-Watermark and merging
----------------------
-Per model, the watermark is the event clock — the minimum over the partitions this process
-owns that are active for the model of their maximum event time — minus
-``allowed_lateness_ms`` (a backlog read partition by partition must not close a window
-that the slower partitions still feed). Each partition builds its own
-:class:`WindowPartial`; a window closes when ``end + allowed_lateness <= max event
-time``, at which point the partials of every partition **in this process** are merged,
-judged against the reference and returned by :meth:`poll_closed`. Events for a window
-that is already closed are counted as late (returned by :meth:`observe`, reported in the
-next closed window's ``late_events``) and never applied.
+Windows close per input partition
+---------------------------------
+Each partition builds its own :class:`WindowPartial` per (model, version, window) and
+closes it on its *own* event clock for the model: a window closes in partition ``p`` as
+soon as a batch of ``p`` brings the model's maximum event time in ``p`` to ``end +
+allowed_lateness`` or beyond. Closing happens inside :meth:`observe`, so what a partial
+holds is a function of the partition's records alone — not of timers, of which worker owns
+the partition, or of a restart. A closed partial leaves as a :class:`PartialRecord` of kind
+``drift`` (:meth:`drain_partials`) for the merge stage, which merges every partition's
+partial of a window and judges it (:mod:`stream_jobs.merge`); each record carries the
+partition's progress, and a closing step with no data in any closed window sends a progress
+marker instead (empty payload), so the merge stage knows a partition without data has
+nothing more for a window. Events of a window the partition has already closed are late:
+counted (returned by :meth:`observe`) and reported in the partition's next partial.
 
-**SINGLE-PROCESS ONLY.** With several worker processes each one sees only its own
-partitions and would publish its own, partial view of a window. Merging across workers
-(publishing ``WindowPartial.to_bytes()`` to a partials topic keyed by model and merging
-there) is a later step; until then run one worker process per model's partitions.
+Online detectors run per partition; their firings leave as records of kind ``vote`` and
+the quorum is counted per model in the merge stage (:mod:`stream_jobs.merge.votes`).
 
-Idempotence: :meth:`observe` keeps the last applied offset per partition and skips any
-``(partition, offset)`` at or below it, so an at-least-once replay after a crash does not
-double-count (restore the state with :meth:`from_state_bytes` first).
+Idempotence and state: :meth:`observe` keeps the last applied offset per partition and
+skips any ``(partition, offset)`` at or below it. :meth:`partition_state` /
+:meth:`restore_partition` carry one partition's state (open partials, clocks, late counts,
+last applied offset) through the versioned state codec; online detectors are not part of
+it (a new owner restarts them, they warm up again within a few chunks).
+
+For tests, benches and single-process use, :meth:`poll_closed` / :meth:`flush` run the
+partials through an in-process merge book and return merged, judged windows.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,14 +71,21 @@ from schemas.detection import Detection
 from stream_jobs.detectors.column import ColumnDetectors
 from stream_jobs.detectors.vote import PREDICTION_SUBJECT, VoteCombiner
 from stream_jobs.drift.config import DriftConfig
-from stream_jobs.drift.evaluate import ClosedWindow, evaluate_window
+from stream_jobs.drift.evaluate import ClosedWindow
+from stream_jobs.drift.merger import KIND, DriftMerger, encode_drift_payload
+from stream_jobs.merge.book import MergeBook, rec_bytes, rec_from
+from stream_jobs.merge.protocol import PartialRecord
+from stream_jobs.merge.votes import VOTE_KIND, decode_vote, encode_vote
 from stream_jobs.reference.view import ReferenceView
+from stream_jobs.state.codec import decode_state, encode_state
 from stream_jobs.windows.assign import WindowAssigner
 from stream_jobs.windows.spec import PREDICTION, PartialSpec
 from stream_jobs.windows.window import NUMERIC, WindowPartial
 
 WindowKey = tuple[str, str, int]  # model, model_version, window_start_ms
 DetKey = tuple[str, str, str]  # model, model_version, subject
+STATE_KIND = "drift"
+_NEVER = -(2**62)
 
 
 @dataclass
@@ -76,11 +94,13 @@ class _Partition:
     windows: dict[WindowKey, WindowPartial] = field(default_factory=dict)
     detectors: dict[DetKey, ColumnDetectors | None] = field(default_factory=dict)
     last_seen: dict[str, int] = field(default_factory=dict)  # model -> max event time
-    last_clock: float = -math.inf  # clock() of the partition's last record, of any model
+    closed_until: dict[str, int] = field(default_factory=dict)  # model -> closed boundary
+    late_pending: dict[str, int] = field(default_factory=dict)  # model -> not yet reported
+    outbox: list[PartialRecord] = field(default_factory=list)
 
 
 class DriftEngine:
-    """Windows, drift verdicts and online detectors for every partition it is fed."""
+    """Per-partition windows and online detectors for every partition it is fed."""
 
     def __init__(
         self, config: DriftConfig | None = None, clock: Callable[[], float] = time.monotonic
@@ -89,14 +109,15 @@ class DriftEngine:
         self.clock = clock
         c = self.config
         self.assigner = WindowAssigner(c.window_ms, c.hop_ms)
-        self.votes = VoteCombiner(c.quorum, c.vote_window_ms)
+        self.input_partitions = 0  # of the predictions topic; 0: the partitions seen
         self._refs: dict[tuple[str, str], ReferenceView] = {}
         self._specs: dict[tuple[str, str], tuple[ReferenceView | None, PartialSpec]] = {}
         self._parts: dict[int, _Partition] = {}
-        self._max_t: dict[str, int] = {}
-        self._closed_until: dict[str, int] = {}  # model -> end of the newest closed window
-        self.late_pending: dict[str, int] = {}
         self.late_total: dict[str, int] = {}
+        # in-process merge (poll_closed / flush / poll_detector_firings)
+        self.votes = VoteCombiner(c.quorum, c.vote_window_ms)
+        self._book = MergeBook(wait_s=c.idle_partition_s)
+        self._merger = DriftMerger(c)
         self._firings: list[Detection] = []
 
     # ---- references ------------------------------------------------------------------
@@ -104,8 +125,7 @@ class DriftEngine:
         """Install (or replace) a ``ReferenceProfile``; ``model_version ""`` = any version.
 
         Windows already open keep the range/category facts they were created with; the
-        next closed window is judged against the new reference; the model's online
-        detectors restart with the new standardisation.
+        model's online detectors restart with the new standardisation.
         """
         ref = ReferenceView(profile_record)
         self._refs[(ref.model, ref.model_version)] = ref
@@ -120,42 +140,14 @@ class DriftEngine:
     def _spec(self, model: str, version: str) -> tuple[ReferenceView | None, PartialSpec]:
         got = self._specs.get((model, version))
         if got is None:
-            c = self.config
             ref = self.reference(model, version)
-            spec = (
-                ref.partial_spec(c.kll_k, c.category_cap)
-                if ref is not None
-                else PartialSpec(kll_k=c.kll_k, category_cap=c.category_cap)
-            )
-            got = self._specs[(model, version)] = (ref, spec)
+            got = self._specs[(model, version)] = (ref, self._merger.spec(ref))
         return got
 
     # ---- ingest ----------------------------------------------------------------------
-    def event_clock(self, model: str) -> float:
-        """How far event time has got for ``model`` on *every* active partition: the minimum
-        over partitions that delivered any record within ``idle_partition_s`` (clock time)
-        of their max event time for the model. A partition far ahead of the others (a
-        backlog read partition by partition) then cannot close windows the others still
-        feed; a partition busy with other models' records still counts as active; an idle
-        partition stops holding the clock back after ``idle_partition_s``."""
-        now = self.clock()
-        idle = self.config.idle_partition_s
-        active = [
-            st.last_seen[model]
-            for st in self._parts.values()
-            if model in st.last_seen and now - st.last_clock <= idle
-        ]
-        if active:
-            return float(min(active))
-        t = self._max_t.get(model)
-        return -math.inf if t is None else float(t)
-
-    def watermark(self, model: str) -> float:
-        """Event clock of the model (see :meth:`event_clock`) minus the allowed lateness."""
-        return self.event_clock(model) - self.config.allowed_lateness_ms
-
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> int:
-        """Apply one batch (one Kafka record) of ``partition`` at ``offset``.
+        """Apply one batch (one Kafka record) of ``partition`` at ``offset`` and close what
+        the partition's clock has passed.
 
         Returns the number of late events (counted, not applied). A ``(partition, offset)``
         at or below the last applied offset of the partition is skipped (returns 0).
@@ -166,15 +158,13 @@ class DriftEngine:
         if offset <= st.last_offset:
             return 0
         st.last_offset = offset
-        st.last_clock = self.clock()
         if cols.n == 0:
             return 0
         model, version = cols.model, cols.model_version
         t = np.asarray(cols.event_time_ms)
-        # late = every window the event belongs to has already been closed and published
-        on_time, late = self.assigner.split_late(t, self._closed_until.get(model, -math.inf))
+        on_time, late = self.assigner.split_late(t, st.closed_until.get(model, -math.inf))
         if late:
-            self.late_pending[model] = self.late_pending.get(model, 0) + late
+            st.late_pending[model] = st.late_pending.get(model, 0) + late
             self.late_total[model] = self.late_total.get(model, 0) + late
             if on_time is None or on_time.size == 0:
                 return late
@@ -190,13 +180,47 @@ class DriftEngine:
                 )
             w.update(cols, rows)
         tmax = int(t_on.max())
-        if tmax > self._max_t.get(model, -(2**62)):
-            self._max_t[model] = tmax
-        if tmax > st.last_seen.get(model, -(2**62)):
+        if tmax > st.last_seen.get(model, _NEVER):
             st.last_seen[model] = tmax
         if self.config.detectors and ref is not None:
             self._detect(st, partition, offset, cols, ref, on_time, t_on)
+        self._close(st, partition, model, st.last_seen[model] - self.config.allowed_lateness_ms)
         return late
+
+    def _boundary(self, limit_ms: float) -> int:
+        """The newest window end at or below ``limit_ms`` (window ends lie on the hop grid)."""
+        hop = self.assigner.hop_ms
+        return int(limit_ms // hop) * hop
+
+    def _close(self, st: _Partition, partition: int, model: str, limit_ms: float) -> None:
+        """Close ``model``'s windows of the partition that end at or before ``limit_ms``."""
+        boundary = self._boundary(limit_ms)
+        if boundary <= st.closed_until.get(model, _NEVER):
+            return
+        self._emit(st, partition, model, boundary)
+
+    def _emit(self, st: _Partition, partition: int, model: str, boundary: int) -> None:
+        st.closed_until[model] = boundary
+        keys = sorted(k for k, w in st.windows.items() if k[0] == model and w.end_ms <= boundary)
+        late = st.late_pending.pop(model, 0)
+        for key in keys:
+            w = st.windows.pop(key)
+            st.outbox.append(self._record(partition, st, w.model_version, model, KIND,
+                                          w.start_ms, w.end_ms, boundary,
+                                          encode_drift_payload(w, late)))  # fmt: skip
+            late = 0
+        if not keys:
+            st.outbox.append(self._record(partition, st, "", model, KIND, boundary, boundary,
+                                          boundary, b""))  # fmt: skip
+            if late:
+                st.late_pending[model] = late
+
+    def _record(self, partition: int, st: _Partition, version: str, model: str, kind: str,
+                start: int, end: int, progress: int, payload: bytes) -> PartialRecord:  # fmt: skip
+        return PartialRecord(
+            model, version, kind, start, end, partition, self.input_partitions,
+            st.last_offset, payload, progress,
+        )  # fmt: skip
 
     # ---- online detectors ------------------------------------------------------------
     def _column_detectors(
@@ -237,66 +261,78 @@ class DriftEngine:
                 streams.append((name, col, x))
         if ref.prediction is not None and ref.prediction.kind == NUMERIC and cols.score is not None:
             streams.append((PREDICTION_SUBJECT, ref.prediction, cols.score))
-        firings = []
         for name, col, x in streams:
             det = self._column_detectors(st, partition, (model, version, name), col.mean, col.std)
-            if det is not None:
-                firings += det.update(x if rows is None else x[rows], t, offset)
-        if firings:
-            n = self._partitions_with_data(model)
-            for f in firings:
-                d = self.votes.update(f, n)
-                if d is not None:
-                    self._firings.append(d)
+            if det is None:
+                continue
+            for f in det.update(x if rows is None else x[rows], t, offset):
+                st.outbox.append(self._record(partition, st, version, model, VOTE_KIND,
+                                              f.event_time_ms, f.event_time_ms, -1,
+                                              encode_vote(f)))  # fmt: skip
 
-    def _partitions_with_data(self, model: str) -> int:
-        horizon = self._max_t.get(model, 0) - self.config.vote_window_ms
-        return sum(1 for st in self._parts.values() if st.last_seen.get(model, -(2**62)) >= horizon)
-
-    def poll_detector_firings(self) -> list[Detection]:
-        """Online detections that reached quorum since the last call."""
-        out, self._firings = self._firings, []
+    # ---- stage 1 output --------------------------------------------------------------
+    def drain_partials(self, partitions: Iterable[int] | None = None) -> list[PartialRecord]:
+        """Records closed since the last call (partials, progress markers, votes), in
+        partition order, each partition's in the order they were made."""
+        out: list[PartialRecord] = []
+        for p in sorted(self._parts if partitions is None else partitions):
+            st = self._parts.get(p)
+            if st is not None and st.outbox:
+                out += st.outbox
+                st.outbox = []
         return out
 
-    # ---- closing ---------------------------------------------------------------------
+    def close_until(self, now_ms: int) -> None:
+        """Close, in every partition, the windows whose ``end + allowed_lateness`` is at or
+        below ``now_ms`` (processing time: only for models whose event time tracks the
+        wall clock, to close windows of a model whose traffic stopped)."""
+        for p, st in self._parts.items():
+            for model in list(st.last_seen):
+                self._close(st, p, model, now_ms - self.config.allowed_lateness_ms)
+
+    def close_all(self) -> None:
+        """Close every open window now (shutdown, tests)."""
+        for p, st in self._parts.items():
+            ends: dict[str, int] = {}
+            for (model, _, _), w in st.windows.items():
+                ends[model] = max(ends.get(model, _NEVER), w.end_ms)
+            for model, end in ends.items():
+                self._emit(st, p, model, max(end, st.closed_until.get(model, _NEVER)))
+
+    # ---- in-process merge (tests, benches, one process) ------------------------------
     def poll_closed(self, now_ms: int | None = None) -> list[ClosedWindow]:
-        """Merge, judge and return every window whose ``end + allowed_lateness`` is at or
-        below the model's event clock (:meth:`event_clock`; or ``now_ms`` when given:
-        pass processing time only when event time tracks wall-clock time, to close
-        windows of a model whose traffic stopped)."""
-        lateness = self.config.allowed_lateness_ms
-        ready: dict[WindowKey, list[WindowPartial]] = {}
-        for st in self._parts.values():
-            for key in list(st.windows):
-                limit = self.event_clock(key[0])
-                if now_ms is not None:
-                    limit = max(limit, now_ms)
-                if st.windows[key].end_ms + lateness <= limit:
-                    ready.setdefault(key, []).append(st.windows.pop(key))
-        return self._close(ready)
+        """Drain the partials and merge them here: windows every partition seen has
+        closed (or that waited ``idle_partition_s`` of clock time), merged and judged."""
+        if now_ms is not None:
+            self.close_until(now_ms)
+        return self._merge_local()
 
     def flush(self) -> list[ClosedWindow]:
-        """Close every open window now (shutdown, tests)."""
-        ready: dict[WindowKey, list[WindowPartial]] = {}
-        for st in self._parts.values():
-            for key in list(st.windows):
-                ready.setdefault(key, []).append(st.windows.pop(key))
-        return self._close(ready)
+        """Close and merge every open window now."""
+        self.close_all()
+        return self._merge_local(force=True)
 
-    def _close(self, ready: dict[WindowKey, list[WindowPartial]]) -> list[ClosedWindow]:
-        out: list[ClosedWindow] = []
-        for key in sorted(ready):
-            parts = ready[key]
-            merged = parts[0]
-            for p in parts[1:]:
-                merged.merge(p)
-            model = key[0]
-            self._closed_until[model] = max(self._closed_until.get(model, -(2**62)), key[2]
-                                            + self.assigner.size_ms)
-            late = self.late_pending.pop(model, 0)
-            out.append(evaluate_window(merged, self.reference(model, key[1]), self.config, late))
-        for model, t in self._max_t.items():
-            self.votes.expire_model(model, t)
+    def _merge_local(self, force: bool = False) -> list[ClosedWindow]:
+        for rec in self.drain_partials():
+            if rec.kind == VOTE_KIND:
+                n = self._book.partitions_reporting(rec.model, KIND) or 1
+                d = self.votes.update(decode_vote(rec), n)
+                if d is not None:
+                    self._firings.append(d)
+            else:
+                self._book.add(rec)
+        now = math.inf if force else self.clock()
+        out = []
+        for key, parts, _ in self._book.ready(now):
+            out.append(self._merger.merge_closed(parts, self.reference(key[0], key[1])))
+        for model in {w.model for w in out}:
+            self.votes.expire_model(model, max(w.window_end_ms for w in out if w.model == model))
+        return out
+
+    def poll_detector_firings(self) -> list[Detection]:
+        """Online detections that reached quorum (in-process merge) since the last call."""
+        self._merge_local()
+        out, self._firings = self._firings, []
         return out
 
     # ---- introspection ---------------------------------------------------------------
@@ -312,58 +348,67 @@ class DriftEngine:
         return sorted({k for st in self._parts.values() for k in st.windows})
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
-        """Forget revoked partitions (their open partials are discarded)."""
+        """Forget partitions (revoked: their state lives on in the changelog)."""
         for p in partitions:
             self._parts.pop(p, None)
 
     # ---- state -----------------------------------------------------------------------
+    def partition_state(self, partition: int) -> bytes:
+        """One partition's state through the versioned codec (detectors excluded)."""
+        st = self._parts.get(partition) or _Partition()
+        header = {
+            "partition": partition,
+            "last_offset": st.last_offset,
+            "last_seen": st.last_seen,
+            "closed_until": st.closed_until,
+            "late_pending": st.late_pending,
+            "windows": len(st.windows),
+        }
+        blobs = [w.to_bytes() for _, w in sorted(st.windows.items())]
+        blobs += [rec_bytes(r) for r in st.outbox]
+        return encode_state(STATE_KIND, header, blobs)
+
+    def restore_partition(self, partition: int, data: bytes) -> int:
+        """Install a partition's state (replacing what this engine held); returns the
+        number of open windows restored."""
+        h, blobs = decode_state(data, STATE_KIND)
+        st = self._parts[partition] = _Partition(int(h["last_offset"]))
+        st.last_seen = {m: int(v) for m, v in h["last_seen"].items()}
+        st.closed_until = {m: int(v) for m, v in h["closed_until"].items()}
+        st.late_pending = {m: int(v) for m, v in h["late_pending"].items()}
+        n = int(h["windows"])
+        for raw in blobs[:n]:
+            w = WindowPartial.from_bytes(raw)
+            w.spec = self._spec(w.model, w.model_version)[1]
+            st.windows[(w.model, w.model_version, w.start_ms)] = w
+        st.outbox = [rec_from(b) for b in blobs[n:]]
+        return n
+
     def state_bytes(self) -> bytes:
-        """Everything needed to resume after a restart (a pickle: trusted, local use)."""
-        return pickle.dumps(
-            {
-                "v": 1,
-                "config": self.config.model_dump(),
-                "refs": [r.record for r in self._refs.values()],
-                "parts": {
-                    p: {
-                        "last_offset": st.last_offset,
-                        "windows": [w.to_bytes() for w in st.windows.values()],
-                        "detectors": st.detectors,
-                        "last_seen": st.last_seen,
-                    }
-                    for p, st in self._parts.items()
-                },
-                "max_t": self._max_t,
-                "closed_until": self._closed_until,
-                "late_pending": self.late_pending,
-                "late_total": self.late_total,
-                "votes": self.votes.votes,
-                "emitted": self.votes.emitted,
-                "firings": [d.to_record() for d in self._firings],
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        """Every partition's state (:meth:`partition_state`), for a whole-engine restore."""
+        parts = {str(p): self.partition_state(p).hex() for p in sorted(self._parts)}
+        header = {"config": self.config.model_dump(), "parts": parts,
+                  "refs": len(self._refs), "late_total": self.late_total}  # fmt: skip
+        refs = [json.dumps(r.record, default=_bytes_hex).encode() for r in self._refs.values()]
+        return encode_state("drift-engine", header, refs)
 
     @classmethod
     def from_state_bytes(cls, data: bytes, config: DriftConfig | None = None) -> DriftEngine:
-        s = pickle.loads(data)
-        engine = cls(config or DriftConfig(**s["config"]))
-        for rec in s["refs"]:
-            engine.set_reference(rec)
-        for p, ps in s["parts"].items():
-            st = engine._parts[p] = _Partition(ps["last_offset"])
-            for raw in ps["windows"]:
-                w = WindowPartial.from_bytes(raw)
-                w.spec = engine._spec(w.model, w.model_version)[1]
-                st.windows[(w.model, w.model_version, w.start_ms)] = w
-            st.detectors = ps["detectors"]
-            st.last_seen = ps["last_seen"]
-            st.last_clock = engine.clock()  # restored partitions start active
-        engine._max_t = s["max_t"]
-        engine._closed_until = s.get("closed_until", {})
-        engine.late_pending = s["late_pending"]
-        engine.late_total = s["late_total"]
-        engine.votes.votes = s["votes"]
-        engine.votes.emitted = s["emitted"]
-        engine._firings = [Detection.from_record(r) for r in s["firings"]]
+        h, refs = decode_state(data, "drift-engine")
+        engine = cls(config or DriftConfig(**h["config"]))
+        for raw in refs:
+            engine.set_reference(json.loads(raw, object_hook=_hex_bytes))
+        for p, hexed in h["parts"].items():
+            engine.restore_partition(int(p), bytes.fromhex(hexed))
+        engine.late_total = dict(h["late_total"])
         return engine
+
+
+def _bytes_hex(v: object) -> object:
+    if isinstance(v, bytes):
+        return {"__bytes__": v.hex()}
+    raise TypeError(type(v).__name__)
+
+
+def _hex_bytes(d: dict[str, Any]) -> object:
+    return bytes.fromhex(d["__bytes__"]) if set(d) == {"__bytes__"} else d

@@ -38,7 +38,33 @@ class PartialRecord:
     partition: int  # the input partition this partial summarises
     partitions: int  # how many input partitions the model's topic has
     input_offset: int  # the last input offset reflected in the payload
-    payload: bytes  # kind-specific, versioned by its own first byte
+    payload: bytes  # kind-specific, versioned by its own first byte; empty: a progress marker
+    # every window of this kind ending at or before progress_ms is closed in ``partition``
+    # (-1: unknown). Windows close in order per partition, so this is all the merge stage
+    # needs to know that a partition without data for a window has nothing more to send.
+    progress_ms: int = -1
+
+    @property
+    def is_marker(self) -> bool:
+        return not self.payload
+
+    def to_record(self) -> dict[str, Any]:
+        """The ``WindowPartial`` Avro record."""
+        return {
+            "model": self.model, "model_version": self.model_version, "kind": self.kind,
+            "window_start_ms": self.window_start_ms, "window_end_ms": self.window_end_ms,
+            "partition": self.partition, "partitions": self.partitions,
+            "input_offset": self.input_offset, "progress_ms": self.progress_ms,
+            "payload": self.payload,
+        }  # fmt: skip
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> PartialRecord:
+        return cls(
+            r["model"], r["model_version"], r["kind"], int(r["window_start_ms"]),
+            int(r["window_end_ms"]), int(r["partition"]), int(r["partitions"]),
+            int(r["input_offset"]), bytes(r["payload"]), int(r.get("progress_ms", -1)),
+        )  # fmt: skip
 
     @property
     def window_key(self) -> tuple[str, str, str, int]:

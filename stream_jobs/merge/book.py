@@ -1,0 +1,180 @@
+"""``MergeBook``: the open windows of one partials-topic partition (stage 2), pure.
+
+Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
+
+* **Completeness.** Every record (partial or progress marker) carries ``progress_ms``: its
+  input partition has closed every window ending at or before it. A window is *complete*
+  when each of the model's ``partitions`` input partitions has progressed to its end: the
+  ones that had data sent their partial, the others have nothing for it.
+* **Timeout.** A partition that never sends anything for a model (no data for it at all)
+  or stays away (its worker died and nobody has taken over yet) would hold a window open
+  forever: once some partition has passed a window, it becomes final after ``wait_s`` of
+  clock time with whatever arrived (counted as ``incomplete``). Only this path depends on
+  timing; with every partition reporting it never fires.
+* **Duplicates** (at-least-once input): one partial per (window, input partition) is kept,
+  the one with the highest ``input_offset``; a replayed copy changes nothing.
+* **Late partials** (for a window already final): counted and dropped — a window is emitted
+  once, final. A copy of a partial that was merged is a duplicate, not late.
+
+Output order is the sorted window key, so the same partials give the same finals whatever
+the order they arrived in.
+
+>>> rec = lambda p, start, prog, payload=b"x", off=0: PartialRecord(
+...     "m", "1", "drift", start, start + 10, p, 2, off, payload, prog)
+>>> book = MergeBook(wait_s=30)
+>>> [book.add(r, i) for i, r in enumerate([rec(0, 0, 10), rec(1, 0, 10), rec(1, 0, 10)])]
+['applied', 'applied', 'duplicate']
+>>> [(k, sorted(p.partition for p in ps), complete) for k, ps, complete in book.ready(0.0)]
+[(('m', '1', 'drift', 0), [0, 1], True)]
+>>> book.add(rec(0, 0, 10), 3), book.add(rec(0, 10, 20), 4), book.ready(1.0)
+('duplicate', 'applied', [])
+>>> book.add(rec(1, 20, 20, b""), 5), [k[3] for k, _, _ in book.ready(2.0)]
+('marker', [10])
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from stream_jobs.blobs import pack_blobs, unpack_blobs
+from stream_jobs.merge.protocol import PartialRecord
+from stream_jobs.state.codec import decode_state, encode_state
+
+WKey = tuple[str, str, str, int]  # model, version, kind, window start
+STATE_KIND = "merge"
+
+
+def rec_bytes(r: PartialRecord) -> bytes:
+    head = {k: v for k, v in r.to_record().items() if k != "payload"}
+    return pack_blobs(json.dumps(head).encode(), r.payload)
+
+
+def rec_from(data: bytes) -> PartialRecord:
+    head, payload = unpack_blobs(data)
+    return PartialRecord.from_record({**json.loads(head), "payload": payload})
+
+
+class MergeBook:
+    def __init__(self, wait_s: float = 30.0, keep_final: int = 4_096) -> None:
+        self.wait_s = float(wait_s)
+        self.keep_final = int(keep_final)
+        self.last_offset = -1  # of the partials-topic partition this book reflects
+        self.open: dict[WKey, dict[int, PartialRecord]] = {}
+        self.end: dict[WKey, int] = {}
+        self.progress: dict[tuple[str, str], dict[int, int]] = {}  # (model, kind) -> p -> ms
+        self.expected: dict[str, int] = {}  # model -> input partitions
+        self.overdue_since: dict[WKey, float] = {}
+        self.final: OrderedDict[WKey, tuple[int, ...]] = OrderedDict()
+        self.horizon: dict[tuple[str, str], int] = {}  # ends at or below: final and forgotten
+
+    # ---- input ----------------------------------------------------------------------
+    def add(self, rec: PartialRecord, offset: int = -1) -> str:
+        """Apply one record; says what became of it: ``applied``, ``marker``, ``duplicate``,
+        ``late`` or ``skipped`` (its partials-topic offset was applied before)."""
+        if offset >= 0:
+            if offset <= self.last_offset:
+                return "skipped"
+            self.last_offset = offset
+        if rec.partitions > self.expected.get(rec.model, 0):
+            self.expected[rec.model] = rec.partitions
+        if rec.progress_ms >= 0:
+            prog = self.progress.setdefault((rec.model, rec.kind), {})
+            if rec.progress_ms > prog.get(rec.partition, -(2**62)):
+                prog[rec.partition] = rec.progress_ms
+        else:
+            self.progress.setdefault((rec.model, rec.kind), {}).setdefault(rec.partition, -(2**62))
+        if rec.is_marker:
+            return "marker"
+        key = rec.window_key
+        merged = self.final.get(key)
+        if merged is not None:
+            return "duplicate" if rec.partition in merged else "late"
+        if key not in self.open and rec.window_end_ms <= self.horizon.get(
+            (rec.model, rec.kind), -(2**62)
+        ):
+            return "late"
+        parts = self.open.setdefault(key, {})
+        self.end[key] = rec.window_end_ms
+        have = parts.get(rec.partition)
+        if have is not None and have.input_offset >= rec.input_offset:
+            return "duplicate"
+        parts[rec.partition] = rec
+        return "applied"
+
+    # ---- output ---------------------------------------------------------------------
+    def _passed(self, key: WKey) -> tuple[int, int]:
+        prog = self.progress.get((key[0], key[2]), {})
+        end = self.end[key]
+        passed = sum(1 for t in prog.values() if t >= end)
+        expected = self.expected.get(key[0], 0) or len(prog)
+        return passed, expected
+
+    def ready(self, now_s: float, limit: int | None = None) -> list[tuple[WKey, list, bool]]:
+        """Windows that are final now, each once: ``(key, partials by partition,
+        complete)``; at most ``limit`` (the rest wait for the next call)."""
+        out: list[tuple[WKey, list, bool]] = []
+        for key in sorted(self.open):
+            passed, expected = self._passed(key)
+            complete = passed >= expected
+            if not complete:
+                if passed == 0:
+                    continue
+                since = self.overdue_since.setdefault(key, now_s)
+                if now_s - since < self.wait_s:
+                    continue
+            parts = self.open.pop(key)
+            self.end.pop(key)
+            self.overdue_since.pop(key, None)
+            self._finalise(key, tuple(sorted(parts)))
+            out.append((key, [parts[p] for p in sorted(parts)], complete))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def _finalise(self, key: WKey, partitions: tuple[int, ...]) -> None:
+        self.final[key] = partitions
+        while len(self.final) > self.keep_final:
+            old, _ = self.final.popitem(last=False)
+            hk = (old[0], old[2])
+            self.horizon[hk] = max(self.horizon.get(hk, -(2**62)), old[3])
+
+    def partitions_reporting(self, model: str, kind: str) -> int:
+        return len(self.progress.get((model, kind), {}))
+
+    # ---- state ----------------------------------------------------------------------
+    def to_bytes(self, extra: dict[str, Any] | None = None) -> bytes:
+        recs = [r for parts in self.open.values() for r in parts.values()]
+        header = {
+            "wait_s": self.wait_s,
+            "last_offset": self.last_offset,
+            "progress": [[m, k, p, t] for (m, k), d in self.progress.items() for p, t in d.items()],
+            "expected": self.expected,
+            "overdue": [list(k) for k in self.overdue_since],
+            "final": [[*k, list(ps)] for k, ps in self.final.items()],
+            "horizon": [[m, k, t] for (m, k), t in self.horizon.items()],
+            "extra": extra or {},
+        }
+        return encode_state(STATE_KIND, header, [rec_bytes(r) for r in recs])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, now_s: float) -> tuple[MergeBook, dict[str, Any]]:
+        h, blobs = decode_state(data, STATE_KIND)
+        book = cls(h["wait_s"])
+        book.last_offset = h["last_offset"]
+        for m, k, p, t in h["progress"]:
+            book.progress.setdefault((m, k), {})[int(p)] = int(t)
+        book.expected = {m: int(n) for m, n in h["expected"].items()}
+        for *k, ps in h["final"]:
+            book.final[(k[0], k[1], k[2], int(k[3]))] = tuple(ps)
+        book.horizon = {(m, k): int(t) for m, k, t in h["horizon"]}
+        for raw in blobs:
+            r = rec_from(raw)
+            book.open.setdefault(r.window_key, {})[r.partition] = r
+            book.end[r.window_key] = r.window_end_ms
+        for k in h["overdue"]:
+            key = (k[0], k[1], k[2], int(k[3]))
+            if key in book.open:
+                book.overdue_since[key] = now_s  # the wait starts again on the new owner
+        return book, h["extra"]

@@ -1,0 +1,1 @@
+"""Per-partition worker state: one versioned codec and the changelog it travels on."""
