@@ -19,8 +19,10 @@ from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
+from stream_jobs.merge.stage import MergeStage
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
+from stream_jobs.state.metrics import StateMetrics
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -46,10 +48,14 @@ def build_worker(settings: Settings) -> Worker:
     golden_checks = GoldenChecksStage(
         GoldenChecks(GoldenChecksConfig(**settings.golden_checks)), sink
     )
+    drift_config = DriftConfig(**settings.drift)
+    drift_metrics = DriftMetrics(registry, max_features=settings.max_features_per_model)
+    state_metrics = StateMetrics(registry)
     drift = DriftStage(
-        DriftEngine(DriftConfig(**settings.drift)),
-        DriftMetrics(registry, max_features=settings.max_features_per_model),
-        sink,
+        DriftEngine(drift_config), drift_metrics, state_metrics, default_codec(), config.topics
+    )
+    merge = MergeStage(
+        drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics
     )
     label_engine = LabelEngine(
         LabelConfig(**settings.labels),
@@ -61,11 +67,14 @@ def build_worker(settings: Settings) -> Worker:
     label_metrics.lock = labels.lock
     feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
     feed.start()
-    references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
+    references = ReferenceStage(
+        feed, [drift.set_reference, merge.set_reference, labels.set_reference]
+    )
     return create_worker(
         config,
         registry,
-        observers=[golden_checks, drift, labels],
-        pollers=[references, golden_checks, drift, labels],
-        label_observer=labels,
+        stages=[references, golden_checks, drift, labels],
+        merge=merge,
+        labels=True,
+        state_metrics=state_metrics,
     )

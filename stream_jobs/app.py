@@ -1,43 +1,55 @@
-"""The Faust worker: a thin adapter from Kafka records to :mod:`stream_jobs.handler`.
+"""The Faust worker loop: consumption, rebalances, sending and commits around the stages.
 
 Faust's per-message path costs ~160 µs, so records are columnar batches (DESIGN.md) and
-everything per-event happens in numpy inside the handler. Processing is at-least-once
-(Faust commits after the agent has taken a record); state that must not double count keeps
-the last applied offset per partition.
+everything per-event happens in numpy inside the handler and the stages
+(:mod:`stream_jobs.stage`). Processing is at-least-once, and the loop keeps it exact:
+
+* **Commits follow durable state.** Input records of a topic whose stages keep state
+  (``Stage.state_topics``: predictions for drift, window-partials for the merge stage) are
+  acknowledged to Faust — and so committed — only up to the offset that every such stage
+  reports as stored (outputs sent, snapshot on the worker-state changelog). After a crash
+  the next owner restores the snapshot and the replayed records at or below its offset
+  are skipped.
+* **Rebalances are explicit steps.** Revoke: every stage returns its pending outputs and a
+  final snapshot of the revoked partitions; they are sent before the group moves on.
+  Assign: newly owned partitions are restored from the changelog (read to its end) before
+  their first record is handled; partitions revoked and handed straight back keep their
+  memory. Restore time and partitions restored are metrics.
+* **Nothing blocks the loop.** Each stage has its own outgoing queue; a stage is polled
+  only when its previous output has been stored, and queues are sent in chunks within a
+  time budget per tick. A record that cannot be stored is dead-lettered after bounded
+  retries (:mod:`stream_jobs.sender`) and never holds the others back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
-from faust.exceptions import NotReady, ProducerSendError
 from faust.types import TP
-from prometheus_client import (
-    CollectorRegistry,
-    disable_created_metrics,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
 
 from schemas.codec import default_codec
+from schemas.columnar import LabelColumns
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
-from stream_jobs.handler import (
-    BatchObserver,
-    LabelHandler,
-    LabelObserver,
-    Outgoing,
-    PredictionHandler,
-)
-from stream_jobs.outputs import Poller
+from stream_jobs.handler import LabelHandler, Outgoing, PredictionHandler
+from stream_jobs.merge.stage import MergeStage
 from stream_jobs.pipeline_metrics import PipelineMetrics
+from stream_jobs.sender import Sender, SenderMetrics
+from stream_jobs.stage import Stage, as_stage, state_key
+from stream_jobs.state.changelog import partition_count, read_latest
+from stream_jobs.state.metrics import StateMetrics
 
 log = logging.getLogger("modelwatch.worker")
+TICK_BUDGET_S = 0.5  # sending time per output tick; the rest waits for the next tick
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -46,6 +58,7 @@ class Worker:
     config: WorkerConfig
     registry: CollectorRegistry
     handler: PredictionHandler
+    loop: WorkerLoop | None = None
 
 
 def faust_app(config: WorkerConfig) -> faust.App:
@@ -63,85 +76,282 @@ def faust_app(config: WorkerConfig) -> faust.App:
         producer_acks=1,
         producer_compression_type="lz4",
         processing_guarantee="at_least_once",
+        stream_wait_empty=False,  # records wait for their state snapshot to be acknowledged
         datadir=config.data_dir,
     )
+
+
+@dataclass
+class _Queue:
+    records: deque[Outgoing] = field(default_factory=deque)
+    unacknowledged: bool = False  # handed out by poll, not all stored yet
+
+
+class WorkerLoop:
+    """Owns the stages' queues, held input records, assignment and restores."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        config: WorkerConfig,
+        stages: Sequence[Stage],
+        sender: Sender,
+        pipeline: PipelineMetrics,
+        state_metrics: StateMetrics,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.stages = list(stages)
+        self.sender = sender
+        self.pipeline = pipeline
+        self.state_metrics = state_metrics
+        self.queues = {s.name: _Queue() for s in self.stages}
+        self.state_topics = {t for s in self.stages for t in s.state_topics}
+        self.held: dict[TP, deque[tuple[int, Any]]] = {}
+        self.active: set[TP] = set()  # assigned and restored: records may be handled
+        self.memory: dict[str, set[int]] = {t: set() for t in self.state_topics}
+        self._totals: dict[str, int] = {}
+        self._send_lock = asyncio.Lock()
+
+    # ---- records ---------------------------------------------------------------------
+    async def ready(self, tp: TP) -> bool:
+        """Wait until ``tp``'s state is restored; False if it is not ours (skip it)."""
+        if tp.topic not in self.state_topics or tp in self.active:
+            return True
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while tp not in self.active and time.monotonic() < deadline:
+            if self.app.should_stop:
+                return False
+            await asyncio.sleep(0.05)
+        return tp in self.active
+
+    def processed(self, tp: TP, offset: int, event: Any) -> None:
+        if tp.topic in self.state_topics:
+            self.held.setdefault(tp, deque()).append((offset, event))
+        else:
+            event.ack()
+
+    async def send_now(self, records: list[Outgoing]) -> None:
+        """An agent's own records (dead letters, label outputs): sent before the record
+        counts as processed; retried while the broker cannot take them."""
+        kept = await self.sender.send(records)
+        while kept and not self.app.should_stop:
+            log.warning("%d records kept: broker unavailable, retrying", len(kept))
+            await asyncio.sleep(1.0)
+            kept = await self.sender.send(kept)
+
+    def _ack_durable(self) -> None:
+        for tp, held in self.held.items():
+            limits = [
+                s.durable_offset(tp.topic, tp.partition)
+                for s in self.stages
+                if tp.topic in s.state_topics
+            ]
+            limit = min((x for x in limits if x is not None), default=None)
+            if limit is None:
+                continue
+            while held and held[0][0] <= limit:
+                held.popleft()[1].ack()
+
+    # ---- outputs ---------------------------------------------------------------------
+    async def _drain(self, stage: Stage, deadline: float) -> bool:
+        """Send the stage's queue (outputs before the snapshots that follow them) within
+        the deadline; True when it is empty and the stage was told."""
+        q = self.queues[stage.name]
+        state_topic = self.config.topics.worker_state
+        while q.records and time.monotonic() < deadline:
+            is_state = q.records[0].topic == state_topic
+            chunk: list[Outgoing] = []
+            while q.records and len(chunk) < self.sender.chunk:
+                if (q.records[0].topic == state_topic) != is_state:
+                    break
+                chunk.append(q.records.popleft())
+            kept = await self.sender.send(chunk)
+            if kept:
+                q.records.extendleft(reversed(kept))
+                log.warning("%s: %d records kept for the next tick", stage.name, len(kept))
+                return False
+        if not q.records and q.unacknowledged:
+            q.unacknowledged = False
+            stage.acknowledge()
+        return not q.records
+
+    async def tick(self, now_s: float) -> None:
+        deadline = time.monotonic() + TICK_BUDGET_S
+        async with self._send_lock:
+            for stage in self.stages:
+                q = self.queues[stage.name]
+                if not q.records and not q.unacknowledged:
+                    try:
+                        out = stage.poll(now_s)
+                    except Exception:  # a stage bug must not stop the loop
+                        log.exception("%s.poll failed", stage.name)
+                        out = []
+                    if out:
+                        q.records.extend(out)
+                        q.unacknowledged = True
+                    else:
+                        stage.acknowledge()
+                await self._drain(stage, deadline)
+            self._ack_durable()
+
+    # ---- rebalances ------------------------------------------------------------------
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        deadline = time.monotonic() + self.config.session_timeout_s / 2
+        async with self._send_lock:
+            for stage in self.stages:
+                for topic in stage.state_topics:
+                    parts = sorted(tp.partition for tp in revoked if tp.topic == topic)
+                    if not parts:
+                        continue
+                    out = stage.on_revoke(topic, parts)
+                    if out:
+                        self.queues[stage.name].records.extend(out)
+                        self.queues[stage.name].unacknowledged = True
+                if not await self._drain(stage, deadline):
+                    log.error("%s: revoke flush incomplete; the next owner replays", stage.name)
+            self._ack_durable()
+        for tp in revoked:
+            self.active.discard(tp)
+            self.held.pop(tp, None)
+
+    async def on_assigned(self, assigned: set[TP]) -> None:
+        self.pipeline.rebalances.inc()
+        for topic in sorted(self.state_topics):
+            parts = sorted(tp.partition for tp in assigned if tp.topic == topic)
+            new = [p for p in parts if p not in self.memory[topic]]
+            stages = [s for s in self.stages if topic in s.state_topics]
+            keys = [state_key(s.name, p) for s in stages for p in new]
+            started = time.perf_counter()
+            restored: dict[str, bytes] = {}
+            if keys:
+                restored = await self._restore(keys)
+            total = self._totals.get(topic)
+            if total is None:
+                total = self._totals[topic] = await asyncio.to_thread(
+                    partition_count, self.config.bootstrap, topic
+                )
+            for s in stages:
+                try:
+                    s.on_assign(topic, parts, restored, total)
+                except Exception:
+                    log.exception("%s.on_assign failed", s.name)
+                self.state_metrics.restore_seconds.labels(s.name).observe(
+                    time.perf_counter() - started
+                )
+            self.memory[topic] = set(parts)
+            self.active |= {TP(topic, p) for p in parts}
+            log.warning("assigned %s %s (restored %d of %d keys in %.2f s)", topic, parts,
+                        len(restored), len(keys), time.perf_counter() - started)  # fmt: skip
+        self.active |= {tp for tp in assigned if tp.topic not in self.state_topics}
+
+    async def _restore(self, keys: list[str]) -> dict[str, bytes]:
+        for attempt in range(3):
+            try:
+                restored, read = await asyncio.to_thread(
+                    read_latest, self.config.bootstrap, self.config.topics.worker_state, keys
+                )
+                self.state_metrics.changelog_records_read.inc(read)
+                return restored
+            except Exception:
+                log.exception("reading the state changelog failed (attempt %d)", attempt + 1)
+                await asyncio.sleep(1.0)
+        log.error("state changelog unreadable: partitions %s start clean", keys)
+        return {}
+
+
+class _LabelFanOut:
+    def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
+
+    def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for s in self.stages:
+            out += s.observe_labels(partition, offset, labels) or []
+        return out
 
 
 def create_worker(
     config: WorkerConfig,
     registry: CollectorRegistry,
-    observers: list[BatchObserver] | None = None,
-    pollers: list[Poller] | None = None,
-    label_observer: LabelObserver | None = None,
+    stages: Sequence[object] = (),
+    merge: MergeStage | None = None,
+    labels: bool = False,
+    state_metrics: StateMetrics | None = None,
 ) -> Worker:
-    """The Faust app around a handler; ``pollers`` run every ``window_poll_s`` and their
-    outgoing records (window stats, detections) are sent."""
+    """The Faust app around the stages: predictions feed every stage's ``observe``; labels
+    (when ``labels``) every stage's ``observe_labels``; the merge stage (when given) reads
+    the window-partials topic; every stage is polled every ``window_poll_s``."""
     app = faust_app(config)
     pipeline = PipelineMetrics(registry)
+    state_metrics = state_metrics or StateMetrics(registry)
+    codec = default_codec()
+    all_stages = [as_stage(s) for s in stages] + ([merge] if merge is not None else [])
     handler = PredictionHandler(
-        default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or []
-    )
-    worker = Worker(app, config, registry, handler)
-    predictions = app.topic(
-        config.topics.predictions,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+        codec, config.topics, GoldenSignals(registry), pipeline, list(all_stages)
     )
 
-    pending: deque[Outgoing] = deque()
+    async def send_one(rec: Outgoing) -> Any:
+        return await app.send(rec.topic, key=rec.key, value=rec.value,
+                              key_serializer="raw", value_serializer="raw")  # fmt: skip
 
-    async def send_all(outgoing: list[Outgoing]) -> None:
-        """Send and wait for the broker's acknowledgement, so that the source offset is
-        committed only after its dead letters / outputs are stored (at-least-once)."""
-        pending.extend(outgoing)
-        while pending:
-            rec = pending[0]
-            fut = await app.send(
-                rec.topic,
-                key=rec.key,
-                value=rec.value,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-            await fut
-            pending.popleft()
+    sender = Sender(send_one, codec, config.topics.dead_letter, SenderMetrics(registry))
+    loop = WorkerLoop(app, config, all_stages, sender, pipeline, state_metrics)
+    worker = Worker(app, config, registry, handler, loop)
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")  # fmt: skip
 
     def record_lag(topic: str, partition: int, offset: int) -> None:
         highwater = app.consumer.highwater(TP(topic, partition))
         if highwater is not None:
             pipeline.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
 
-    @app.agent(predictions, name="predictions")
+    @app.agent(raw_topic(config.topics.predictions), name="predictions")
     async def on_predictions(stream: faust.StreamT) -> AsyncIterator[None]:
-        async for event in stream.events():
+        async for event in stream.noack().events():
             msg = event.message
+            tp = TP(msg.topic, msg.partition)
+            if not await loop.ready(tp):
+                continue
             outgoing = handler.handle(msg.key, msg.value, msg.partition, msg.offset, time.time())
             if outgoing:
-                await send_all(outgoing)
+                await loop.send_now(outgoing)
+            loop.processed(tp, msg.offset, event)
             record_lag(msg.topic, msg.partition, msg.offset)
             yield None
 
-    if label_observer is not None:
-        label_handler = LabelHandler(default_codec(), config.topics, pipeline, label_observer)
-        labels_topic = app.topic(
-            config.topics.labels,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+    if labels:
+        label_handler = LabelHandler(codec, config.topics, pipeline, _LabelFanOut(all_stages))
 
-        @app.agent(labels_topic, name="labels")
+        @app.agent(raw_topic(config.topics.labels), name="labels")
         async def on_labels(stream: faust.StreamT) -> AsyncIterator[None]:
-            async for event in stream.events():
+            async for event in stream.noack().events():
                 msg = event.message
+                tp = TP(msg.topic, msg.partition)
+                if not await loop.ready(tp):
+                    continue
                 outgoing = label_handler.handle(
                     msg.key, msg.value, msg.partition, msg.offset, time.time()
                 )
                 if outgoing:
-                    await send_all(outgoing)
+                    await loop.send_now(outgoing)
+                loop.processed(tp, msg.offset, event)
+                record_lag(msg.topic, msg.partition, msg.offset)
+                yield None
+
+    if merge is not None:
+
+        @app.agent(raw_topic(config.topics.window_partials), name="merge")
+        async def on_partials(stream: faust.StreamT) -> AsyncIterator[None]:
+            async for event in stream.noack().events():
+                msg = event.message
+                tp = TP(msg.topic, msg.partition)
+                if not await loop.ready(tp):
+                    continue
+                merge.observe_partial(msg.partition, msg.offset, msg.value)
+                loop.processed(tp, msg.offset, event)
                 record_lag(msg.topic, msg.partition, msg.offset)
                 yield None
 
@@ -149,22 +359,21 @@ def create_worker(
     async def poll_outputs() -> None:
         if not app.producer.started or app.should_stop:
             return
-        now = time.time()
-        outgoing = [rec for poller in pollers or [] for rec in poller.poll(now)]
         try:
-            await send_all(outgoing)
-        except (NotReady, ProducerSendError, KafkaError) as exc:
-            log.warning("outputs kept for the next tick (%d pending): %r", len(pending), exc)
-            return
-        for poller in pollers or []:  # all sent and acknowledged: outboxes may forget them
-            acknowledge = getattr(poller, "acknowledge", None)
-            if acknowledge is not None:
-                acknowledge()
+            await loop.tick(time.time())
+        except Exception:  # an exception in a timer crashes the worker: never let one out
+            log.exception("output tick failed")
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: faust.App, revoked: set[TP], **_: object) -> None:
+        try:
+            await loop.on_revoked(set(revoked))
+        except Exception:
+            log.exception("revoke failed: the next owner replays from the last snapshot")
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: set[TP], **_: object) -> None:
-        pipeline.rebalances.inc()
-        log.info("assigned %s", sorted(assigned))
+        await loop.on_assigned(set(assigned))
 
     return worker
 

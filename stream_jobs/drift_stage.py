@@ -1,30 +1,55 @@
-"""Adapter between the worker and the pure :class:`~stream_jobs.drift.engine.DriftEngine`:
-feeds it batches and references, publishes closed windows and detections, sets metrics."""
+"""Stage 1 of drift, per input partition: feeds the pure
+:class:`~stream_jobs.drift.engine.DriftEngine` and publishes what it closes (drift partials,
+progress markers, detector votes) to the window-partials topic, keyed by model, plus a
+snapshot of each partition's state to the worker-state changelog (``drift/<partition>``):
+when the partition closed a window, every ``snapshot_every_s`` if it moved, and on revoke.
+Input offsets are committed only up to the last stored snapshot (:meth:`durable_offset`), so
+a crash replays from there and the restored engine skips what it had applied."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from typing import Any
 
+from schemas.codec import Codec
 from schemas.columnar import PredictionColumns
+from schemas.topics import TopicNames
 from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
-from stream_jobs.outputs import DetectionSink
+from stream_jobs.merge.protocol import PartialRecord
+from stream_jobs.stage import StageBase, state_key
+from stream_jobs.state.changelog import state_record
+from stream_jobs.state.metrics import StateMetrics
 
 log = logging.getLogger("modelwatch.drift")
 
 
-class DriftStage:
+class DriftStage(StageBase):
+    name = "drift"
+
     def __init__(
         self,
         engine: DriftEngine,
         metrics: DriftMetrics,
-        sink: DetectionSink,
+        state_metrics: StateMetrics,
+        codec: Codec,
+        topics: TopicNames,
+        snapshot_every_s: float = 10.0,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
-        self.sink = sink
+        self.state_metrics = state_metrics
+        self.codec = codec
+        self.topics = topics
+        self.state_topics = (topics.predictions,)
+        self.snapshot_every_s = snapshot_every_s
+        self._snap_at: dict[int, float] = {}
+        self._snap_offset: dict[int, int] = {}
+        self._handed: dict[int, int] = {}
+        self._durable: dict[int, int] = {}
 
     def set_reference(self, profile: dict[str, Any]) -> None:
         self.engine.set_reference(profile)
@@ -32,14 +57,62 @@ class DriftStage:
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
         self.metrics.record_late(cols.model, self.engine.observe(partition, offset, cols))
 
-    def poll(self, now_s: float) -> list[Outgoing]:
-        out: list[Outgoing] = []
-        for window in self.engine.poll_closed():
-            self.metrics.record_window(window)
-            out.append(self.sink.encode_window_stats(window.stats))
-            out += self.sink.encode(window.detections)
-        firings = self.engine.poll_detector_firings()
-        for d in firings:
-            self.metrics.record_detection(d)
-        out += self.sink.encode(firings)
+    def encode(self, rec: PartialRecord) -> Outgoing:
+        value = self.codec.encode("WindowPartial", rec.to_record())
+        return Outgoing(self.topics.window_partials, rec.model.encode(), value)
+
+    def _snapshot(self, p: int, now_s: float) -> Outgoing:
+        data = self.engine.partition_state(p)
+        self._snap_at[p] = now_s
+        self._snap_offset[p] = self._handed[p] = self.engine.last_offset(p)
+        self.state_metrics.snapshots.labels(self.name).inc()
+        self.state_metrics.snapshot_bytes.labels(self.name).inc(len(data))
+        return state_record(self.topics.worker_state, state_key(self.name, p), data)
+
+    def poll(self, now_s: float, partitions: list[int] | None = None) -> list[Outgoing]:
+        recs = self.engine.drain_partials(partitions)
+        out = [self.encode(r) for r in recs]
+        closed = {r.partition for r in recs if r.kind != "vote"}
+        for p in self.engine.partitions if partitions is None else partitions:
+            moved = self.engine.last_offset(p) > self._snap_offset.get(p, -1)
+            due = now_s - self._snap_at.get(p, -1e18) >= self.snapshot_every_s
+            if p in closed or (moved and due) or partitions is not None:
+                out.append(self._snapshot(p, now_s))
         return out
+
+    def acknowledge(self) -> None:
+        self._durable.update(self._handed)
+        self._handed.clear()
+
+    def durable_offset(self, topic: str, partition: int) -> int | None:
+        return self._durable.get(partition, -1)
+
+    def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
+        owned = [p for p in partitions if p in self.engine.partitions]
+        return self.poll(time.time(), owned) if owned else []
+
+    def on_assign(
+        self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
+    ) -> None:
+        self.engine.input_partitions = total
+        keep = set(partitions)
+        self.engine.drop_partitions([p for p in self.engine.partitions if p not in keep])
+        for p in list(self._durable):
+            if p not in keep:
+                self._durable.pop(p, None)
+                self._snap_offset.pop(p, None)
+        for p in partitions:
+            data = restored.get(state_key(self.name, p))
+            if data is None:
+                continue
+            try:
+                windows = self.engine.restore_partition(p, data)
+            except ValueError:
+                log.exception("drift state of partition %d unreadable: starting it clean", p)
+                continue
+            self._durable[p] = self._snap_offset[p] = self.engine.last_offset(p)
+            self.state_metrics.restored.labels(self.name).inc()
+            log.warning(
+                "drift partition %d restored at offset %d (%d open windows)",
+                p, self.engine.last_offset(p), windows,
+            )  # fmt: skip

@@ -1,0 +1,218 @@
+"""Stage 2: the merge stage, a consumer of the window-partials topic on every worker.
+
+The partials topic is keyed by model, so all partials of a model meet in one of its
+partitions and exactly one worker (that partition's owner) merges them. Per partials-topic
+partition there is one :class:`~stream_jobs.merge.book.MergeBook` (open windows, progress,
+recent finals) and one :class:`~stream_jobs.detectors.vote.VoteCombiner` (the online
+detectors' quorum per model). Final windows are merged by the merger of their kind, judged
+against the model's reference, published to window-stats (one final record per model,
+version, window) with their detections, and exported as Prometheus gauges — only here.
+
+At most ``slice_windows`` windows are merged per poll, so a backlog of finals never holds
+the event loop for long. The book (with the votes) is snapshotted to the worker-state
+changelog as ``merge/<partials partition>`` whenever windows became final, every
+``snapshot_every_s`` if it moved, and on revoke; the partials topic's offsets are
+committed only up to the last stored snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.codec import Codec, DecodeError
+from schemas.detection import Detection
+from schemas.topics import TopicNames
+from stream_jobs.detectors.vote import VoteCombiner
+from stream_jobs.drift.config import DriftConfig
+from stream_jobs.drift.merger import KIND as DRIFT
+from stream_jobs.drift.merger import DriftMerger
+from stream_jobs.drift.metrics import DriftMetrics
+from stream_jobs.handler import Outgoing
+from stream_jobs.merge.book import MergeBook
+from stream_jobs.merge.protocol import PartialMerger, PartialRecord
+from stream_jobs.merge.votes import VOTE_KIND, decode_vote, load_votes, votes_state
+from stream_jobs.outputs import DetectionSink
+from stream_jobs.reference.view import ReferenceView
+from stream_jobs.stage import StageBase, state_key
+from stream_jobs.state.changelog import state_record
+from stream_jobs.state.metrics import StateMetrics
+
+log = logging.getLogger("modelwatch.merge")
+
+
+class MergeStage(StageBase):
+    name = "merge"
+
+    def __init__(
+        self,
+        config: DriftConfig,
+        drift_metrics: DriftMetrics,
+        metrics: StateMetrics,
+        sink: DetectionSink,
+        codec: Codec,
+        topics: TopicNames,
+        mergers: list[PartialMerger] | None = None,
+        slice_windows: int = 32,
+        snapshot_every_s: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.drift_metrics = drift_metrics
+        self.metrics = metrics
+        self.sink = sink
+        self.codec = codec
+        self.topics = topics
+        self.state_topics = (topics.window_partials,)
+        self.drift = DriftMerger(config)
+        self.mergers: dict[str, PartialMerger] = {m.kind: m for m in mergers or []}
+        self.slice_windows = slice_windows
+        self.snapshot_every_s = snapshot_every_s
+        self.books: dict[int, MergeBook] = {}
+        self.votes: dict[int, VoteCombiner] = {}
+        self._refs: dict[tuple[str, str], ReferenceView] = {}
+        self._pending: list[Outgoing] = []  # detections of votes, sent at the next poll
+        self._snap_at: dict[int, float] = {}
+        self._snap_offset: dict[int, int] = {}
+        self._handed: dict[int, int] = {}
+        self._durable: dict[int, int] = {}
+
+    # ---- references ------------------------------------------------------------------
+    def set_reference(self, profile: dict[str, Any]) -> None:
+        ref = ReferenceView(profile)
+        self._refs[(ref.model, ref.model_version)] = ref
+
+    def reference(self, model: str, version: str) -> ReferenceView | None:
+        return self._refs.get((model, version)) or self._refs.get((model, ""))
+
+    # ---- input -----------------------------------------------------------------------
+    def _book(self, q: int) -> MergeBook:
+        book = self.books.get(q)
+        if book is None:
+            book = self.books[q] = MergeBook(wait_s=self.config.idle_partition_s)
+            self.votes[q] = VoteCombiner(self.config.quorum, self.config.vote_window_ms)
+        return book
+
+    def observe_partial(self, q: int, offset: int, value: bytes | None) -> None:
+        """One record of partials-topic partition ``q``."""
+        book = self._book(q)
+        try:
+            rec = PartialRecord.from_record(
+                self.codec.decode(value, expect=("WindowPartial",)).record
+            )
+        except (DecodeError, KeyError, ValueError, TypeError) as exc:
+            log.error("unreadable partial at %s[%d]@%d: %r", self.topics.window_partials, q,
+                      offset, exc)  # fmt: skip
+            self.metrics.partials.labels("?", "unreadable").inc()
+            book.last_offset = max(book.last_offset, offset)
+            return
+        if rec.kind == VOTE_KIND:
+            if offset <= book.last_offset:
+                self.metrics.partials.labels(rec.kind, "skipped").inc()
+                return
+            book.last_offset = offset
+            n = book.partitions_reporting(rec.model, DRIFT) or 1
+            d = self.votes[q].update(decode_vote(rec), n)
+            self.metrics.partials.labels(rec.kind, "applied").inc()
+            if d is not None:
+                self.drift_metrics.record_detection(d)
+                self._pending += self.sink.encode([d])
+            return
+        outcome = book.add(rec, offset)
+        self.metrics.partials.labels(rec.kind, outcome).inc()
+
+    # ---- output ----------------------------------------------------------------------
+    def _merge(self, q: int, key: tuple, parts: list[PartialRecord], complete: bool) -> list:
+        model, version, kind, _ = key
+        started = time.perf_counter()
+        out: list[Outgoing] = []
+        ref = self.reference(model, version)
+        detections: list[Detection]
+        if kind == DRIFT:
+            closed = self.drift.merge_closed(parts, ref)
+            self.drift_metrics.record_window(closed)
+            stats, detections = closed.stats, closed.detections
+            self.votes[q].expire_model(model, closed.window_end_ms)
+        else:
+            merger = self.mergers.get(kind)
+            if merger is None:
+                log.error("no merger for partials of kind %r (model %s): dropped", kind, model)
+                return out
+            merged = merger.merge(parts, ref)
+            stats, detections = merged.stats, merged.detections
+        out.append(self.sink.encode_window_stats(stats))
+        out += self.sink.encode(detections)
+        self.metrics.merged.labels(kind, str(complete).lower()).inc()
+        self.metrics.merge_seconds.labels(kind).inc(time.perf_counter() - started)
+        if not complete:
+            log.warning("window %s final without every partition (waited %.0f s)", key,
+                        self.config.idle_partition_s)  # fmt: skip
+        return out
+
+    def poll(self, now_s: float, partitions: list[int] | None = None) -> list[Outgoing]:
+        out, self._pending = self._pending, []
+        budget = self.slice_windows
+        targets = sorted(self.books) if partitions is None else partitions
+        for q in targets:
+            book = self.books.get(q)
+            if book is None:
+                continue
+            ready = book.ready(now_s, limit=max(budget, 0) or None) if budget > 0 else []
+            budget -= len(ready)
+            for key, parts, complete in ready:
+                try:
+                    out += self._merge(q, key, parts, complete)
+                except Exception:  # a bad partial must not stop the stage: count, go on
+                    log.exception("merging %s failed: window dropped", key)
+                    self.metrics.merged.labels(key[2], "failed").inc()
+            moved = book.last_offset > self._snap_offset.get(q, -1)
+            due = now_s - self._snap_at.get(q, -1e18) >= self.snapshot_every_s
+            if ready or (moved and due) or partitions is not None:
+                out.append(self._snapshot(q, now_s))
+        return out
+
+    def _snapshot(self, q: int, now_s: float) -> Outgoing:
+        book = self.books[q]
+        data = book.to_bytes({"votes": votes_state(self.votes[q])})
+        self._snap_at[q] = now_s
+        self._snap_offset[q] = self._handed[q] = book.last_offset
+        self.metrics.snapshots.labels(self.name).inc()
+        self.metrics.snapshot_bytes.labels(self.name).inc(len(data))
+        return state_record(self.topics.worker_state, state_key(self.name, q), data)
+
+    def acknowledge(self) -> None:
+        self._durable.update(self._handed)
+        self._handed.clear()
+
+    def durable_offset(self, topic: str, partition: int) -> int | None:
+        return self._durable.get(partition, -1)
+
+    def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
+        owned = [q for q in partitions if q in self.books]
+        return self.poll(time.time(), owned) if owned else []
+
+    def on_assign(
+        self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
+    ) -> None:
+        keep = set(partitions)
+        for q in [q for q in self.books if q not in keep]:
+            for d in (self.books, self.votes, self._durable, self._snap_offset):
+                d.pop(q, None)
+        for q in partitions:
+            data = restored.get(state_key(self.name, q))
+            if data is None:
+                continue
+            try:
+                book, extra = MergeBook.from_bytes(data, time.time())
+            except ValueError:
+                log.exception("merge state of partials partition %d unreadable: clean start", q)
+                continue
+            self.books[q] = book
+            self.votes[q] = load_votes(
+                VoteCombiner(self.config.quorum, self.config.vote_window_ms), extra.get("votes", {})
+            )
+            self._durable[q] = self._snap_offset[q] = book.last_offset
+            self.metrics.restored.labels(self.name).inc()
+            log.warning("merge partition %d restored at offset %d (%d open windows)", q,
+                        book.last_offset, len(book.open))  # fmt: skip

@@ -1,0 +1,104 @@
+"""The worker's ``Stage`` interface: what the worker loop (``stream_jobs.app``) calls.
+
+The loop owns consumption, locks, rebalances, sending and commits; a stage owns a
+computation and, when it keeps state, that state per input partition:
+
+* ``observe`` / ``observe_labels``: one decoded record of an input partition at an offset.
+* ``poll``: periodic work (at most a bounded slice of it per call); returns outgoing
+  records. Snapshots of partition state (records to the worker-state topic) come *after*
+  the outputs they account for; the loop sends them only once those outputs are stored.
+* ``acknowledge``: everything the last ``poll`` handed out is stored by the broker.
+* ``on_assign``: partitions of ``topic`` now owned, with the changelog snapshots found for
+  this stage's keys (``"<name>/<partition>"``), and the topic's partition count.
+* ``on_revoke``: partitions about to leave; returns the outputs still pending and a final
+  snapshot for each (the loop sends them before the group moves on).
+* ``durable_offset``: the highest input offset of ``(topic, partition)`` whose effects are
+  stored (outputs and snapshot); the loop commits nothing beyond it. ``None``: the stage
+  keeps no state for that topic and does not hold commits back.
+
+:class:`StageBase` gives every method a do-nothing default, so a stage implements only what
+it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from schemas.columnar import LabelColumns, PredictionColumns
+from stream_jobs.handler import Outgoing
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+    state_topics: tuple[str, ...]  # input topics whose partitions carry this stage's state
+
+    def observe(self, partition: int, offset: int, cols: PredictionColumns) -> object: ...
+
+    def observe_labels(
+        self, partition: int, offset: int, labels: LabelColumns
+    ) -> list[Outgoing]: ...
+
+    def poll(self, now_s: float) -> list[Outgoing]: ...
+
+    def acknowledge(self) -> None: ...
+
+    def on_assign(
+        self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
+    ) -> None: ...
+
+    def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]: ...
+
+    def durable_offset(self, topic: str, partition: int) -> int | None: ...
+
+
+class StageBase:
+    name = "stage"
+    state_topics: tuple[str, ...] = ()
+
+    def observe(self, partition: int, offset: int, cols: PredictionColumns) -> object:
+        return None
+
+    def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
+        return []
+
+    def poll(self, now_s: float) -> list[Outgoing]:
+        return []
+
+    def acknowledge(self) -> None:
+        return None
+
+    def on_assign(
+        self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
+    ) -> None:
+        return None
+
+    def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
+        return []
+
+    def durable_offset(self, topic: str, partition: int) -> int | None:
+        return None
+
+
+def state_key(stage: str, partition: int) -> str:
+    return f"{stage}/{partition}"
+
+
+class Adapted(StageBase):
+    """A stage made of an object with only some of the methods (``observe``, ``poll``,
+    ``acknowledge``, ``observe_labels``…): the missing ones do nothing."""
+
+    def __init__(self, inner: object, name: str | None = None) -> None:
+        self.inner = inner
+        self.name = name or type(inner).__name__
+        self.state_topics = tuple(getattr(inner, "state_topics", ()))
+        for method in ("observe", "observe_labels", "poll", "acknowledge", "on_assign",
+                       "on_revoke", "durable_offset"):  # fmt: skip
+            bound = getattr(inner, method, None)
+            if bound is not None:
+                setattr(self, method, bound)
+
+
+def as_stage(obj: object) -> Stage:
+    return obj if isinstance(obj, StageBase) else Adapted(obj)  # type: ignore[return-value]

@@ -1,0 +1,72 @@
+"""The worker-state changelog: snapshots of per-partition state, keyed ``<stage>/<partition>``.
+
+Writing is an ordinary outgoing record (:func:`state_record`), sent by the worker loop after
+the outputs the snapshot accounts for. Reading (:func:`read_latest`) happens when partitions
+are assigned: the whole topic is read to its end (Tansu answers ListOffsets wrongly, so the
+end is the fetch's end-of-partition) and the last record per wanted key wins. On a real
+cluster the topic is compacted, so a read costs one record per key; on the embedded broker
+(no compaction) it grows with the snapshots written, which are proportional to windows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from stream_jobs.handler import Outgoing
+
+
+def state_record(topic: str, key: str, value: bytes) -> Outgoing:
+    return Outgoing(topic, key.encode(), value)
+
+
+def read_latest(
+    bootstrap: str, topic: str, keys: Iterable[str], timeout_s: float = 60.0
+) -> tuple[dict[str, bytes], int]:
+    """``({key: latest value}, records read)`` for the wanted keys."""
+    wanted = {k.encode() for k in keys}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"modelwatch-state-{uuid.uuid4().hex}",  # never joins: assign()
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52_428_800,
+        }
+    )
+    latest: dict[str, bytes] = {}
+    read = 0
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        parts = sorted(meta.partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        todo = set(parts)
+        deadline = time.monotonic() + timeout_s
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} to its end took over {timeout_s}s")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    todo.discard(msg.partition())
+                    continue
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            read += 1
+            if msg.key() in wanted and msg.value() is not None:
+                latest[msg.key().decode()] = msg.value()
+    finally:
+        consumer.close()
+    return latest, read
+
+
+def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "modelwatch-meta"})
+    try:
+        return len(consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+    finally:
+        consumer.close()
