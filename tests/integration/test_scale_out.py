@@ -72,7 +72,8 @@ def _run(bootstrap: str, tmp: Path, w: Workload, n_workers: int, kill: bool) -> 
             wait_for(all_final, 300, f"{len(expected)} final windows")
         except AssertionError as exc:
             logs = "\n".join(p.log_tail(30) for p in workers)
-            raise AssertionError(f"{exc}\n{sorted(s['window_start_ms'] for s in got)}\n{logs}")
+            seen = sorted(s["window_start_ms"] for s in got)
+            raise AssertionError(f"{exc}\n{seen}\n{logs}") from exc
         time.sleep(3)  # anything emitted twice would show up now
         got[:] = _stats(bootstrap, topics, w.model)
     finally:
