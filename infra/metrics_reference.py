@@ -121,6 +121,50 @@ METRICS: tuple[Metric, ...] = (
         "Consumer-group rebalances seen by this worker.",
         group="pipeline",
     ),
+    _m(
+        "modelwatch_state_restore_seconds",
+        "histogram",
+        "stage",
+        "Time to restore the state of newly assigned partitions from the changelog.",
+        group="pipeline",
+    ),
+    _m(
+        "modelwatch_state_restored_partitions_total",
+        "counter",
+        "stage",
+        "Partition states restored from the changelog on assignment, by stage.",
+        group="pipeline",
+    ),
+    _m(
+        "modelwatch_state_snapshots_total",
+        "counter",
+        "stage",
+        "Partition-state snapshots written to the worker-state changelog, by stage.",
+        group="pipeline",
+    ),
+    _m(
+        "modelwatch_merge_partials_total",
+        "counter",
+        "kind,outcome",
+        "Records read by the merge stage, by kind and outcome (applied, marker, duplicate, "
+        "late: after its window was final, dropped; skipped: replayed offset).",
+        group="pipeline",
+    ),
+    _m(
+        "modelwatch_merge_windows_total",
+        "counter",
+        "kind,complete",
+        "Windows merged and emitted as final, by kind and whether every input partition had "
+        "reported (complete) or the wait ran out (incomplete).",
+        group="pipeline",
+    ),
+    _m(
+        "modelwatch_outputs_dead_lettered_total",
+        "counter",
+        "topic",
+        "Outgoing records that could not be stored and were dead-lettered, by target topic.",
+        group="pipeline",
+    ),
     # drift and data quality
     _m(
         "modelwatch_feature_drift_score",
