@@ -127,6 +127,9 @@ class WorkerLoop:
 
     def processed(self, tp: TP, offset: int, event: Any) -> None:
         if tp.topic in self.state_topics:
+            # held until a snapshot covers it: keep the ack handle, not the record's bytes
+            event.message.value = None
+            event.value = None
             self.held.setdefault(tp, deque()).append((offset, event))
         else:
             event.ack()

@@ -37,7 +37,7 @@ class DriftStage(StageBase):
         state_metrics: StateMetrics,
         codec: Codec,
         topics: TopicNames,
-        snapshot_every_s: float = 10.0,
+        snapshot_every_s: float = 30.0,
     ) -> None:
         self.engine = engine
         self.metrics = metrics

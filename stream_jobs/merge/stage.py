@@ -56,7 +56,7 @@ class MergeStage(StageBase):
         topics: TopicNames,
         mergers: list[PartialMerger] | None = None,
         slice_windows: int = 32,
-        snapshot_every_s: float = 10.0,
+        snapshot_every_s: float = 30.0,
     ) -> None:
         self.config = config
         self.drift_metrics = drift_metrics

@@ -1,0 +1,166 @@
+"""Scale-out: events/s of 1 and 2 worker processes on the same pre-filled topic, the merge
+stage's cost per window, and per-worker throughput against the worker before scale-out
+(``BENCH_BASELINE_REF``, default the commit before the merge stage) — all in one run.
+
+Each run gets its own topic prefix holding the same pre-filled batches (20 numeric + 5
+categorical features, batches of 500, event time spread over ~40 one-minute windows so
+windows close and merge) and the same reference. Rates are measured between 10 % and 100 %
+of the events counted by ``modelwatch_predictions_total`` (start-up and the first rebalance
+left out). Run: ``make bench BENCH=bench_scale``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import Producer
+
+from modelwatch.baseline import publish_reference
+from modelwatch.broker import EmbeddedBroker, create_topics, free_port
+from modelwatch.live_view import scrape
+from schemas.codec import default_codec
+from schemas.topics import TopicNames
+from tests.bench.bench_worker import BATCH, reference_profile
+from tests.bench.workload import make_batch
+from tests.support.processes import REPO, sample, wait_for
+
+PARTITIONS = 4
+BASELINE_REF = os.environ.get("BENCH_BASELINE_REF", "85cf052")
+
+
+def payloads(n_events: int, span_ms: int = 2_400_000, seed: int = 1) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    codec = default_codec()
+    n = n_events // BATCH
+    start = int(time.time() * 1000) - span_ms - 600_000
+    out = []
+    for i in range(n):
+        cols = make_batch(rng, BATCH)
+        base = start + i * span_ms // n
+        cols.event_time_ms = base + np.sort(rng.integers(0, span_ms // n + 1, BATCH)).astype("<i8")
+        out.append(codec.encode("PredictionBatch", cols.to_record()))
+    return out
+
+
+def prefill(bootstrap: str, prefix: str, batches: list[bytes]) -> TopicNames:
+    topics = TopicNames.with_prefix(prefix)
+    create_topics(bootstrap, topics.specs(PARTITIONS))
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": "zstd",
+                         "linger.ms": 20, "queue.buffering.max.messages": 100_000})  # fmt: skip
+    for i, p in enumerate(batches):
+        producer.produce(topics.predictions, key=str(i).encode(), value=p)
+        producer.poll(0)
+    producer.flush(60)
+    publish_reference(bootstrap, reference_profile(), topics)
+    return topics
+
+
+class Proc:
+    def __init__(self, cwd: Path, bootstrap: str, prefix: str, group: str, tmp: Path) -> None:
+        self.port = free_port()
+        env = {**os.environ, "MODELWATCH_BOOTSTRAP": bootstrap, "MODELWATCH_TOPIC_PREFIX": prefix,
+               "MODELWATCH_METRICS_PORT": str(self.port), "MODELWATCH_METRICS_HOST": "127.0.0.1",
+               "MODELWATCH_GROUP_ID": group,
+               "MODELWATCH_DATA_DIR": str(tmp / f"data-{uuid.uuid4().hex[:6]}")}  # fmt: skip
+        log = open(tmp / f"{group}-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelwatch.cli", "worker", "--log-level", "warn"],
+            env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def scrape(self) -> dict:
+        return scrape(f"http://127.0.0.1:{self.port}/metrics")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def run(cwd: Path, bootstrap: str, batches: list[bytes], workers: int, tmp: Path) -> dict:
+    prefix = f"b{uuid.uuid4().hex[:6]}."
+    prefill(bootstrap, prefix, batches)
+    n = len(batches) * BATCH
+    group = f"bench-scale-{workers}-{uuid.uuid4().hex[:6]}"
+    procs = [Proc(cwd, bootstrap, prefix, group, tmp) for _ in range(workers)]
+    try:
+        samples: list[dict] = []
+
+        def total(name: str, **labels: str) -> float:
+            samples[:] = [p.scrape() for p in procs]
+            return sum(sample(s, name, **labels) for s in samples)
+
+        wait_for(lambda: all(p.scrape() for p in procs), 60, "workers up")
+        wait_for(lambda: total("modelwatch_predictions_total") >= n // 10, 600, "10 %", 0.05)
+        t0, first = time.perf_counter(), total("modelwatch_predictions_total")
+        wait_for(lambda: total("modelwatch_predictions_total") >= n, 900, "all events", 0.1)
+        rate = (n - first) / (time.perf_counter() - t0)
+        time.sleep(3)  # let the last partials merge
+        total("modelwatch_predictions_total")
+        windows = sum(sample(s, "modelwatch_merge_windows_total", kind="drift") for s in samples)
+        merge_s = sum(sample(s, "modelwatch_merge_seconds_total", kind="drift") for s in samples)
+        rss = max(sample(s, "process_resident_memory_bytes") for s in samples) / 2**20
+    finally:
+        for p in procs:
+            p.stop()
+    return {"events_per_s": rate, "per_worker_events_per_s": rate / workers,
+            "merged_windows": windows, "merge_ms_per_window": 1e3 * merge_s / windows
+            if windows else None, "max_rss_mib": rss}  # fmt: skip
+
+
+def baseline_tree(tmp: Path) -> Path | None:
+    """The worker before scale-out, unpacked from git (None when git cannot)."""
+    dest = tmp / "baseline"
+    dest.mkdir()
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE_REF],
+                                 check=True, capture_output=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        print(f"no baseline ({BASELINE_REF}): {exc}")
+        return None
+    return dest
+
+
+def main(n_events: int = 400_000) -> dict:
+    batches = payloads(n_events)
+    result: dict = {"events": n_events, "partitions": PARTITIONS}
+    with EmbeddedBroker(partitions=PARTITIONS) as broker, tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        base = baseline_tree(tmp)
+        if base is not None:
+            before = run(base, broker.bootstrap, batches, 1, tmp)
+            result["baseline_1_worker_events_per_s"] = before["events_per_s"]
+        one = run(REPO, broker.bootstrap, batches, 1, tmp)
+        two = run(REPO, broker.bootstrap, batches, 2, tmp)
+    result.update({f"1_worker_{k}": v for k, v in one.items()})
+    result.update({f"2_workers_{k}": v for k, v in two.items()})
+    result["2_vs_1_workers"] = two["events_per_s"] / one["events_per_s"]
+    if "baseline_1_worker_events_per_s" in result:
+        result["1_worker_vs_baseline"] = one["events_per_s"] / result[
+            "baseline_1_worker_events_per_s"
+        ]
+        result["2_workers_per_worker_vs_baseline"] = two["per_worker_events_per_s"] / result[
+            "baseline_1_worker_events_per_s"
+        ]
+    print(f"\n== scale-out: {n_events:,} pre-filled events on {PARTITIONS} partitions, "
+          f"baseline = {BASELINE_REF} ==")  # fmt: skip
+    for k, v in result.items():
+        print(f"{k:40s} {v:,.3f}" if isinstance(v, float) else f"{k:40s} {v}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
