@@ -112,16 +112,19 @@ class WorkerLoop:
         self.memory: dict[str, set[int]] = {t: set() for t in self.state_topics}
         self._totals: dict[str, int] = {}
         self._send_lock = asyncio.Lock()
+        self.settled = asyncio.Event()  # no rebalance under way (clear until the first)
 
     # ---- records ---------------------------------------------------------------------
     async def ready(self, tp: TP) -> bool:
-        """Wait until ``tp``'s state is restored; False if it is not ours (skip it)."""
+        """Wait while a rebalance is under way (``tp``'s state may be being restored);
+        False if ``tp`` is not ours once it has settled (the record is left unacknowledged
+        for its owner)."""
         if tp.topic not in self.state_topics or tp in self.active:
             return True
         deadline = time.monotonic() + READY_TIMEOUT_S
         while tp not in self.active and time.monotonic() < deadline:
-            if self.app.should_stop:
-                return False
+            if self.app.should_stop or (self.settled.is_set() and tp not in self.active):
+                break
             await asyncio.sleep(0.05)
         return tp in self.active
 
@@ -200,6 +203,7 @@ class WorkerLoop:
 
     # ---- rebalances ------------------------------------------------------------------
     async def on_revoked(self, revoked: set[TP]) -> None:
+        self.settled.clear()
         deadline = time.monotonic() + self.config.session_timeout_s / 2
         async with self._send_lock:
             for stage in self.stages:
@@ -219,7 +223,9 @@ class WorkerLoop:
             self.held.pop(tp, None)
 
     async def on_assigned(self, assigned: set[TP]) -> None:
+        self.settled.clear()
         self.pipeline.rebalances.inc()
+        self.active &= assigned
         for topic in sorted(self.state_topics):
             parts = sorted(tp.partition for tp in assigned if tp.topic == topic)
             new = [p for p in parts if p not in self.memory[topic]]
@@ -247,6 +253,7 @@ class WorkerLoop:
             log.warning("assigned %s %s (restored %d of %d keys in %.2f s)", topic, parts,
                         len(restored), len(keys), time.perf_counter() - started)  # fmt: skip
         self.active |= {tp for tp in assigned if tp.topic not in self.state_topics}
+        self.settled.set()
 
     async def _restore(self, keys: list[str]) -> dict[str, bytes]:
         for attempt in range(3):

@@ -15,7 +15,14 @@ kind            payload (stage 1)                            merged into (stage 
 =============== ============================================ ===============================
 ``drift``       a drift window partial (sketches, counts)    WindowStats features + drift
 ``performance`` a performance accumulator of joined labels   WindowStats performance part
+``vote``        one online-detector firing of the partition  the per-model quorum
 =============== ============================================ ===============================
+
+A record with an empty payload is a *progress marker*: its input partition has closed
+every window of ``kind`` ending at or before ``progress_ms`` without data for them. Every
+partial carries ``progress_ms`` as well, and a window is complete once every input
+partition has progressed past its end (rules: :mod:`stream_jobs.merge.book`). A stage 1 of
+another kind sends markers the same way, or its windows wait for the timeout.
 """
 
 from __future__ import annotations

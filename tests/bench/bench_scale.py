@@ -107,7 +107,9 @@ def run(cwd: Path, bootstrap: str, batches: list[bytes], workers: int, tmp: Path
         t0, first = time.perf_counter(), total("modelwatch_predictions_total")
         wait_for(lambda: total("modelwatch_predictions_total") >= n, 900, "all events", 0.1)
         rate = (n - first) / (time.perf_counter() - t0)
-        time.sleep(3)  # let the last partials merge
+        if cwd == REPO:  # merge cost: the windows every partition closed (~38 of 40)
+            wait_for(lambda: total("modelwatch_merge_windows_total", kind="drift") >= 30, 120,
+                     "merged windows", 0.5)
         total("modelwatch_predictions_total")
         windows = sum(sample(s, "modelwatch_merge_windows_total", kind="drift") for s in samples)
         merge_s = sum(sample(s, "modelwatch_merge_seconds_total", kind="drift") for s in samples)
@@ -134,29 +136,36 @@ def baseline_tree(tmp: Path) -> Path | None:
     return dest
 
 
-def main(n_events: int = 400_000) -> dict:
+def main(n_events: int = 400_000, rounds: int = 2) -> dict:
+    """Runs alternate (baseline, 1 worker, 2 workers) ``rounds`` times; the best rate of each
+    is kept, so a neighbour's burst on this shared machine does not decide a ratio."""
     batches = payloads(n_events)
-    result: dict = {"events": n_events, "partitions": PARTITIONS}
+    result: dict = {"events": n_events, "partitions": PARTITIONS, "rounds": rounds}
+    best: dict[str, dict] = {}
     with EmbeddedBroker(partitions=PARTITIONS) as broker, tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         base = baseline_tree(tmp)
-        if base is not None:
-            before = run(base, broker.bootstrap, batches, 1, tmp)
-            result["baseline_1_worker_events_per_s"] = before["events_per_s"]
-        one = run(REPO, broker.bootstrap, batches, 1, tmp)
-        two = run(REPO, broker.bootstrap, batches, 2, tmp)
-    result.update({f"1_worker_{k}": v for k, v in one.items()})
-    result.update({f"2_workers_{k}": v for k, v in two.items()})
-    result["2_vs_1_workers"] = two["events_per_s"] / one["events_per_s"]
-    if "baseline_1_worker_events_per_s" in result:
-        result["1_worker_vs_baseline"] = one["events_per_s"] / result[
-            "baseline_1_worker_events_per_s"
+        plan = ([("baseline", base, 1)] if base is not None else []) + [
+            ("1_worker", REPO, 1), ("2_workers", REPO, 2)
         ]
-        result["2_workers_per_worker_vs_baseline"] = two["per_worker_events_per_s"] / result[
-            "baseline_1_worker_events_per_s"
-        ]
+        for _ in range(rounds):
+            for name, cwd, workers in plan:
+                got = run(cwd, broker.bootstrap, batches, workers, tmp)
+                print(f"  {name}: {got['events_per_s']:,.0f} events/s", flush=True)
+                if got["events_per_s"] > best.get(name, {}).get("events_per_s", 0.0):
+                    best[name] = got
+    for name in ("1_worker", "2_workers"):
+        result.update({f"{name}_{k}": v for k, v in best[name].items()})
+    result["2_vs_1_workers"] = best["2_workers"]["events_per_s"] / best["1_worker"]["events_per_s"]
+    if "baseline" in best:
+        b = best["baseline"]["events_per_s"]
+        result["baseline_1_worker_events_per_s"] = b
+        result["1_worker_vs_baseline"] = best["1_worker"]["events_per_s"] / b
+        result["2_workers_per_worker_vs_baseline"] = (
+            best["2_workers"]["per_worker_events_per_s"] / b
+        )
     print(f"\n== scale-out: {n_events:,} pre-filled events on {PARTITIONS} partitions, "
-          f"baseline = {BASELINE_REF} ==")  # fmt: skip
+          f"best of {rounds}, baseline = {BASELINE_REF} ==")  # fmt: skip
     for k, v in result.items():
         print(f"{k:40s} {v:,.3f}" if isinstance(v, float) else f"{k:40s} {v}")
     return result
