@@ -208,6 +208,7 @@ class MergeStage(StageBase):
             except ValueError:
                 log.exception("merge state of partials partition %d unreadable: clean start", q)
                 continue
+            book.wait_s = self.config.idle_partition_s  # the current setting, not the old one
             self.books[q] = book
             self.votes[q] = load_votes(
                 VoteCombiner(self.config.quorum, self.config.vote_window_ms), extra.get("votes", {})
