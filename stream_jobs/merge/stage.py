@@ -12,7 +12,9 @@ At most ``slice_windows`` windows are merged per poll, so a backlog of finals ne
 the event loop for long. The book (with the votes) is snapshotted to the worker-state
 changelog as ``merge/<partials partition>`` whenever windows became final, every
 ``snapshot_every_s`` if it moved, and on revoke; the partials topic's offsets are
-committed only up to the last stored snapshot.
+committed only up to the last stored snapshot. Finals are sent before the snapshot that
+records them, so a crash between the two (no transactions on the embedded broker) makes the
+next owner send that final again: at least once, never lost.
 """
 
 from __future__ import annotations
