@@ -24,11 +24,13 @@ class StateMetrics:
             registry=r,
         )  # fmt: skip
         self.snapshots = Counter(
-            "modelwatch_state_snapshots_total", "Partition-state snapshots written, by stage.",
+            "modelwatch_state_snapshots_total",
+            "Partition-state snapshots written to the worker-state changelog, by stage.",
             ["stage"], registry=r,
         )  # fmt: skip
         self.snapshot_bytes = Counter(
-            "modelwatch_state_snapshot_bytes_total", "Bytes of partition-state snapshots written.",
+            "modelwatch_state_snapshot_bytes_total",
+            "Bytes of partition-state snapshots written to the worker-state changelog, by stage.",
             ["stage"], registry=r,
         )  # fmt: skip
         self.partials = Counter(
@@ -44,6 +46,7 @@ class StateMetrics:
             ["kind", "complete"], registry=r,
         )  # fmt: skip
         self.merge_seconds = Counter(
-            "modelwatch_merge_seconds_total", "Time spent merging and judging windows.",
+            "modelwatch_merge_seconds_total",
+            "Time the merge stage spent merging and judging windows, by kind.",
             ["kind"], registry=r,
         )  # fmt: skip
