@@ -183,6 +183,8 @@ class WorkerLoop:
         return not q.records
 
     async def tick(self, now_s: float) -> None:
+        if not self.settled.is_set():  # a rebalance is under way: it flushes for itself
+            return
         deadline = time.monotonic() + TICK_BUDGET_S
         async with self._send_lock:
             for stage in self.stages:
@@ -216,11 +218,23 @@ class WorkerLoop:
                         self.queues[stage.name].records.extend(out)
                         self.queues[stage.name].unacknowledged = True
                 if not await self._drain(stage, deadline):
-                    log.error("%s: revoke flush incomplete; the next owner replays", stage.name)
+                    self._abandon(stage)
             self._ack_durable()
         for tp in revoked:
             self.active.discard(tp)
             self.held.pop(tp, None)
+
+    def _abandon(self, stage: Stage) -> None:
+        """The revoke flush did not complete: drop what was not sent (a snapshot sent after
+        giving a partition up could overwrite the next owner's), never tell the stage it
+        was stored, and restore every partition of its topics from the changelog on the
+        next assignment (the replay from the committed offset makes the outputs again)."""
+        log.error("%s: revoke flush incomplete: %d records dropped, its partitions restore "
+                  "from their last stored snapshot", stage.name,
+                  len(self.queues[stage.name].records))  # fmt: skip
+        self.queues[stage.name] = _Queue()
+        for topic in stage.state_topics:
+            self.memory[topic] = set()
 
     async def on_assigned(self, assigned: set[TP]) -> None:
         self.settled.clear()
@@ -233,8 +247,8 @@ class WorkerLoop:
             keys = [state_key(s.name, p) for s in stages for p in new]
             started = time.perf_counter()
             restored: dict[str, bytes] = {}
-            if keys:
-                restored = await self._restore(keys)
+            if keys:  # b"": nothing stored, the partition starts clean
+                restored = {k: b"" for k in keys} | await self._restore(keys)
             total = self._totals.get(topic)
             if total is None:
                 total = self._totals[topic] = await asyncio.to_thread(

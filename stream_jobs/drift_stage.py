@@ -97,13 +97,18 @@ class DriftStage(StageBase):
         self.engine.input_partitions = total
         keep = set(partitions)
         self.engine.drop_partitions([p for p in self.engine.partitions if p not in keep])
-        for p in list(self._durable):
+        for p in list(self._durable) + list(self._handed):
             if p not in keep:
-                self._durable.pop(p, None)
-                self._snap_offset.pop(p, None)
+                for d in (self._durable, self._snap_offset, self._handed):
+                    d.pop(p, None)
         for p in partitions:
             data = restored.get(state_key(self.name, p))
             if data is None:
+                continue  # kept in memory
+            self._handed.pop(p, None)
+            self._durable[p] = self._snap_offset[p] = -1
+            self.engine.drop_partitions([p])
+            if not data:
                 continue
             try:
                 windows = self.engine.restore_partition(p, data)

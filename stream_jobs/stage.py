@@ -8,8 +8,11 @@ computation and, when it keeps state, that state per input partition:
   records. Snapshots of partition state (records to the worker-state topic) come *after*
   the outputs they account for; the loop sends them only once those outputs are stored.
 * ``acknowledge``: everything the last ``poll`` handed out is stored by the broker.
-* ``on_assign``: partitions of ``topic`` now owned, with the changelog snapshots found for
-  this stage's keys (``"<name>/<partition>"``), and the topic's partition count.
+* ``on_assign``: partitions of ``topic`` now owned, the topic's partition count, and for
+  each partition to (re)load a changelog entry under this stage's key
+  (``"<name>/<partition>"``): its newest snapshot, or ``b""`` (nothing stored: start it
+  clean, forgetting any memory of it). A partition without an entry keeps its memory (it
+  was revoked and handed straight back).
 * ``on_revoke``: partitions about to leave; returns the outputs still pending and a final
   snapshot for each (the loop sends them before the group moves on).
 * ``durable_offset``: the highest input offset of ``(topic, partition)`` whose effects are

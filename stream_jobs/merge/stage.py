@@ -198,12 +198,17 @@ class MergeStage(StageBase):
         self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
     ) -> None:
         keep = set(partitions)
-        for q in [q for q in self.books if q not in keep]:
-            for d in (self.books, self.votes, self._durable, self._snap_offset):
+        for q in {*self.books, *self._durable, *self._handed} - keep:
+            for d in (self.books, self.votes, self._durable, self._snap_offset, self._handed):
                 d.pop(q, None)
         for q in partitions:
             data = restored.get(state_key(self.name, q))
             if data is None:
+                continue  # kept in memory
+            for d in (self.books, self.votes, self._handed):
+                d.pop(q, None)
+            self._durable[q] = self._snap_offset[q] = -1
+            if not data:
                 continue
             try:
                 book, extra = MergeBook.from_bytes(data, time.time())

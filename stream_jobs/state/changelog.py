@@ -10,12 +10,14 @@ cluster the topic is compacted, so a read costs one record per key; on the embed
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from stream_jobs.blobs import unpack_blobs
 from stream_jobs.handler import Outgoing
 
 
@@ -23,11 +25,27 @@ def state_record(topic: str, key: str, value: bytes) -> Outgoing:
     return Outgoing(topic, key.encode(), value)
 
 
+def snapshot_offset(value: bytes) -> int:
+    """The input offset a snapshot reflects (``last_offset`` of its header), -1 if unknown."""
+    try:
+        head = unpack_blobs(value[1:])[0]
+        return int(json.loads(head).get("last_offset", -1))
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return -1
+
+
 def read_latest(
     bootstrap: str, topic: str, keys: Iterable[str], timeout_s: float = 60.0
 ) -> tuple[dict[str, bytes], int]:
-    """``({key: latest value}, records read)`` for the wanted keys."""
+    """``({key: newest state}, records read)`` for the wanted keys.
+
+    Newest means the highest input offset reflected (:func:`snapshot_offset`), the later
+    written on a tie: a worker that lost a partition without knowing it (evicted from the
+    group while stalled) may still write an older state after the new owner's, and must not
+    win. (A topic recreated from offset 0 is a new life: its old states must be cleared
+    first — see the state-identity check.)"""
     wanted = {k.encode() for k in keys}
+    best: dict[str, int] = {}
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -58,7 +76,10 @@ def read_latest(
                 raise RuntimeError(f"reading {topic}: {msg.error()}")
             read += 1
             if msg.key() in wanted and msg.value() is not None:
-                latest[msg.key().decode()] = msg.value()
+                key, version = msg.key().decode(), snapshot_offset(msg.value())
+                if version >= best.get(key, -(2**62)):
+                    best[key] = version
+                    latest[key] = msg.value()
     finally:
         consumer.close()
     return latest, read

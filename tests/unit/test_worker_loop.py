@@ -74,7 +74,9 @@ def make(broker: Broker, stages: list) -> WorkerLoop:
     reg = CollectorRegistry()
     sender = Sender(broker.send_one, default_codec(), CONFIG.topics.dead_letter,
                     SenderMetrics(reg), retries=0)  # fmt: skip
-    return WorkerLoop(app, CONFIG, stages, sender, PipelineMetrics(reg), StateMetrics(reg))
+    loop = WorkerLoop(app, CONFIG, stages, sender, PipelineMetrics(reg), StateMetrics(reg))
+    loop.settled.set()  # assigned
+    return loop
 
 
 def test_records_are_acknowledged_once_their_snapshot_is_stored() -> None:
