@@ -51,10 +51,14 @@ class LabelConfig(BaseModel):
         default_factory=dict, description="metric -> lowest healthy value, e.g. {'accuracy': 0.7}"
     )
     performance_tolerance: dict[str, float] = Field(
-        default_factory=lambda: {"accuracy": 0.05},
-        description="metric -> how much worse than the reference performance a window may "
-        "be (absolute) before a performance_drop detection; accuracy and error_rate drops "
-        "must also be significant (one-sided z-test, p < 0.05)",
+        default_factory=lambda: {"accuracy": 0.0},
+        description="metrics compared with the reference -> the absolute drop below which "
+        "no performance_drop fires (a floor; 0: any drop the data proves). Accuracy and "
+        "error_rate drops must also exceed performance_z standard errors of the window's "
+        "label count (binomial, at the reference's value)",
+    )
+    performance_z: float = Field(
+        3.0, gt=0, description="one-sided standard errors a proportion's drop must exceed"
     )
     min_labels_for_comparison: int = Field(
         200, ge=1, description="labels a window needs before it is compared with the reference"

@@ -854,7 +854,14 @@ class LabelEngine:
         doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
         doc["performance_delta"] = delta
         accuracy = perf.get("accuracy")
-        drops = performance_drops(delta, c.performance_tolerance, accuracy=accuracy, n=n)
+        drops = performance_drops(
+            delta,
+            c.performance_tolerance,
+            accuracy=accuracy,
+            n=n,
+            reference_n=float(ref.performance.get("labels", 0.0)),
+            z=c.performance_z,
+        )
         return [
             Detection(
                 model=cat.model,
