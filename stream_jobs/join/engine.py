@@ -107,7 +107,11 @@ from stream_jobs.join.records import (
 from stream_jobs.join.store import KeyValueStore
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
 from stream_jobs.performance.label_drift import judge_label_drift
-from stream_jobs.performance.reference import compare_with_reference, performance_drops
+from stream_jobs.performance.reference import (
+    compare_with_reference,
+    drop_bar,
+    performance_drops,
+)
 from stream_jobs.performance.slices import SliceTable, explain, rank_segments
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
@@ -872,14 +876,13 @@ class LabelEngine:
         doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
         doc["performance_delta"] = delta
         accuracy = perf.get("accuracy")
-        drops = performance_drops(
-            delta,
-            c.performance_tolerance,
-            accuracy=accuracy,
-            n=n,
-            reference_n=float(ref.performance.get("labels", 0.0)),
-            z=c.performance_z,
-        )
+        sampling = {
+            "accuracy": accuracy,
+            "n": n,
+            "reference_n": float(ref.performance.get("labels", 0.0)),
+            "z": c.performance_z,
+        }
+        drops = performance_drops(delta, c.performance_tolerance, **sampling)
         return [
             Detection(
                 model=cat.model,
@@ -887,7 +890,7 @@ class LabelEngine:
                 subject=metric,
                 detector="vs_reference",
                 value=delta[metric],
-                threshold=bound,
+                threshold=drop_bar(metric, delta, bound, **sampling),
                 event_time_ms=w.end_ms,
                 model_version=cat.version,
                 active=metric in drops,

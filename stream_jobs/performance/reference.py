@@ -153,6 +153,32 @@ def drop_margin(p: float, n: float, reference_n: float = 0.0, z: float = DROP_Z)
     return z * math.sqrt(var * inv)
 
 
+def drop_bar(
+    metric: str,
+    delta: Mapping[str, float],
+    floor: float,
+    *,
+    accuracy: float | None = None,
+    n: float = 0.0,
+    reference_n: float = 0.0,
+    z: float = DROP_Z,
+) -> float:
+    """How much worse than the reference ``metric`` may be in this window: its ``floor``
+    (the absolute tolerance) or, for accuracy and error rate with a label count ``n``,
+    :func:`drop_margin` at the *reference's* accuracy (``accuracy - delta["accuracy"]``;
+    ``accuracy`` is the window's), whichever is larger."""
+    bar = float(floor)
+    if metric in PROPORTIONS and n > 0:
+        if accuracy is None:
+            p_ref = 0.5  # the widest binomial bar
+        elif "accuracy" in delta:
+            p_ref = float(accuracy) - float(delta["accuracy"])
+        else:
+            p_ref = float(accuracy)
+        bar = max(bar, drop_margin(p_ref, n, reference_n, z))
+    return bar
+
+
 def performance_drops(
     delta: Mapping[str, float],
     tolerance: Mapping[str, float],
@@ -162,28 +188,15 @@ def performance_drops(
     reference_n: float = 0.0,
     z: float = DROP_Z,
 ) -> dict[str, float]:
-    """Metrics of ``delta`` that worsened beyond their bar.
-
-    ``tolerance``: the metrics judged, each with its absolute floor. Accuracy and error
-    rate, given the window's label count ``n``, must also drop by more than
-    :func:`drop_margin` at the *reference's* value (``window - delta``; ``accuracy`` is
-    the window's, used when ``delta`` lacks accuracy), ``reference_n`` labels.
-    """
+    """Metrics of ``delta`` (those named in ``tolerance``) that worsened beyond their
+    :func:`drop_bar`."""
     out = {}
-    for metric, bound in tolerance.items():
+    for metric, floor in tolerance.items():
         d = delta.get(metric)
         if d is None:
             continue
         worse = -d if metric in HIGHER_IS_BETTER else abs(d) if metric == "bias" else d
-        bar = float(bound)
-        if metric in PROPORTIONS and n > 0:
-            if "accuracy" in delta and accuracy is not None:
-                p_ref = float(accuracy) - float(delta["accuracy"])
-            elif accuracy is not None:
-                p_ref = float(accuracy)
-            else:
-                p_ref = 0.5  # the widest binomial bar
-            bar = max(bar, drop_margin(p_ref, n, reference_n, z))
+        bar = drop_bar(metric, delta, floor, accuracy=accuracy, n=n, reference_n=reference_n, z=z)
         if worse > bar:
             out[metric] = d
     return out

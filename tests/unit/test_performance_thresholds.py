@@ -76,6 +76,14 @@ def test_the_same_drop_on_a_hundred_labels_does_not() -> None:
     assert not _drop(_window(_engine(), 1, 100, 0.87, seed=1))
 
 
+@pytest.mark.parametrize(("n", "bar"), [(100, 0.0905), (1_000, 0.0298)])
+def test_the_detection_reports_the_bar_it_applied(n: int, bar: float) -> None:
+    dets = _window(_engine(), 1, n, 0.87, seed=n)
+    (d,) = [d for d in dets if d.kind == "performance_drop"]
+    assert d.threshold == pytest.approx(bar, abs=5e-4)
+    assert d.value == pytest.approx(-0.03)
+
+
 def test_an_equal_window_does_not_fire_and_the_floor_still_applies() -> None:
     assert not _drop(_window(_engine(), 1, 5_000, 0.90, seed=2))
     # an absolute tolerance is a floor: 3 points at 4,000 labels is not 5
