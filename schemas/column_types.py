@@ -46,11 +46,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # pyarrow loads on first use: the worker needs only the Python rules
+    import pyarrow as pa
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 CLASSIFICATION, REGRESSION = "classification", "regression"
@@ -61,7 +62,13 @@ FALSE_TEXT = frozenset({"false", "False", "FALSE"})
 BOOL_TEXT = TRUE_TEXT | FALSE_TEXT
 
 
+def _is_arrow(x: Any) -> bool:
+    return type(x).__module__.startswith("pyarrow")
+
+
 def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    import pyarrow as pa
+
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if pa.types.is_dictionary(col.type):
@@ -71,15 +78,21 @@ def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def is_numeric_type(t: pa.DataType) -> bool:
     """Integers, floats and decimals — *not* booleans."""
+    import pyarrow as pa
+
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
 def _is_text(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _bool_text(col: pa.Array) -> bool:
     """A text column whose non-null values are all true/false spellings."""
+    import pyarrow.compute as pc
+
     if not _is_text(col.type) or col.null_count == len(col):
         return False
     return set(pc.unique(col.drop_null()).to_pylist()) <= BOOL_TEXT
@@ -92,6 +105,9 @@ def feature_kind(col: pa.Array | pa.ChunkedArray) -> str:
 
 def floats(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A numeric (or boolean) column as float64, null → NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     col = _plain(col)
     as_float = pc.cast(col, pa.float64())
     out = np.asarray(pc.fill_null(as_float, np.nan).to_numpy(zero_copy_only=False), dtype="<f8")
@@ -100,6 +116,9 @@ def floats(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _text(col: pa.Array) -> pa.Array:
     """Strings of a categorical column: booleans and true/false spellings lower-cased."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if pa.types.is_boolean(col.type):
         return pc.if_else(col, "true", "false")
     if _bool_text(col):
@@ -109,6 +128,8 @@ def _text(col: pa.Array) -> pa.Array:
 
 def categorical_array(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
     """A categorical feature column, dictionary-encoded (nulls stay null)."""
+    import pyarrow.compute as pc
+
     return pc.dictionary_encode(_text(_plain(col)))
 
 
@@ -160,7 +181,8 @@ def class_name(v: Any) -> str | None:
 
 def class_names(values: pa.Array | pa.ChunkedArray | Iterable[Any]) -> list[str | None]:
     """Class names of a label or class-prediction column (see the module doc)."""
-    if isinstance(values, pa.Array | pa.ChunkedArray):
+
+    if _is_arrow(values):
         values = _plain(values).to_pylist()
     return [class_name(v) for v in values]
 
@@ -176,7 +198,8 @@ def _task_of_numbers(x: np.ndarray) -> str:
 
 def infer_task(labels: pa.Array | pa.ChunkedArray | np.ndarray | Iterable[Any]) -> str:
     """``"classification"`` or ``"regression"`` from a label column (rules above)."""
-    if isinstance(labels, pa.Array | pa.ChunkedArray):
+
+    if _is_arrow(labels):
         col = _plain(labels)
         if is_numeric_type(col.type):
             return _task_of_numbers(floats(col))
