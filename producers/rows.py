@@ -136,6 +136,22 @@ def _cat_columns(dicts: Sequence[Mapping[str, Any]]) -> dict[str, CategoricalArr
     return out
 
 
+def event_features(
+    numeric: Mapping[str, Any] | None, categorical: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The feature maps of one ``PredictionEvent`` under the same rules as a batch:
+    booleans (wherever given) become categorical ``"true"``/``"false"``.
+
+    >>> event_features({"x": 1.5, "vip": True}, {"c": "a", "flag": "False"})
+    ({'x': 1.5}, {'c': 'a', 'flag': 'false', 'vip': 'true'})
+    """
+    num = dict(numeric or {})
+    cat = {k: python_text(v) for k, v in (categorical or {}).items()}
+    for k in [k for k, v in num.items() if isinstance(v, bool | np.bool_)]:
+        cat[k] = python_text(num.pop(k))
+    return num, cat
+
+
 def _split_booleans(
     nums: Sequence[Mapping[str, Any]], cats: Sequence[Mapping[str, Any]]
 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
