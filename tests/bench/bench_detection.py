@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -477,6 +478,29 @@ def concept_sweep(seeds: int = 5, n: int = 20_000) -> dict[str, dict[str, float]
     return out
 
 
+def concept_vs_river(seeds: int = 5) -> dict[str, Any]:
+    """``concept_10_21`` on several seeds: the pipeline's concept_drift delay against
+    river's best detector run directly on the same error stream (the quickest of those
+    with no false alarm before the change)."""
+    rows = []
+    for seed in range(seeds):
+        s = concept_10_21(seed=seed)
+        errors = (s.pred != s.label).astype(float)
+        ours = score(pipeline_labels(s, _reference(s), LabelConfig())["concept_drift"],
+                     s.change, s.n)  # fmt: skip
+        river = {k: score(v, s.change, s.n) for k, v in river_direct(errors).items()}
+        clean = {k: v["delay"] for k, v in river.items() if not v["false_per_10k"] and v["delay"]}
+        best = min(clean.items(), key=lambda kv: kv[1]) if clean else (None, None)
+        rows.append({
+            "seed": seed, "pipeline_delay": ours.get("delay"),
+            "pipeline_false_per_10k": ours["false_per_10k"],
+            "river_best": best[0], "river_best_delay": best[1],
+            "ratio": None if not (best[1] and ours.get("delay") is not None)
+            else round(ours["delay"] / best[1], 2),
+        })  # fmt: skip
+    return {"runs": rows, "worst_ratio": max((r["ratio"] or math.inf) for r in rows)}
+
+
 def _fmt(r: dict[str, Any]) -> str:
     d = r.get("delay")
     delay = "missed" if r.get("missed") else ("-" if d is None else f"{d:,}")
@@ -500,6 +524,16 @@ def main(names: list[str] | None = None) -> dict[str, Any]:
         for det, v in r.items():
             if isinstance(v, dict):
                 print(f"  {det:<28} {_fmt(v)}")
+    if names is None or "concept_vs_river" in names:
+        cvr = results["concept_vs_river"] = concept_vs_river()
+        print("\nconcept_10_21 over seeds: pipeline concept_drift vs river's best (no FA)")
+        for r in cvr["runs"]:
+            print(
+                f"  seed {r['seed']}: pipeline {r['pipeline_delay']} rows "
+                f"(FA/10k {r['pipeline_false_per_10k']}), {r['river_best']} "
+                f"{r['river_best_delay']} rows, ratio {r['ratio']}"
+            )
+        print(f"  worst ratio {cvr['worst_ratio']}")
     if names is None or "sweep" in names:
         sweep = results["concept_sweep"] = concept_sweep()
         cols = list(next(iter(sweep.values())))
