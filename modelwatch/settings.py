@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="stream_jobs GoldenChecksConfig (error rate, SLOs)"
     )
     max_features_per_model: int = Field(50, description="cap on features exported as labels")
+    label_caps: dict[str, Any] = Field(
+        default_factory=dict, description="schemas.label_caps.LabelCapsConfig (series caps)"
+    )
     labels: dict[str, Any] = Field(default_factory=dict, description="stream_jobs LabelConfig")
     alert_policy_file: str | None = None
     routes_file: str | None = None
