@@ -92,6 +92,7 @@ class Notifier:
         self._fp_origin: dict[str, tuple[int, int]] = {}
         self._stopping = threading.Event()
         self._committed: dict[int, int] = {}
+        self._next_refresh_ms: dict[str, int] = {}
         self.ready = threading.Event()
         self.assigned: set[int] = set()  # partitions of the alerts topic this notifier owns
 
@@ -228,6 +229,18 @@ class Notifier:
             # next notifier replays them (the sent log keeps what did go out from repeating)
         self._inflight = still
         self.metrics.open_alerts.set(len(self.dispatcher.open_alerts()))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Sinks that keep alerts alive (Alertmanager: ``endsAt`` ahead) get the open alerts
+        of their routes every ``resend_interval``, on their own thread."""
+        now = self.clock()
+        for name, sink in self.sinks.items():
+            refresh = getattr(sink, "refresh", None)
+            if refresh is None or now < self._next_refresh_ms.get(name, 0):
+                continue
+            self._next_refresh_ms[name] = now + int(getattr(sink, "resend_interval_ms", 60_000))
+            self._executors[name].submit(refresh, self.dispatcher.firing_for_sink(name), now)
 
     def _commit(self, consumer: Consumer) -> None:
         offsets = {p: off for p, off in self.tracker.committable().items()

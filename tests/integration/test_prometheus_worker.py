@@ -27,16 +27,17 @@ from modelwatch.baseline import publish_reference, simulated_reference
 from modelwatch.broker import free_port
 from modelwatch.demo import DEMO_POLICY
 from producers.simulator.scenario import Scenario
+from schemas import metrics_catalogue as catalogue
 from tests.integration.test_prometheus_queries import (
     PANELS,
     RECORDING,
     dashboards,
     has_data,
-    metrics_reference,
     query,
     running_prometheus,
     wait_for,
 )
+from tests.support.catalogue_check import disagreements
 from tests.support.processes import ModelwatchProcess, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -154,7 +155,7 @@ EXPECT_PANELS = {
 @pytest.fixture(scope="module")
 def pipeline(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[httpx.Client, str]]:
+) -> Iterator[tuple[httpx.Client, str, str]]:
     tmp = tmp_path_factory.mktemp("prometheus-worker")
     model = f"prom-{uuid.uuid4().hex[:6]}"
     scenario_file = tmp / "scenario.yml"
@@ -198,7 +199,7 @@ def pipeline(
             "modelwatch-notifier": [f"127.0.0.1:{evaluator_port}"],
         }
         with running_prometheus(targets, tmp) as client:
-            yield client, model
+            yield client, model, f"http://127.0.0.1:{worker.port}/metrics"
     finally:
         for proc in reversed(processes):
             proc.stop()
@@ -214,9 +215,9 @@ def test_expectations_name_shipped_queries() -> None:
 
 
 def test_every_query_evaluates_and_the_exercised_ones_return_data(
-    pipeline: tuple[httpx.Client, str],
+    pipeline: tuple[httpx.Client, str, str],
 ) -> None:
-    client, model = pipeline
+    client, model, _url = pipeline
     for rule in RECORDING:
         query(client, rule["expr"])
     for _board, _panel, expr in PANELS:
@@ -231,9 +232,9 @@ def test_every_query_evaluates_and_the_exercised_ones_return_data(
 
 
 def test_the_drifted_feature_shows_on_the_drift_dashboard(
-    pipeline: tuple[httpx.Client, str],
+    pipeline: tuple[httpx.Client, str, str],
 ) -> None:
-    client, model = pipeline
+    client, model, _url = pipeline
     expr = f'max by (feature) (modelwatch_feature_drift_detected{{model="{model}"}}) == 1'
 
     def drifted() -> bool:
@@ -242,26 +243,39 @@ def test_the_drifted_feature_shows_on_the_drift_dashboard(
     wait_for("credit_score to be the drifted feature", drifted)
 
 
-def test_every_exported_metric_is_in_the_metrics_reference(
-    pipeline: tuple[httpx.Client, str],
+def test_the_workers_metrics_and_the_catalogue_agree_both_ways(
+    pipeline: tuple[httpx.Client, str, str],
 ) -> None:
-    client, _model = pipeline
-    known = metrics_reference.known_series_names()
+    """Straight from the worker's ``/metrics``: every registered family (with or without
+    samples yet) against the catalogue -- names, types, help and label names, both ways."""
+    client, _model, url = pipeline
+    wait_for("the worker to have closed a drift window",
+             lambda: has_data(client, "modelwatch_windows_closed_total"))  # fmt: skip
+    text = httpx.get(url, timeout=10).text
+    assert "modelwatch_predictions_total{" in text
+    assert disagreements(text, {catalogue.WORKER, catalogue.PROCESS}) == []
+
+
+def test_what_prometheus_stores_is_in_the_catalogue(
+    pipeline: tuple[httpx.Client, str, str],
+) -> None:
+    client, _model, _url = pipeline
+    known = catalogue.known_series_names()
     result = query(client, 'group by (__name__) ({__name__=~"modelwatch_.+"})')
     names = {r["metric"]["__name__"] for r in result}
-    assert "modelwatch_predictions_total" in names
+    assert "modelwatch_predictions_total" in names and "modelwatch_build_info" in names
     unlisted = {n for n in names if n not in known and not n.endswith("_created")}
-    assert unlisted == set(), "add them to infra/metrics_reference.py"
+    assert unlisted == set(), "add them to schemas/metrics_catalogue.py"
     listed = {
         series: set(m.labels) | ({"le"} if m.type == "histogram" else set())
-        for m in metrics_reference.METRICS
+        for m in catalogue.CATALOGUE
         for series in m.series_names
+        if not series.endswith(("_sum", "_count"))
     }
-    extra: dict[str, set[str]] = {}
+    wrong: dict[str, set[str]] = {}
     for r in query(client, '{__name__=~"modelwatch_.+"}'):
         name = r["metric"]["__name__"]
-        if name in listed:
-            labels = set(r["metric"]) - {"__name__", "job", "instance"}
-            if labels - listed[name]:
-                extra.setdefault(name, set()).update(labels - listed[name])
-    assert extra == {}, "labels missing from infra/metrics_reference.py"
+        labels = set(r["metric"]) - {"__name__", "job", "instance"}
+        if name in listed and labels != listed[name]:
+            wrong.setdefault(name, set()).update(labels ^ listed[name])
+    assert wrong == {}, "label sets differ from schemas/metrics_catalogue.py"
