@@ -179,3 +179,21 @@ def test_build_info_says_the_version() -> None:
     catalogue.build_info(reg)
     text = generate_latest(reg).decode()
     assert f'version="{catalogue.modelwatch_version()}"' in text
+
+
+def test_every_metric_name_the_code_reads_is_in_the_catalogue() -> None:
+    """Code that scrapes or builds metrics by name (the live view, the demo, collectors)
+    uses catalogue names only, so a rename cannot leave a reader behind."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    known = catalogue.known_series_names() | {m.name for m in catalogue.CATALOGUE}
+    literal = re.compile(r"[\"'](modelwatch_[a-z_]+)[\"']")
+    unknown = {}
+    for package in ("modelwatch", "stream_jobs", "alerting", "producers", "schemas"):
+        for path in (root / package).rglob("*.py"):
+            for name in literal.findall(path.read_text()):
+                if name not in known:
+                    unknown[name] = str(path.relative_to(root))
+    assert unknown == {}
