@@ -15,19 +15,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 from schemas.metrics_catalogue import (  # noqa: E402
-    ALERTING,
     CATALOGUE,
+    EVALUATOR,
+    NOTIFIER,
     PROCESS,
     SDK,
     WORKER,
     known_series_names,
 )
 
-# default Prometheus job names of the shipped configuration (infra/prometheus/prometheus.yml)
-JOBS = {WORKER: "modelwatch-worker", ALERTING: "modelwatch-notifier"}
+# default Prometheus job names of the shipped configuration (infra/prometheus/prometheus.yml):
+# the evaluator and the notifier share one job
+JOBS = {WORKER: "modelwatch-worker", EVALUATOR: "modelwatch-notifier",
+        NOTIFIER: "modelwatch-notifier"}  # fmt: skip
 WHERE = {
     WORKER: "worker (`:9108`)",
-    ALERTING: "alerting: `evaluate` / `notify` (`:9109`)",
+    EVALUATOR: "`evaluate` (`:9109`)",
+    NOTIFIER: "`notify` (`:9110`)",
     SDK: "SDK (the model server's registry)",
     PROCESS: "every process",
 }

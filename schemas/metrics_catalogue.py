@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
 WORKER = "worker"
-ALERTING = "alerting"  # `modelwatch evaluate` and `modelwatch notify`
+EVALUATOR = "evaluator"  # `modelwatch evaluate`
+NOTIFIER = "notifier"  # `modelwatch notify`
+ALERTING = (EVALUATOR, NOTIFIER)  # the alerting processes (one Prometheus job)
 SDK = "sdk"  # the publishing SDK, inside the model server's own process
 PROCESS = "process"  # prometheus_client's standard process metrics, every modelwatch process
 
@@ -86,8 +88,8 @@ def _m(name: str, type_: Type, labels: str, unit: str, help_: str, by: str, grou
 
 G, P, D, F = "golden signals", "pipeline", "drift", "performance"
 A, S, X = "alerts", "sdk", "process"
-W = WORKER
-WA = f"{WORKER},{ALERTING}"
+W, EV, NO = WORKER, EVALUATOR, NOTIFIER
+WA = f"{WORKER},{EVALUATOR},{NOTIFIER}"
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     _m("modelwatch_build_info", "gauge", "version,python_version", "",
@@ -183,22 +185,22 @@ CATALOGUE: tuple[MetricSpec, ...] = (
        "Fraction of the latest closed window's predictions with a joined label.", W, F),
     # alerting
     _m("modelwatch_alerts_firing", "gauge", "model,severity", "",
-       "Alerts firing now.", ALERTING, A),
+       "Alerts firing now.", EV, A),
     _m("modelwatch_notifications_total", "counter", "sink,outcome", "",
-       "Notification delivery attempts by sink and outcome.", ALERTING, A),
+       "Notification delivery attempts by sink and outcome.", NO, A),
     _m("modelwatch_notification_dead_letters_total", "counter", "sink", "",
        "Notifications given up after the retry budget (sent to the dead-letter topic).",
-       ALERTING, A),
+       NO, A),
     _m("modelwatch_alert_events_total", "counter", "status,severity", "",
-       "AlertEvents published (firing and resolved).", ALERTING, A),
+       "AlertEvents published (firing and resolved).", EV, A),
     _m("modelwatch_evaluator_detections_total", "counter", "outcome", "",
-       "Detections consumed by the alert evaluator, by outcome.", ALERTING, A),
+       "Detections consumed by the alert evaluator, by outcome.", EV, A),
     _m("modelwatch_retrain_requests_total", "counter", "model", "",
-       "Retrain requests published.", ALERTING, A),
+       "Retrain requests published.", EV, A),
     _m("modelwatch_notification_attempts_total", "counter", "sink", "",
-       "Delivery attempts, retries included.", ALERTING, A),
+       "Delivery attempts, retries included.", NO, A),
     _m("modelwatch_notifier_open_alerts", "gauge", "", "",
-       "Firing alerts held by this notifier.", ALERTING, A),
+       "Firing alerts held by this notifier.", NO, A),
     # the publishing SDK
     _m("modelwatch_sdk_events_published_total", "counter", "model,kind", "",
        "Events the broker acknowledged.", SDK, S),
@@ -226,8 +228,9 @@ def spec(name: str) -> MetricSpec:
         raise KeyError(f"{name} is not in schemas/metrics_catalogue.py") from None
 
 
-def exported_by(component: str) -> tuple[MetricSpec, ...]:
-    return tuple(m for m in CATALOGUE if component in m.exported_by)
+def exported_by(*components: str) -> tuple[MetricSpec, ...]:
+    """The metrics a process running any of ``components`` exports."""
+    return tuple(m for m in CATALOGUE if set(components) & set(m.exported_by))
 
 
 def known_series_names() -> set[str]:

@@ -58,10 +58,10 @@ def test_a_prometheus_alert_is_routed_by_severity(
 ) -> None:
     address, am = alertmanager
     worker = StandInExporter(catalogue.WORKER)
-    notifier = StandInExporter(catalogue.ALERTING)
+    notifier = StandInExporter(*catalogue.ALERTING)
     targets = {
         metrics_reference.JOBS[catalogue.WORKER]: [f"127.0.0.1:{worker.port}"],
-        metrics_reference.JOBS[catalogue.ALERTING]: [f"127.0.0.1:{notifier.port}"],
+        metrics_reference.JOBS[catalogue.NOTIFIER]: [f"127.0.0.1:{notifier.port}"],
     }
     routed: dict[str, set[str]] = {}
 

@@ -100,15 +100,16 @@ BUILDERS = {"counter": catalogue.counter, "gauge": catalogue.gauge,
 class StandInExporter:
     """STAND-IN for the real worker / notifier: serves the listed metrics with moving values.
 
-    One instance per component (``worker`` or ``alerting``), each on its own loopback port,
+    One instance per Prometheus job (the worker; the evaluator and notifier together), each
+    on its own loopback port,
     with the standard process metrics of prometheus_client.
     """
 
-    def __init__(self, component: str) -> None:
+    def __init__(self, *components: str) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.metrics: list[tuple[Any, Any, tuple[str, ...]]] = []
-        for m in catalogue.exported_by(component):
+        for m in catalogue.exported_by(*components):
             metric = BUILDERS[m.type](m.name, self.registry)
             self.metrics.append((m, metric, m.labels))
         self.rng = random.Random(6)
@@ -118,7 +119,9 @@ class StandInExporter:
         )
         self.port = int(self.server.server_port)
         self.tick()
-        self.thread = threading.Thread(target=self._run, name=f"stand-in-{component}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"stand-in-{'-'.join(components)}", daemon=True
+        )
         self.thread.start()
 
     def tick(self) -> None:
@@ -156,11 +159,11 @@ class StandInExporter:
 def metrics_targets() -> Iterator[dict[str, list[str]]]:
     """job name -> scrape addresses. STAND-IN: replace with the real worker and notifier."""
     worker = StandInExporter(catalogue.WORKER)
-    notifier = StandInExporter(catalogue.ALERTING)
+    notifier = StandInExporter(*catalogue.ALERTING)
     try:
         yield {
             metrics_reference.JOBS[catalogue.WORKER]: [f"127.0.0.1:{worker.port}"],
-            metrics_reference.JOBS[catalogue.ALERTING]: [f"127.0.0.1:{notifier.port}"],
+            metrics_reference.JOBS[catalogue.NOTIFIER]: [f"127.0.0.1:{notifier.port}"],
         }
     finally:
         worker.close()
@@ -284,7 +287,7 @@ def test_the_stand_in_serves_every_listed_metric(metrics_targets: dict[str, list
     for addresses in metrics_targets.values():
         for address in addresses:
             served += httpx.get(f"http://{address}/metrics", timeout=5).text
-    scraped = {catalogue.WORKER, catalogue.ALERTING, catalogue.PROCESS}
+    scraped = {catalogue.WORKER, *catalogue.ALERTING, catalogue.PROCESS}
     for m in catalogue.CATALOGUE:
         if not scraped & set(m.exported_by):
             continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -41,6 +42,14 @@ from tests.support.catalogue_check import disagreements
 from tests.support.processes import ModelwatchProcess, WorkerProcess
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    client: httpx.Client  # the Prometheus API
+    model: str
+    worker_metrics: str  # URL of the worker's /metrics
+    evaluator_metrics: str
 
 SCENARIO: dict[str, Any] = {
     "name": "prometheus-queries",
@@ -155,7 +164,7 @@ EXPECT_PANELS = {
 @pytest.fixture(scope="module")
 def pipeline(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[httpx.Client, str, str]]:
+) -> Iterator[Pipeline]:
     tmp = tmp_path_factory.mktemp("prometheus-worker")
     model = f"prom-{uuid.uuid4().hex[:6]}"
     scenario_file = tmp / "scenario.yml"
@@ -199,7 +208,8 @@ def pipeline(
             "modelwatch-notifier": [f"127.0.0.1:{evaluator_port}"],
         }
         with running_prometheus(targets, tmp) as client:
-            yield client, model, f"http://127.0.0.1:{worker.port}/metrics"
+            yield Pipeline(client, model, f"http://127.0.0.1:{worker.port}/metrics",
+                           f"http://127.0.0.1:{evaluator_port}/metrics")
     finally:
         for proc in reversed(processes):
             proc.stop()
@@ -215,9 +225,9 @@ def test_expectations_name_shipped_queries() -> None:
 
 
 def test_every_query_evaluates_and_the_exercised_ones_return_data(
-    pipeline: tuple[httpx.Client, str, str],
+    pipeline: Pipeline,
 ) -> None:
-    client, model, _url = pipeline
+    client, model = pipeline.client, pipeline.model
     for rule in RECORDING:
         query(client, rule["expr"])
     for _board, _panel, expr in PANELS:
@@ -232,9 +242,9 @@ def test_every_query_evaluates_and_the_exercised_ones_return_data(
 
 
 def test_the_drifted_feature_shows_on_the_drift_dashboard(
-    pipeline: tuple[httpx.Client, str, str],
+    pipeline: Pipeline,
 ) -> None:
-    client, model, _url = pipeline
+    client, model = pipeline.client, pipeline.model
     expr = f'max by (feature) (modelwatch_feature_drift_detected{{model="{model}"}}) == 1'
 
     def drifted() -> bool:
@@ -243,23 +253,24 @@ def test_the_drifted_feature_shows_on_the_drift_dashboard(
     wait_for("credit_score to be the drifted feature", drifted)
 
 
-def test_the_workers_metrics_and_the_catalogue_agree_both_ways(
-    pipeline: tuple[httpx.Client, str, str],
-) -> None:
-    """Straight from the worker's ``/metrics``: every registered family (with or without
-    samples yet) against the catalogue -- names, types, help and label names, both ways."""
-    client, _model, url = pipeline
+def test_the_processes_metrics_and_the_catalogue_agree_both_ways(pipeline: Pipeline) -> None:
+    """Straight from the worker's and the evaluator's ``/metrics``: every registered family
+    (with or without samples yet) against the catalogue -- names, types, help and label
+    names, both ways."""
+    client = pipeline.client
     wait_for("the worker to have closed a drift window",
              lambda: has_data(client, "modelwatch_windows_closed_total"))  # fmt: skip
-    text = httpx.get(url, timeout=10).text
+    wait_for("an alert event", lambda: has_data(client, "modelwatch_alert_events_total"))
+    text = httpx.get(pipeline.worker_metrics, timeout=10).text
     assert "modelwatch_predictions_total{" in text
     assert disagreements(text, {catalogue.WORKER, catalogue.PROCESS}) == []
+    text = httpx.get(pipeline.evaluator_metrics, timeout=10).text
+    assert "modelwatch_alert_events_total{" in text
+    assert disagreements(text, {catalogue.EVALUATOR, catalogue.PROCESS}) == []
 
 
-def test_what_prometheus_stores_is_in_the_catalogue(
-    pipeline: tuple[httpx.Client, str, str],
-) -> None:
-    client, _model, _url = pipeline
+def test_what_prometheus_stores_is_in_the_catalogue(pipeline: Pipeline) -> None:
+    client = pipeline.client
     known = catalogue.known_series_names()
     result = query(client, 'group by (__name__) ({__name__=~"modelwatch_.+"})')
     names = {r["metric"]["__name__"] for r in result}
