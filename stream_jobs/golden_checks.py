@@ -157,10 +157,7 @@ class GoldenChecks:
                 continue
             errors = sum(b.errors for b in recent) / max(n, 1)
             fallbacks = sum(b.fallbacks for b in recent) / max(n, 1)
-            p99 = _quantile_from_buckets(
-                sum((b.latency for b in recent), np.zeros(LATENCY_BOUNDS_MS.size + 1, np.int64)),
-                0.99,
-            )
+            p99 = _quantile_from_buckets(sum(b.latency for b in recent), 0.99) if n else 0.0
             details = {"events": str(n)}
             checks = (
                 (DetectionKind.ERROR_RATE, "error_rate", "rate_over_span", errors,
