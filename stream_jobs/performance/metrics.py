@@ -74,11 +74,18 @@ class LabelMetrics(Collector):
         self.engine = engine
         self.caps = caps if caps is not None else caps_for(registry)
         self.delay = VectorHistogram.from_catalogue("modelwatch_label_delay_seconds", registry)
-        self.caps.on_forget(lambda model: self.delay.remove_where(0, model))
+        self._forgotten: set[str] = set()  # dropped by the model registry, until labels come
+        self.caps.on_forget(self.forget)
         registry.register(self)
+
+    def forget(self, model: str) -> None:
+        """Hide the model's series (the engine keeps its totals) until it joins labels again."""
+        self._forgotten.add(model)
+        self.delay.remove_where(0, model)
 
     def observe_join(self, result: JoinResult) -> None:
         for model, delays in result.delays_s.items():
+            self._forgotten.discard(model)
             self.delay.observe_many((self.caps.model(model),), delays)
 
     def collect(self) -> Iterator[Metric]:
@@ -93,6 +100,9 @@ class LabelMetrics(Collector):
                 continue
         else:
             return
+        forgotten = set(self._forgotten)
+        models = [m for m in models if m not in forgotten]
+        closed = [(key, doc) for key, doc in closed if key[0] not in forgotten]
         shown = {m: self.caps.model(m) for m in models}
         for name, key in COUNTERS:
             fam = family(name)

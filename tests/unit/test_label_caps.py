@@ -130,3 +130,23 @@ def test_latency_histogram_children_are_capped() -> None:
     keys = set(golden.latency._counts)  # noqa: SLF001
     assert keys == {("m0", "v0"), ("other", "other")}
     assert int(np.sum([golden.latency.count(k) for k in keys])) == 5
+
+
+def test_a_forgotten_models_label_series_go_until_it_joins_labels_again() -> None:
+    from stream_jobs.join.config import LabelConfig
+    from stream_jobs.join.engine import JoinResult, LabelEngine
+    from stream_jobs.join.store import MemoryStore
+    from stream_jobs.performance.metrics import LabelMetrics
+
+    reg = CollectorRegistry()
+    engine = LabelEngine(LabelConfig(), MemoryStore())
+    engine._bump("m", "joined", 5, set())  # noqa: SLF001 - persisted totals to scrape
+    engine.latest_closed[("m", "1")] = {"window_end_ms": 1, "performance": {"accuracy": 0.9}}
+    labels = LabelMetrics(reg, engine)
+    labels.observe_join(JoinResult(joined=1, delays_s={"m": np.array([3.0])}))
+    assert reg.get_sample_value("modelwatch_labels_joined_total", {"model": "m"}) == 5
+    caps_for(reg).forget("m")
+    assert {s.labels.get("model") for f in reg.collect() for s in f.samples} <= {None}
+    labels.observe_join(JoinResult(joined=1, delays_s={"m": np.array([4.0])}))
+    assert reg.get_sample_value("modelwatch_labels_joined_total", {"model": "m"}) == 5
+    assert reg.get_sample_value("modelwatch_label_delay_seconds_count", {"model": "m"}) == 1
