@@ -5,20 +5,8 @@ restart they resume from what the store holds (never from zero, never double-cou
 a replay). Performance gauges show each model version's latest *closed* window. The
 label delay histogram is vectorised (one ``observe_many`` per joined batch).
 
-=========================================================  =========  ======================
-metric                                                     type       labels
-=========================================================  =========  ======================
-``modelwatch_labels_joined_total``                         counter    model
-``modelwatch_orphan_labels_total``                         counter    model
-``modelwatch_orphan_predictions_total``                    counter    model
-``modelwatch_duplicate_labels_total``                      counter    model
-``modelwatch_late_labels_total``                           counter    model
-``modelwatch_label_delay_seconds``                         histogram  model
-``modelwatch_model_performance``                           gauge      model, version, metric
-``modelwatch_performance_vs_reference``                    gauge      model, version, metric
-``modelwatch_label_join_ratio``                            gauge      model
-``modelwatch_early_labels_waiting``                        gauge      (none)
-=========================================================  =========  ======================
+Names, labels and help texts are the catalogue's (``schemas/metrics_catalogue.py``, group
+"performance").
 
 >>> import numpy as np
 >>> from prometheus_client import CollectorRegistry, generate_latest
