@@ -150,3 +150,13 @@ def test_a_forgotten_models_label_series_go_until_it_joins_labels_again() -> Non
     labels.observe_join(JoinResult(joined=1, delays_s={"m": np.array([4.0])}))
     assert reg.get_sample_value("modelwatch_labels_joined_total", {"model": "m"}) == 5
     assert reg.get_sample_value("modelwatch_label_delay_seconds_count", {"model": "m"}) == 1
+
+
+def test_caps_come_from_the_settings_and_unknown_keys_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelwatch.settings import load_settings
+
+    monkeypatch.setenv("MODELWATCH_LABEL_CAPS__ERROR_TYPES", "3")
+    assert load_settings().label_caps == LabelCapsConfig(error_types=3)
+    monkeypatch.setenv("MODELWATCH_LABEL_CAPS__ERRORTYPES", "3")
+    with pytest.raises(ValidationError, match="errortypes"):
+        load_settings()
