@@ -155,3 +155,10 @@ def test_a_type_mismatch_is_one_type_violation_not_also_a_missing_rate() -> None
     closed = evaluate_window(w, view, DriftConfig())
     active = sorted((d.kind, d.subject) for d in closed.detections if d.active)
     assert active == [("type_violation", "vip")]
+
+
+def test_the_module_examples_hold() -> None:
+    import doctest
+
+    result = doctest.testmod(ct, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
