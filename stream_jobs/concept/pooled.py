@@ -9,7 +9,10 @@ ADWIN on the whole stream needs ~250). Here the partitions' 0/1 errors are *pool
   bucket (``bucket_ms``) — counts add, so the order in which partitions deliver does not
   matter;
 * a bucket is *settled* once every partition that feeds the model has delivered errors
-  past its end (partitions silent for ``stall_ms`` of event time are not waited for); an
+  past its end — however far ahead the others run in event time, as a fast replay's
+  partitions do; only a partition that has delivered nothing for ``stall_s`` seconds of
+  *wall-clock* time (a dead producer, a partition without traffic; the engine passes the
+  drift stage's ``idle_partition_s``) is not waited for. An
   error whose bucket is already settled counts in the first open one;
 * settled buckets go, in event-time order, through a one-sided Bernoulli CUSUM
   ``S = max(0, S + k ln(p1/p0) + (n - k) ln((1 - p1)/(1 - p0)))`` with ``p0`` the error
@@ -20,7 +23,10 @@ ADWIN on the whole stream needs ~250). Here the partitions' 0/1 errors are *pool
   samples as the new baseline. An alarm stays *active* for ``active_ms`` of event time.
 
 Same input, same alarms: given each partition's order (Kafka keeps it), the settled
-buckets and so the alarms do not depend on how partitions interleave. Measured
+buckets and so the alarms do not depend on how partitions interleave — once every
+partition has delivered its first errors (a partition that first shows up after the others
+ran ahead has its earliest errors counted in the first open bucket; they feed the
+warm-up baseline either way). Measured
 (``make bench BENCH=bench_detection``, and the sweep in :mod:`stream_jobs.concept.detectors`).
 
 It speaks the :class:`~stream_jobs.concept.quorum.VoteBox` interface the label engine
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,10 +72,11 @@ class PooledErrorTest:
     ratio: float = 2.0
     min_shift: float = 0.02
     active_ms: int = 600_000
-    stall_ms: int = 600_000
+    stall_s: float = 120.0
     name: str = "cusum/pooled"
     buckets: dict[int, list[float]] = field(default_factory=dict)  # start -> [n, errors]
     progress: dict[int, int] = field(default_factory=dict)  # partition -> max event time
+    heard: dict[int, float] = field(default_factory=dict)  # partition -> wall time last fed
     settled_ms: int = NO_TIME
     s: float = 0.0
     base_n: float = 0.0
@@ -97,6 +105,7 @@ class PooledErrorTest:
             cell[1] += ki
         top = int(t.max())
         self.progress[partition] = max(self.progress.get(partition, NO_TIME), top)
+        self.heard[partition] = time.time()
         self.clock_ms = max(self.clock_ms, top)
         return self.settle()
 
@@ -104,9 +113,9 @@ class PooledErrorTest:
         """Run the CUSUM over buckets every live partition has passed (or ``horizon_ms``)."""
         if not self.progress:
             return []
-        latest = max(self.progress.values())
-        live = [v for v in self.progress.values() if v >= latest - self.stall_ms]
-        h = min(live)
+        now = time.time()
+        live = [v for p, v in self.progress.items() if now - self.heard.get(p, now) <= self.stall_s]
+        h = min(live or self.progress.values())
         if horizon_ms is not None:
             h = max(h, horizon_ms)
         ready = sorted(s for s in self.buckets if s + self.bucket_ms <= h)

@@ -640,7 +640,7 @@ class LabelEngine:
                         threshold=c.concept_threshold,
                         ratio=c.concept_ratio,
                         active_ms=c.vote_window_ms,
-                        stall_ms=c.vote_window_ms,
+                        stall_s=self.drift.idle_partition_s,
                     )
                 test.add(partition, stream, stream_t)
                 b.puts[b"q" + _BE2.pack(cid)] = test.to_bytes()

@@ -260,3 +260,21 @@ def test_model_scope_pools_partitions_into_one_monitor():
         )
     [(key, mon)] = e.monitors.items()
     assert key[1] == 0 and mon.seen == 150
+
+
+def test_pooled_test_waits_for_a_slow_partition_not_for_a_dead_one(monkeypatch):
+    from stream_jobs.concept import pooled
+
+    clock = [1_000.0]
+    monkeypatch.setattr(pooled.time, "time", lambda: clock[0])
+    test = pooled.PooledErrorTest(bucket_ms=1_000, warmup=10, stall_s=60)
+    test.add(1, np.zeros(1), np.array([0]))
+    test.add(0, np.zeros(100), np.arange(100, dtype=np.int64) * 1_000)  # up to 99 s
+    test.add(1, np.zeros(9), np.arange(1, 10, dtype=np.int64) * 1_000)  # only up to 9 s
+    assert test.settled_ms == 9_000  # however far partition 0 runs ahead
+    clock[0] += 61.0  # partition 1 has said nothing for a minute: no longer waited for
+    test.add(0, np.zeros(1), np.array([100_000]))
+    assert test.settled_ms == 100_000
+    # its late errors count in the first open bucket instead of changing settled ones
+    test.add(1, np.ones(5), np.arange(10, 15, dtype=np.int64) * 1_000)
+    assert test.buckets[100_000] == [6.0, 5.0]
