@@ -162,3 +162,30 @@ def test_the_module_examples_hold() -> None:
 
     result = doctest.testmod(ct, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_replayed_binary_predictions_and_labels_get_classification_metrics() -> None:
+    """0/1 predictions with 0/1 labels, replayed, through the label engine: accuracy and
+    the other classification metrics, no MAE / MAPE."""
+    from stream_jobs.join.config import LabelConfig
+    from stream_jobs.join.engine import LabelEngine
+    from stream_jobs.join.store import MemoryStore
+
+    table = _table(2_000)
+    batch = table.to_batches()[0]
+    spec = resolve_spec(batch, ReplaySpec(id_col=None, time_col="ts", prediction_col="pred",
+                                          label_col="label"))  # fmt: skip
+    preds, labels = chunk_to_columns(batch, spec, "m", "v")
+    e = LabelEngine(LabelConfig(label_horizon_ms=0, window_ms=3_600_000), MemoryStore())
+    e.observe_predictions("P", 0, 0, preds)
+    e.observe_labels("L", 0, 0, labels)
+    docs = e.open_windows("m")
+    assert docs
+    doc = docs[0]
+    perf = doc["performance"]
+    assert doc["task"] == "classification"
+    assert {"accuracy", "precision", "recall", "f1", "error_rate"} <= set(perf)
+    assert not {"mae", "rmse", "mape"} & set(perf)
+    rows = np.asarray(table.column("ts")) // 3_600 == int(docs[0]["window_start_ms"]) // 3_600_000
+    right = table.column("pred").to_numpy() == table.column("label").to_numpy()
+    assert perf["accuracy"] == pytest.approx(float(right[rows].mean()))
