@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from schemas.codec import Codec
+from schemas.metrics_catalogue import counter
 from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.handler import Outgoing
 
@@ -34,15 +35,8 @@ SendOne = Callable[[Outgoing], Awaitable[Awaitable[Any]]]
 
 class SenderMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.dead_lettered = Counter(
-            "modelwatch_outputs_dead_lettered_total",
-            "Outgoing records that could not be stored and were dead-lettered, by target topic.",
-            ["topic"], registry=registry,
-        )  # fmt: skip
-        self.retries = Counter(
-            "modelwatch_output_retries_total", "Sends retried after a refusal, by target topic.",
-            ["topic"], registry=registry,
-        )  # fmt: skip
+        self.dead_lettered = counter("modelwatch_outputs_dead_lettered_total", registry)
+        self.retries = counter("modelwatch_output_retries_total", registry)
 
 
 class Sender:
