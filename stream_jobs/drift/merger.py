@@ -5,6 +5,19 @@ partial (little-endian int64), then :meth:`WindowPartial.to_bytes`. Partials are
 partition order, so the result does not depend on the order they arrived in; the merged
 window is judged against the reference by :func:`stream_jobs.drift.evaluate.evaluate_window`
 — the only place drift tests, the drift share and window detections are computed.
+
+>>> import numpy as np
+>>> from schemas.columnar import PredictionColumns
+>>> def partial(p, n):
+...     cols = PredictionColumns("m", "1", [""] * n, np.arange(n, dtype=np.int64),
+...                              np.full(n, 5.0), np.zeros(n, np.int8),
+...                              numeric={"x": np.arange(n, dtype=float)})
+...     w = WindowPartial("m", "1", 0, 60_000)
+...     w.update(cols)
+...     return PartialRecord("m", "1", KIND, 0, 60_000, p, 2, 0, encode_drift_payload(w, p), 60_000)
+>>> closed = DriftMerger(DriftConfig()).merge_closed([partial(1, 30), partial(0, 10)], None)
+>>> closed.stats["count"], closed.stats["late_events"], closed.stats["features"][0]["max"]
+(40, 1, 29.0)
 """
 
 from __future__ import annotations
