@@ -264,8 +264,9 @@ class WorkerLoop:
                 )
             self.memory[topic] = set(parts)
             self.active |= {TP(topic, p) for p in parts}
-            log.warning("assigned %s %s (restored %d of %d keys in %.2f s)", topic, parts,
-                        len(restored), len(keys), time.perf_counter() - started)  # fmt: skip
+            found = sum(1 for v in restored.values() if v)
+            log.warning("assigned %s %s (%d of %d partition states restored in %.2f s)", topic,
+                        parts, found, len(keys), time.perf_counter() - started)  # fmt: skip
         self.active |= {tp for tp in assigned if tp.topic not in self.state_topics}
         self.settled.set()
 

@@ -58,6 +58,7 @@ class MergeStage(StageBase):
         topics: TopicNames,
         mergers: list[PartialMerger] | None = None,
         slice_windows: int = 32,
+        slice_s: float = 0.25,
         snapshot_every_s: float = 30.0,
     ) -> None:
         self.config = config
@@ -70,6 +71,7 @@ class MergeStage(StageBase):
         self.drift = DriftMerger(config)
         self.mergers: dict[str, PartialMerger] = {m.kind: m for m in mergers or []}
         self.slice_windows = slice_windows
+        self.slice_s = slice_s
         self.snapshot_every_s = snapshot_every_s
         self.books: dict[int, MergeBook] = {}
         self.votes: dict[int, VoteCombiner] = {}
@@ -155,14 +157,20 @@ class MergeStage(StageBase):
     def poll(self, now_s: float, partitions: list[int] | None = None) -> list[Outgoing]:
         out, self._pending = self._pending, []
         budget = self.slice_windows
+        until = time.perf_counter() + self.slice_s
         targets = sorted(self.books) if partitions is None else partitions
         for q in targets:
             book = self.books.get(q)
             if book is None:
                 continue
-            ready = book.ready(now_s, limit=max(budget, 0) or None) if budget > 0 else []
-            budget -= len(ready)
-            for key, parts, complete in ready:
+            ready = []
+            while budget > 0 and (partitions is not None or time.perf_counter() < until):
+                got = book.ready(now_s, limit=1)
+                if not got:
+                    break
+                ready += got
+                budget -= 1
+                key, parts, complete = got[0]
                 try:
                     out += self._merge(q, key, parts, complete)
                 except Exception:  # a bad partial must not stop the stage: count, go on
