@@ -257,6 +257,45 @@ METRICS: tuple[Metric, ...] = (
         group="performance",
     ),
     _m(
+        "modelwatch_early_labels_total",
+        "counter",
+        "model",
+        "Labels read before their prediction; they wait on disk until it comes (none is "
+        "dropped for being early).",
+        group="performance",
+    ),
+    _m(
+        "modelwatch_duplicate_predictions_total",
+        "counter",
+        "model",
+        "Predictions whose (model, prediction_id) was already pending or joined: ignored, "
+        "the first write wins.",
+        group="performance",
+    ),
+    _m(
+        "modelwatch_valueless_labels_total",
+        "counter",
+        "model",
+        "Labels with neither a class nor a finite value: dead-lettered, the prediction "
+        "stays free for its real label.",
+        group="performance",
+    ),
+    _m(
+        "modelwatch_label_partition_pauses_total",
+        "counter",
+        "",
+        "Label partitions paused because their event time ran ahead of their prediction "
+        "partition's (the two topics are read in step).",
+        group="performance",
+    ),
+    _m(
+        "modelwatch_label_partitions_paused",
+        "gauge",
+        "",
+        "Label partitions paused now, waiting for their predictions to catch up.",
+        group="performance",
+    ),
+    _m(
         "modelwatch_early_labels_waiting",
         "gauge",
         "",

@@ -18,6 +18,7 @@ from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
+from stream_jobs.label_pacing import LabelPacer
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
@@ -57,15 +58,20 @@ def build_worker(settings: Settings) -> Worker:
         drift=DriftConfig(**settings.drift),
     )
     label_metrics = LockedLabelMetrics(registry, label_engine)
-    labels = LabelStage(label_engine, label_metrics, sink, default_codec(), config.topics)
+    pacer = LabelPacer(config.topics, registry)
+    labels = LabelStage(
+        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
+    )
     label_metrics.lock = labels.lock
     feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
-    return create_worker(
+    worker = create_worker(
         config,
         registry,
         observers=[golden_checks, drift, labels],
         pollers=[references, golden_checks, drift, labels],
         label_observer=labels,
     )
+    pacer.install(worker.app)  # label partitions wait for their prediction partitions
+    return worker

@@ -27,6 +27,7 @@ from schemas.topics import TopicNames
 from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.handler import Outgoing
 from stream_jobs.join.engine import JoinResult, LabelEngine, LabelOutputs, Orphan
+from stream_jobs.label_pacing import LabelPacer
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.reference.view import ReferenceView
@@ -43,8 +44,10 @@ class LabelStage:
         sink: DetectionSink,
         codec: Codec,
         topics: TopicNames,
+        pacer: LabelPacer | None = None,
     ) -> None:
         self.engine = engine
+        self.pacer = pacer
         self.metrics = metrics
         self.sink = sink
         self.codec = codec
@@ -66,6 +69,9 @@ class LabelStage:
             )
         self._check_skipped(result, self.topics.predictions, partition, offset)
         self.metrics.observe_join(result)
+        if self.pacer is not None:
+            t = int(cols.event_time_ms.max()) if cols.n else None
+            self.pacer.predictions(partition, offset, t)
 
     def _check_skipped(self, result: JoinResult, topic: str, partition: int, offset: int) -> None:
         """A replay after a crash skips a few batches; skipping far behind means the store
@@ -98,6 +104,8 @@ class LabelStage:
             )
         self._check_skipped(result, self.topics.labels, partition, offset)
         self.metrics.observe_join(result)
+        if self.pacer is not None and labels.n:
+            self.pacer.labels(partition, int(labels.event_time_ms.max()))
         return []
 
     def poll(self, now_s: float) -> list[Outgoing]:
@@ -153,7 +161,7 @@ class LabelStage:
             key=orphan.prediction_id.encode(),
             value=None,
             reason=reason,
-            error_kind="orphan",
+            error_kind="invalid" if orphan.reason == "no_value" else "orphan",
             topic=topic,
             partition=partition,
             offset=offset,

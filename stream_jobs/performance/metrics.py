@@ -13,6 +13,9 @@ metric                                                     type       labels
 ``modelwatch_orphan_predictions_total``                    counter    model
 ``modelwatch_duplicate_labels_total``                      counter    model
 ``modelwatch_late_labels_total``                           counter    model
+``modelwatch_early_labels_total``                          counter    model
+``modelwatch_duplicate_predictions_total``                 counter    model
+``modelwatch_valueless_labels_total``                      counter    model
 ``modelwatch_label_delay_seconds``                         histogram  model
 ``modelwatch_model_performance``                           gauge      model, version, metric
 ``modelwatch_performance_vs_reference``                    gauge      model, version, metric
@@ -57,7 +60,7 @@ COUNTERS = (
     ("modelwatch_labels_joined", "Labels joined to their prediction", "joined"),
     (
         "modelwatch_orphan_labels",
-        "Labels whose prediction never came (TTL) or that overflowed the early-label buffer",
+        "Labels whose prediction never came within the TTL",
         "orphan_labels",
     ),
     (
@@ -71,6 +74,22 @@ COUNTERS = (
         "duplicates",
     ),
     ("modelwatch_late_labels", "Labels joined after their window closed", "late_labels"),
+    (
+        "modelwatch_early_labels",
+        "Labels read before their prediction (they wait on disk until it comes)",
+        "early",
+    ),
+    (
+        "modelwatch_duplicate_predictions",
+        "Predictions whose (model, prediction_id) was already pending or joined (ignored: "
+        "the first write wins)",
+        "duplicate_predictions",
+    ),
+    (
+        "modelwatch_valueless_labels",
+        "Labels with neither a class nor a finite value (dead-lettered)",
+        "valueless_labels",
+    ),
 )
 
 
