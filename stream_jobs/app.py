@@ -133,10 +133,14 @@ def create_worker(
             value_serializer="raw",
         )
 
+        wait_turn = getattr(label_observer, "wait_turn", None)  # in step with predictions
+
         @app.agent(labels_topic, name="labels")
         async def on_labels(stream: faust.StreamT) -> AsyncIterator[None]:
             async for event in stream.events():
                 msg = event.message
+                if wait_turn is not None:
+                    await wait_turn(msg.partition)
                 outgoing = label_handler.handle(
                     msg.key, msg.value, msg.partition, msg.offset, time.time()
                 )

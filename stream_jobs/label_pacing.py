@@ -1,24 +1,36 @@
-"""Adapter that applies :class:`~stream_jobs.join.in_step.InStep` decisions to the consumer.
+"""Adapter that holds the label agent back while its partition runs ahead in event time.
 
-The label stage reports event-time positions as it observes batches; when the wanted set of
-paused label partitions changes, one applier task pauses / resumes those partitions on the
-aiokafka consumer (in the consumer's own thread and event loop, where its fetcher runs).
-Pausing there, not in Faust's active-partition set, matters: records of a paused partition
-that Faust already fetched are still delivered (Faust would silently skip them), and those
-aiokafka had buffered are dropped *without* moving the position, so they are fetched again
-on resume. A timer re-decides every second, so an idle prediction partition releases its
-labels even when no record arrives to trigger a decision. A rebalance forgets every pause
-(aiokafka starts a new assignment unpaused) and every position.
+The label stage reports event-time positions as it observes batches (predictions and
+labels); a Faust sensor reports the offset of every prediction record the consumer hands
+over (bad records included). Before the label agent handles a record of partition ``p``,
+:meth:`LabelPacer.wait_turn` waits while :class:`~stream_jobs.join.in_step.InStep` says
+label partition ``p`` is ahead of prediction partition ``p``, and while it waits the
+label partition is also paused on the aiokafka consumer so that no more of it is fetched.
+
+Both halves are needed. A fetch-level pause alone does not hold back records Faust has
+already fetched, and a backlog of small label batches arrives whole in the first fetches
+(measured: 40-90 % of a 180k-label backlog joined as early labels). The gate alone lets
+Faust keep fetching labels into the stream buffer; once that buffer is full Faust's
+fetcher blocks on it, for *every* topic, and the predictions the gate waits for stop
+coming (a stall until ``max_wait_s``). Pausing in aiokafka (in the consumer's own thread
+and loop, where its fetcher runs) and not in Faust's active-partition set matters: records
+aiokafka had buffered for a paused partition are dropped *without* moving its position, so
+they are fetched again on resume, whereas Faust silently skips records of partitions it
+removes from that set in the middle of a batch. Nothing is skipped or dropped; the
+waiting record is handled once its predictions have been read (or the prediction
+partition is caught up, or idle: see ``InStep``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
 from aiokafka.structs import TopicPartition
+from faust.sensors import Sensor
 from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -36,13 +48,12 @@ class LabelPacer:
         *,
         slack_ms: int = 0,
         max_idle_s: float = 5.0,
+        max_wait_s: float = 60.0,
     ) -> None:
         self.topics = topics
-        self.in_step = InStep(slack_ms=slack_ms, max_idle_s=max_idle_s)
+        self.in_step = InStep(slack_ms=slack_ms, max_idle_s=max_idle_s, max_wait_s=max_wait_s)
         self._app: Any = None
-        self._applied: set[int] = set()
-        self._wake: asyncio.Event | None = None
-        self._generation = 0  # bumped by every rebalance
+        self._progress: asyncio.Event | None = None
         self.pauses = Counter(
             "modelwatch_label_partition_pauses",
             "Label partitions paused because their event time ran ahead of their "
@@ -55,20 +66,26 @@ class LabelPacer:
             registry=registry,
         )
 
-    # ---- positions (called by the label stage, on the worker's event loop) -------------
-    def predictions(self, partition: int, offset: int, event_time_ms: int | None) -> None:
+    # ---- positions (called on the worker's event loop) ---------------------------------
+    def predictions(self, partition: int, event_time_ms: int | None) -> None:
+        """The label stage observed a prediction batch reaching ``event_time_ms``."""
         self.in_step.predictions_at(
             partition,
             event_time_ms,
-            offset=offset,
+            offset=None,
             highwater=self._highwater(partition),
             now_s=time.monotonic(),
         )
-        self._decide()
+        self._wake()
+
+    def prediction_read(self, partition: int, offset: int) -> None:
+        """The consumer delivered a prediction record (valid or not) to the worker."""
+        self.in_step.predictions_at(
+            partition, None, offset=offset, highwater=None, now_s=time.monotonic()
+        )
 
     def labels(self, partition: int, event_time_ms: int) -> None:
         self.in_step.labels_at(partition, event_time_ms)
-        self._decide()
 
     def _highwater(self, partition: int) -> int | None:
         app = self._app
@@ -79,71 +96,74 @@ class LabelPacer:
         except Exception:  # consumer not started / partition not assigned
             return None
 
-    def _decide(self) -> None:
-        now = time.monotonic()
-        for p in self.in_step.paused:  # a paused pair sees no records: refresh its end
-            self.in_step.prediction_end(p, self._highwater(p))
-        to_pause, to_resume = self.in_step.decide(now)
-        if to_pause:
-            self.pauses.inc(len(to_pause))
-        unapplied = self.in_step.paused != self._applied
-        if self._wake is not None and (to_pause or to_resume or unapplied):
-            self._wake.set()
+    def _wake(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
 
-    # ---- the Faust side ---------------------------------------------------------------
+    # ---- the gate ------------------------------------------------------------------------
+    async def wait_turn(self, partition: int) -> None:
+        """Return once label partition ``partition`` may go on (at once, usually)."""
+        step = self.in_step
+        if not step.should_pause(partition, time.monotonic()):
+            return
+        self.pauses.inc()
+        step.paused.add(partition)
+        self.paused.set(len(step.paused))
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        await self._fetching(partition, False)
+        try:
+            while True:
+                step.prediction_end(partition, self._highwater(partition))
+                if not step.should_pause(partition, time.monotonic()):
+                    return
+                self._progress.clear()
+                # woken by prediction progress; re-checked at least once a second
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), 1.0)
+        finally:
+            step.paused.discard(partition)
+            self.paused.set(len(step.paused))
+            await self._fetching(partition, True)
+
+    async def _fetching(self, partition: int, on: bool) -> None:
+        """Pause / resume fetching label ``partition`` (best effort: a rebalance in
+        between starts the partition unpaused anyway)."""
+        app = self._app
+        if app is None:
+            return
+        tp = TopicPartition(self.topics.labels, partition)
+        try:
+            thread = app.consumer._thread
+
+            async def apply() -> None:
+                consumer = thread._ensure_consumer()
+                if tp in consumer.assignment():
+                    (consumer.resume if on else consumer.pause)(tp)
+
+            await thread.call_thread(apply)
+        except Exception as exc:
+            log.warning("label pacing: %s %s failed: %r", "resume" if on else "pause", tp, exc)
+
+    # ---- the Faust side ------------------------------------------------------------------
     def install(self, app: Any) -> None:
-        """Register the applier task, the re-decide timer and the rebalance hooks."""
+        """Register the read-offset sensor and forget positions on every rebalance."""
         self._app = app
-
-        @app.task
-        async def label_pacer() -> None:
-            self._wake = asyncio.Event()
-            while not app.should_stop:
-                await self._wake.wait()
-                self._wake.clear()
-                await self._apply()
-
-        @app.timer(1.0)
-        async def label_pacer_tick() -> None:
-            self._decide()
-
-        @app.on_partitions_revoked.connect
-        async def forget_on_revoke(app_: Any, revoked: set, **_: object) -> None:
-            self._forget()
+        app.sensors.add(_ReadOffsets(self))
 
         @app.on_partitions_assigned.connect
         async def forget_on_assign(app_: Any, assigned: set, **_: object) -> None:
-            self._forget()
+            self.in_step.forget()
 
-    def _forget(self) -> None:
-        self.in_step.forget()
-        self._applied.clear()
-        self._generation += 1
-        self.paused.set(0)
 
-    async def _apply(self) -> None:
-        want = set(self.in_step.paused)
-        pause, resume = want - self._applied, self._applied - want
-        if not pause and not resume:
-            return
-        topic = self.topics.labels
-        generation = self._generation
-        thread = self._app.consumer._thread
+class _ReadOffsets(Sensor):
+    """Offsets of every prediction record the consumer hands to the worker (dead letters
+    included, so a partition whose last records are bad still counts as caught up)."""
 
-        async def apply() -> None:
-            consumer = thread._ensure_consumer()
-            assigned = consumer.assignment()
-            tps = [TopicPartition(topic, p) for p in sorted(pause)]
-            consumer.pause(*[tp for tp in tps if tp in assigned])
-            tps = [TopicPartition(topic, p) for p in sorted(resume)]
-            consumer.resume(*[tp for tp in tps if tp in assigned])
+    def __init__(self, pacer: LabelPacer) -> None:
+        super().__init__()
+        self.pacer = pacer
 
-        try:
-            await thread.call_thread(apply)
-        except Exception as exc:  # a rebalance under way: the next decision retries
-            log.warning("label pacing: pause %s / resume %s failed: %r", pause, resume, exc)
-            return
-        if generation != self._generation:
-            return  # a rebalance in between: the new assignment starts unpaused
-        self._applied = want
-        self.paused.set(len(want))
+    def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        if tp.topic == self.pacer.topics.predictions:
+            self.pacer.prediction_read(tp.partition, offset)

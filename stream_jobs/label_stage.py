@@ -71,7 +71,7 @@ class LabelStage:
         self.metrics.observe_join(result)
         if self.pacer is not None:
             t = int(cols.event_time_ms.max()) if cols.n else None
-            self.pacer.predictions(partition, offset, t)
+            self.pacer.predictions(partition, t)
 
     def _check_skipped(self, result: JoinResult, topic: str, partition: int, offset: int) -> None:
         """A replay after a crash skips a few batches; skipping far behind means the store
@@ -91,6 +91,12 @@ class LabelStage:
                 applied,
                 offset,
             )
+
+    async def wait_turn(self, partition: int) -> None:
+        """Called by the worker before a label record of ``partition``: waits while that
+        partition's event time is ahead of its prediction partition's (reads in step)."""
+        if self.pacer is not None:
+            await self.pacer.wait_turn(partition)
 
     def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
         """Join; labels orphaned at once wait in the outbox for the next :meth:`poll`."""

@@ -14,13 +14,15 @@ Three ways out of a pause, so nothing waits for ever:
 - the prediction partition's event time reaches the label partition's (plus ``slack_ms``);
 - the prediction partition is caught up (its last read offset is at its high watermark):
   there is nothing more to read, the labels' predictions may come later or never;
-- the prediction partition made no progress for ``max_idle_s`` (wall clock), e.g. it is
-  empty and its high watermark is not known yet (Kafka Streams' ``max.task.idle.ms``).
+- the prediction partition made no progress for ``max_idle_s`` (wall clock) while its
+  high watermark is unknown, e.g. it is empty (Kafka Streams' ``max.task.idle.ms``); or
+  for ``max_wait_s`` while records are known to be there (a last resort: the prediction
+  side never waits for labels, so its records do come, only slowly under load).
 
 Positions are the largest event time seen per partition (a watermark), so a pause decided
 on one batch is not undone by an older batch after it.
 
->>> s = InStep(slack_ms=0, max_idle_s=5.0)
+>>> s = InStep(slack_ms=0, max_idle_s=5.0, max_wait_s=60.0)
 >>> s.labels_at(0, 2_000); s.predictions_at(0, 1_000, offset=9, highwater=100, now_s=0.0)
 >>> s.decide(now_s=0.0)
 ({0}, set())
@@ -29,8 +31,13 @@ on one batch is not undone by an older batch after it.
 (set(), {0})
 >>> s.labels_at(0, 9_000); s.decide(now_s=2.0)      # ahead again
 ({0}, set())
->>> s.decide(now_s=7.5)                              # predictions idle 6.5 s: let labels go
+>>> s.decide(now_s=7.5)                              # records behind: keep waiting
+(set(), set())
+>>> s.decide(now_s=61.5)                             # no progress for a minute: let go
 (set(), {0})
+>>> s.predictions_at(0, 3_000, offset=99, highwater=100, now_s=62.0)
+>>> s.decide(now_s=62.0)                             # caught up: nothing more to wait for
+(set(), set())
 """
 
 from __future__ import annotations
@@ -54,9 +61,12 @@ class _Predictions:
 class InStep:
     """Per-partition event-time positions of both topics in, pause/resume decisions out."""
 
-    def __init__(self, slack_ms: int = 0, max_idle_s: float = 5.0) -> None:
+    def __init__(
+        self, slack_ms: int = 0, max_idle_s: float = 5.0, max_wait_s: float = 60.0
+    ) -> None:
         self.slack_ms = slack_ms
         self.max_idle_s = max_idle_s
+        self.max_wait_s = max_wait_s
         self._predictions: dict[int, _Predictions] = {}
         self._labels: dict[int, int] = {}
         self.paused: set[int] = set()
@@ -73,15 +83,17 @@ class InStep:
         partition: int,
         event_time_ms: int | None,
         *,
-        offset: int,
+        offset: int | None,
         highwater: int | None,
         now_s: float,
     ) -> None:
-        """A prediction record was read (``event_time_ms`` None: it held no valid event)."""
+        """A prediction record was read (``offset``; the consumer delivered it) or observed
+        (``event_time_ms``, its largest event time; None: it held no valid event)."""
         p = self._pred(partition)
         if event_time_ms is not None:
             p.event_time_ms = max(p.event_time_ms, int(event_time_ms))
-        p.offset = max(p.offset, offset)
+        if offset is not None:
+            p.offset = max(p.offset, offset)
         if highwater is not None:
             p.highwater = highwater
         p.progress_s = now_s
@@ -104,7 +116,8 @@ class InStep:
             p.progress_s = now_s  # idle time counts from when we first looked
         if label_t <= p.event_time_ms + self.slack_ms or p.caught_up():
             return False
-        return now_s - p.progress_s < self.max_idle_s
+        limit = self.max_idle_s if p.highwater is None else self.max_wait_s
+        return now_s - p.progress_s < limit
 
     def decide(self, now_s: float) -> tuple[set[int], set[int]]:
         """``(to_pause, to_resume)`` label partitions; the caller applies them, and this
