@@ -115,6 +115,7 @@ class LabelPacer:
         try:
             while True:
                 step.prediction_end(partition, self._highwater(partition))
+                step.prediction_position(partition, await self._position(partition))
                 if not step.should_pause(partition, time.monotonic()):
                     return
                 self._progress.clear()
@@ -125,6 +126,25 @@ class LabelPacer:
             step.paused.discard(partition)
             self.paused.set(len(step.paused))
             await self._fetching(partition, True)
+
+    async def _position(self, partition: int) -> int | None:
+        """The consumer's next offset to fetch of prediction ``partition``."""
+        app = self._app
+        if app is None:
+            return None
+        tp = TopicPartition(self.topics.predictions, partition)
+        try:
+            thread = app.consumer._thread
+
+            async def position() -> int | None:
+                consumer = thread._ensure_consumer()
+                if tp not in consumer.assignment():
+                    return None
+                return await asyncio.wait_for(consumer.position(tp), 1.0)
+
+            return await thread.call_thread(position)
+        except Exception:  # no valid position yet, or a rebalance under way
+            return None
 
     async def _fetching(self, partition: int, on: bool) -> None:
         """Pause / resume fetching label ``partition`` (best effort: a rebalance in

@@ -29,6 +29,7 @@ from stream_jobs.handler import Outgoing
 from stream_jobs.join.engine import JoinResult, LabelEngine, LabelOutputs, Orphan
 from stream_jobs.label_pacing import LabelPacer
 from stream_jobs.outputs import DetectionSink
+from stream_jobs.performance.judge import performance_part
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.reference.view import ReferenceView
 
@@ -129,36 +130,12 @@ class LabelStage:
 
     def _encoder(self, partition: int, offset: int):
         def encode(out: LabelOutputs) -> list[tuple[str, bytes, bytes]]:
-            recs = [self.sink.encode_window_stats(self._performance_part(w)) for w in out.windows]
+            recs = [self.sink.encode_window_stats(performance_part(w)) for w in out.windows]
             recs += self.sink.encode(out.detections)
             recs += [self._orphan(o, partition, offset) for o in out.orphans]
             return [(r.topic, r.key or b"", r.value) for r in recs]
 
         return encode
-
-    @staticmethod
-    def _performance_part(w: dict[str, Any]) -> dict[str, Any]:
-        performance = {
-            k: float(v) for k, v in w["performance"].items() if isinstance(v, int | float)
-        }
-        return {
-            "model": w["model"],
-            "model_version": w["model_version"],
-            "window_start_ms": w["window_start_ms"],
-            "window_end_ms": w["window_end_ms"],
-            "count": int(performance.get("predictions", 0)),
-            "errors": 0,
-            "fallbacks": 0,
-            "late_events": 0,
-            "features": [],
-            "prediction": None,
-            "label": w.get("label"),
-            "performance": performance,
-            "performance_reference": dict(w.get("performance_reference") or {}),
-            "drift": [],
-            "drift_share": None,
-            "dataset_drift": False,
-        }
 
     def _orphan(self, orphan: Orphan, partition: int, offset: int) -> Outgoing:
         reason = f"{orphan.reason}: prediction_id {orphan.prediction_id} of model {orphan.model}"

@@ -113,8 +113,8 @@ from stream_jobs.join.records import (
 )
 from stream_jobs.join.store import KeyValueStore
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
+from stream_jobs.performance.judge import collapse, versus_reference, window_doc
 from stream_jobs.performance.label_drift import judge_label_drift
-from stream_jobs.performance.reference import compare_with_reference, performance_drops
 from stream_jobs.performance.slices import SliceTable, explain, rank_segments
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
@@ -878,26 +878,7 @@ class LabelEngine:
             out.detections.extend(self._explain(cat, w, doc, judged, b))
 
     def _window_doc(self, cat: Catalog, w: WindowPerformance, closed: bool) -> dict[str, Any]:
-        regression = w.task == REGRESSION or w.reg.n > w.cls.n
-        doc: dict[str, Any] = {
-            "model": cat.model,
-            "model_version": cat.version,
-            "window_start_ms": w.start_ms,
-            "window_end_ms": w.end_ms,
-            "closed": closed,
-            "task": REGRESSION if regression else CLASSIFICATION,
-            "performance": w.summary(cat.classes),
-            "slices": w.slices.metrics(regression=regression),
-        }
-        if not regression:
-            k = w.cls.confusion.shape[0]
-            true_counts = w.cls.confusion.sum(axis=1)
-            doc["label_counts"] = {
-                cat.classes[i]: int(true_counts[i]) for i in range(k) if true_counts[i]
-            }
-            if w.cls.auc_n:
-                doc["auc_error_bound"] = w.cls.auc_error_bound()
-        return doc
+        return window_doc(w, cat.classes, closed=closed)
 
     def window_partial(self, model: str, version: str, start_ms: int) -> WindowPerformance | None:
         """The open accumulator of a window (mergeable with other workers' partials)."""
@@ -916,40 +897,7 @@ class LabelEngine:
     def _versus_reference(
         self, cat: Catalog, w: WindowPerformance, doc: dict[str, Any], ref: ReferenceView | None
     ) -> list[Detection]:
-        """Window metrics minus the reference's; a performance_drop per toleranced metric."""
-        c = self.config
-        perf = doc["performance"]
-        n = perf.get("labels", 0.0)
-        if ref is None or not ref.performance or n < c.min_labels_for_comparison:
-            return []
-        delta = compare_with_reference(perf, ref.performance)
-        doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
-        doc["performance_delta"] = delta
-        accuracy = perf.get("accuracy")
-        drops = performance_drops(delta, c.performance_tolerance, accuracy=accuracy, n=n)
-        return [
-            Detection(
-                model=cat.model,
-                kind=DetectionKind.PERFORMANCE_DROP,
-                subject=metric,
-                detector="vs_reference",
-                value=delta[metric],
-                threshold=bound,
-                event_time_ms=w.end_ms,
-                model_version=cat.version,
-                active=metric in drops,
-                window_start_ms=w.start_ms,
-                window_end_ms=w.end_ms,
-                details={
-                    "window": f"{perf[metric]:.6g}",
-                    "reference": f"{ref.performance[metric]:.6g}",
-                    "labels": str(int(n)),
-                    "reference_source": ref.source,
-                },
-            )
-            for metric, bound in c.performance_tolerance.items()
-            if metric in delta
-        ]
+        return versus_reference(self.config, w, doc, ref)
 
     def _explain(
         self,
@@ -982,34 +930,7 @@ class LabelEngine:
         ]
 
     def _collapse(self, cat: Catalog, w: WindowPerformance, perf: dict[str, float]):
-        c = self.config
-        if perf.get("labels", 0.0) < c.min_labels_for_performance:
-            return []
-        dets = []
-        checks = [(m, v, True) for m, v in c.performance_floors.items()]
-        checks += [(m, v, False) for m, v in c.performance_ceilings.items()]
-        for metric, bound, floor in checks:
-            if metric not in perf:
-                continue
-            value = perf[metric]
-            bad = value < bound if floor else value > bound
-            dets.append(
-                Detection(
-                    model=cat.model,
-                    kind=DetectionKind.PERFORMANCE_COLLAPSE,
-                    subject=metric,
-                    detector="floor" if floor else "ceiling",
-                    value=value,
-                    threshold=bound,
-                    event_time_ms=w.end_ms,
-                    model_version=cat.version,
-                    active=bad,
-                    window_start_ms=w.start_ms,
-                    window_end_ms=w.end_ms,
-                    details={"labels": str(int(perf["labels"]))},
-                )
-            )
-        return dets
+        return collapse(self.config, w, perf)
 
     def _concept_detection(
         self, cat: Catalog, box: VoteBox, w: WindowPerformance | None = None

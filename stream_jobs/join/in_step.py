@@ -52,10 +52,13 @@ class _Predictions:
     event_time_ms: int = NO_TIME
     offset: int = -1
     highwater: int | None = None
+    fetch_position: int = 0  # the consumer's next offset to fetch (records read or not)
     progress_s: float | None = None  # wall clock of the last record read
 
     def caught_up(self) -> bool:
-        return self.highwater is not None and self.offset + 1 >= self.highwater
+        if self.highwater is None:
+            return False
+        return max(self.offset + 1, self.fetch_position) >= self.highwater
 
 
 class InStep:
@@ -102,6 +105,13 @@ class InStep:
         """The prediction partition's high watermark as the consumer knows it now."""
         if highwater is not None:
             self._pred(partition).highwater = highwater
+
+    def prediction_position(self, partition: int, next_offset: int | None) -> None:
+        """The consumer's fetch position of the prediction partition (e.g. a restart at a
+        committed offset at the end: no record will come, and none is missing)."""
+        if next_offset is not None:
+            p = self._pred(partition)
+            p.fetch_position = max(p.fetch_position, next_offset)
 
     def labels_at(self, partition: int, event_time_ms: int) -> None:
         """A label batch of ``partition`` reached ``event_time_ms`` (its largest time)."""

@@ -43,3 +43,12 @@ def test_watermarks_do_not_go_back_and_forget_clears_a_rebalanced_partition():
     assert s.decide(0.0) == ({0}, set())
     s.forget({0})
     assert s.paused == set() and s.should_pause(0, 0.0) is False
+
+
+def test_a_consumer_positioned_at_the_end_counts_as_caught_up():
+    s = InStep(max_wait_s=60.0)
+    s.labels_at(0, 9_000)  # a restart: predictions were all read by the previous life
+    s.prediction_end(0, 120)
+    assert s.should_pause(0, 0.0) is True
+    s.prediction_position(0, 120)
+    assert s.should_pause(0, 0.0) is False
