@@ -32,8 +32,9 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 from faust.sensors import Sensor
 from faust.types import TP
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 from stream_jobs.join.in_step import InStep
 
@@ -54,17 +55,9 @@ class LabelPacer:
         self.in_step = InStep(slack_ms=slack_ms, max_idle_s=max_idle_s, max_wait_s=max_wait_s)
         self._app: Any = None
         self._progress: asyncio.Event | None = None
-        self.pauses = Counter(
-            "modelwatch_label_partition_pauses",
-            "Label partitions paused because their event time ran ahead of their "
-            "prediction partition's",
-            registry=registry,
-        )
-        self.paused = Gauge(
-            "modelwatch_label_partitions_paused",
-            "Label partitions paused now, waiting for their predictions",
-            registry=registry,
-        )
+        registry = registry if registry is not None else CollectorRegistry()
+        self.pauses = counter("modelwatch_label_partition_pauses_total", registry)
+        self.paused = gauge("modelwatch_label_partitions_paused", registry)
 
     # ---- positions (called on the worker's event loop) ---------------------------------
     def predictions(self, partition: int, event_time_ms: int | None) -> None:
