@@ -15,7 +15,9 @@ or below the stored offset is skipped. The worker commits broker offsets after t
 returns, so after a SIGKILL it re-reads at most the batches it had applied but not
 committed, and they are skipped: nothing lost, nothing counted twice.
 
-**Store layout** (one byte prefix per kind of key):
+**Store layout** (one byte prefix per kind of key; every value is sealed with the state
+codec's version byte, :mod:`stream_jobs.join.codec`, and the key layout is versioned by
+the ``#format`` key: a store of another version starts clean, loudly):
 
 =========  ===============================================  ================================
 prefix     key                                              value
@@ -99,6 +101,7 @@ from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_str
 from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.drift.config import DriftConfig
+from stream_jobs.join.codec import StateVersionError
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.records import (
     HAS_CLASS,
@@ -111,7 +114,7 @@ from stream_jobs.join.records import (
     unpack_label,
     unpack_predictions,
 )
-from stream_jobs.join.store import KeyValueStore
+from stream_jobs.join.store import KeyValueStore, VersionedStore
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
 from stream_jobs.performance.judge import collapse, versus_reference, window_doc
 from stream_jobs.performance.label_drift import judge_label_drift
@@ -205,7 +208,8 @@ class LabelEngine:
         self, config: LabelConfig, store: KeyValueStore, drift: DriftConfig | None = None
     ) -> None:
         self.config = config
-        self.store = store
+        self.raw_store = store
+        self.store = VersionedStore(store)  # every value sealed with the state codec
         self.drift = drift or DriftConfig()
         self.references: dict[tuple[str, str], ReferenceView] = {}
         self.catalogs: dict[int, Catalog] = {}
@@ -224,23 +228,43 @@ class LabelEngine:
 
     # ---- state -------------------------------------------------------------------------
     def _check_format(self) -> None:
-        s = self.store
-        found = s.get(_FORMAT_KEY)
-        if found == FORMAT:
-            return
+        found = self.raw_store.get(_FORMAT_KEY)
+        if found != FORMAT:
+            self._start_clean(f"layout {found!r}, this version writes {FORMAT!r}")
+
+    def _start_clean(self, why: str) -> None:
+        s = self.raw_store
         stale = [k for k, _ in s.scan(b"")]
         if stale:
             log.error(
-                "label store has layout %r, this version writes %r: starting clean "
-                "(%d keys dropped; the join re-learns from the topics)",
-                found,
-                FORMAT,
+                "label store has %s: starting clean (%d keys dropped; the join re-learns "
+                "from the topics)",
+                why,
                 len(stale),
             )
         s.write({_FORMAT_KEY: FORMAT}, stale)
 
     def _load(self) -> None:
         self._check_format()
+        try:
+            self._read_state()
+        except StateVersionError as exc:
+            self._reset_memory()
+            self._start_clean(str(exc))
+
+    def _reset_memory(self) -> None:
+        self.catalogs.clear()
+        self._cid.clear()
+        self.windows.clear()
+        self.closed_before.clear()
+        self._totals.clear()
+        self.monitors.clear()
+        self.votes.clear()
+        self.baselines.clear()
+        self.early = set()
+        self._outbox_seq = 0
+
+    def _read_state(self) -> None:
         s = self.store
         for _, v in s.scan(b"m"):
             cat = Catalog.from_bytes(v)

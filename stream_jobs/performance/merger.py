@@ -4,7 +4,7 @@ Each input partition's label join keeps a :class:`WindowPerformance` per (model,
 window); closed, it travels as a :class:`~stream_jobs.merge.protocol.PartialRecord` of
 kind ``performance`` whose payload is::
 
-    version u1 (= 1) | blobs( WindowPerformance bytes, class names of its codes )
+    version u1 (stream_jobs.join.codec) | blobs( WindowPerformance bytes, class names of its codes )
 
 Class codes are interned per process (a worker meets the classes in its own order), so
 the payload carries its names and :class:`PerformanceMerger` maps every partial's
@@ -39,6 +39,7 @@ import numpy as np
 
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.drift.config import DriftConfig
+from stream_jobs.join.codec import seal, unseal
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.merge.protocol import MergedWindow, PartialRecord
 from stream_jobs.performance.judge import collapse, performance_part, versus_reference, window_doc
@@ -47,18 +48,16 @@ from stream_jobs.performance.window import CLASSIFICATION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
 
 KIND = "performance"
-PAYLOAD_V1 = 1
 
 
 def encode_payload(w: WindowPerformance, classes: list[str]) -> bytes:
-    return bytes([PAYLOAD_V1]) + pack_blobs(w.to_bytes(), pack_strings(classes))
+    return seal(pack_blobs(w.to_bytes(), pack_strings(classes)))
 
 
 def decode_payload(payload: bytes) -> tuple[WindowPerformance, list[str]]:
-    if not payload or payload[0] != PAYLOAD_V1:
-        version = payload[0] if payload else None
-        raise ValueError(f"performance partial of unknown payload version {version!r}")
-    window, classes = unpack_blobs(payload[1:])
+    """Raises :class:`~stream_jobs.join.codec.StateVersionError` (a ValueError) for a
+    payload of an unknown version."""
+    window, classes = unpack_blobs(unseal(payload, "performance partial"))
     return WindowPerformance.from_bytes(window), unpack_strings(classes)
 
 

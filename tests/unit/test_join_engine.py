@@ -167,7 +167,7 @@ def test_catalog_ids_beyond_65535_still_join():
         e._catalog("m", str(v), None)
     e.observe_predictions(PT, 0, 0, preds(["a"], [1_000], [0.9], version="new"))
     assert e.observe_labels(LT, 0, 0, labels(["a"], [2_000], ["1"])).joined == 1
-    e2 = engine(store=e.store)  # reloads the wide catalog ids
+    e2 = engine(store=e.raw_store)  # reloads the wide catalog ids
     assert e2.catalogs[65_541].version == "new"
 
 
@@ -333,3 +333,17 @@ def test_a_store_from_an_earlier_life_of_the_topic_is_reported(caplog):
         restarted.observe(0, 1, preds(["d"], [1_000], [0.9]))
     [rec] = caplog.records
     assert "earlier life of the topic" in rec.getMessage()
+
+
+def test_every_stored_value_carries_the_state_codec_version():
+    store = MemoryStore()
+    e = engine(store=store)
+    e.observe_predictions(PT, 0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.2]))
+    e.observe_labels(LT, 0, 0, labels(["a", "q"], [2_000, 2_000], ["1", "0"]))
+    values = {k: v for k, v in store.data.items() if k != b"#format"}
+    assert values and all(v[0] == 1 for v in values.values())
+    # a record of a version this build does not know: start clean, loudly
+    key = next(k for k in store.data if k.startswith(b"w"))
+    store.data[key] = b"\x09" + store.data[key][1:]
+    e2 = engine(store=store)
+    assert e2.open_windows() == [] and set(store.data) == {b"#format"}
