@@ -55,6 +55,7 @@ class LabelPacer:
         self.in_step = InStep(slack_ms=slack_ms, max_idle_s=max_idle_s, max_wait_s=max_wait_s)
         self._app: Any = None
         self._progress: asyncio.Event | None = None
+        self._resumed: set[int] = set()  # prediction partitions whose committed offset is known
         registry = registry if registry is not None else CollectorRegistry()
         self.pauses = counter("modelwatch_label_partition_pauses_total", registry)
         self.paused = gauge("modelwatch_label_partitions_paused", registry)
@@ -108,7 +109,11 @@ class LabelPacer:
         try:
             while True:
                 step.prediction_end(partition, self._highwater(partition))
-                step.prediction_position(partition, await self._position(partition))
+                if partition not in self._resumed:
+                    committed = await self._committed(partition)
+                    if committed is not None:
+                        self._resumed.add(partition)
+                        step.prediction_resumed_at(partition, committed)
                 if not step.should_pause(partition, time.monotonic()):
                     return
                 self._progress.clear()
@@ -120,8 +125,8 @@ class LabelPacer:
             self.paused.set(len(step.paused))
             await self._fetching(partition, True)
 
-    async def _position(self, partition: int) -> int | None:
-        """The consumer's next offset to fetch of prediction ``partition``."""
+    async def _committed(self, partition: int) -> int | None:
+        """The group's committed offset of prediction ``partition`` (-1: none)."""
         app = self._app
         if app is None:
             return None
@@ -129,14 +134,15 @@ class LabelPacer:
         try:
             thread = app.consumer._thread
 
-            async def position() -> int | None:
+            async def committed() -> int | None:
                 consumer = thread._ensure_consumer()
                 if tp not in consumer.assignment():
                     return None
-                return await asyncio.wait_for(consumer.position(tp), 1.0)
+                offset = await asyncio.wait_for(consumer.committed(tp), 5.0)
+                return -1 if offset is None else offset
 
-            return await thread.call_thread(position)
-        except Exception:  # no valid position yet, or a rebalance under way
+            return await thread.call_thread(committed)
+        except Exception:  # the broker did not answer, or a rebalance under way
             return None
 
     async def _fetching(self, partition: int, on: bool) -> None:
@@ -167,6 +173,7 @@ class LabelPacer:
         @app.on_partitions_assigned.connect
         async def forget_on_assign(app_: Any, assigned: set, **_: object) -> None:
             self.in_step.forget()
+            self._resumed.clear()
 
 
 class _ReadOffsets(Sensor):

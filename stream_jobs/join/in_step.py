@@ -52,13 +52,13 @@ class _Predictions:
     event_time_ms: int = NO_TIME
     offset: int = -1
     highwater: int | None = None
-    fetch_position: int = 0  # the consumer's next offset to fetch (records read or not)
+    resumed_at: int = 0  # the group's committed offset this worker started the partition at
     progress_s: float | None = None  # wall clock of the last record read
 
     def caught_up(self) -> bool:
         if self.highwater is None:
             return False
-        return max(self.offset + 1, self.fetch_position) >= self.highwater
+        return max(self.offset + 1, self.resumed_at) >= self.highwater
 
 
 class InStep:
@@ -106,12 +106,13 @@ class InStep:
         if highwater is not None:
             self._pred(partition).highwater = highwater
 
-    def prediction_position(self, partition: int, next_offset: int | None) -> None:
-        """The consumer's fetch position of the prediction partition (e.g. a restart at a
-        committed offset at the end: no record will come, and none is missing)."""
-        if next_offset is not None:
+    def prediction_resumed_at(self, partition: int, committed: int | None) -> None:
+        """The committed offset the group resumed the prediction partition at (a restart
+        at the end: no record will come, and none is missing). Not the fetch position:
+        records fetched are not yet read, and their labels would come first."""
+        if committed is not None:
             p = self._pred(partition)
-            p.fetch_position = max(p.fetch_position, next_offset)
+            p.resumed_at = max(p.resumed_at, committed)
 
     def labels_at(self, partition: int, event_time_ms: int) -> None:
         """A label batch of ``partition`` reached ``event_time_ms`` (its largest time)."""

@@ -50,5 +50,5 @@ def test_a_consumer_positioned_at_the_end_counts_as_caught_up():
     s.labels_at(0, 9_000)  # a restart: predictions were all read by the previous life
     s.prediction_end(0, 120)
     assert s.should_pause(0, 0.0) is True
-    s.prediction_position(0, 120)
+    s.prediction_resumed_at(0, 120)
     assert s.should_pause(0, 0.0) is False
