@@ -20,6 +20,7 @@ from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
 from stream_jobs.label_pacing import LabelPacer
+from stream_jobs.label_restore import LabelRestore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
@@ -76,4 +77,8 @@ def build_worker(settings: Settings) -> Worker:
         label_observer=labels,
     )
     pacer.install(worker.app)  # label partitions wait for their prediction partitions
+    # partitions another worker processed: their join state is rebuilt from the topics
+    LabelRestore(labels, config.bootstrap, config.topics, default_codec(), registry).install(
+        worker.app, pacer
+    )
     return worker

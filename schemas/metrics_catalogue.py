@@ -186,6 +186,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
        "partition's (the two topics are read in step).", W, F),
     _m("modelwatch_label_partitions_paused", "gauge", "", "",
        "Label partitions paused now, waiting for their predictions to catch up.", W, F),
+    _m("modelwatch_label_restore_seconds", "histogram", "", "seconds",
+       "Time to rebuild the label join of a partition another worker processed, from the "
+       "topics (on assignment).", W, F, (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)),
+    _m("modelwatch_label_records_restored_total", "counter", "", "",
+       "Prediction and label records re-read to rebuild the label join of partitions "
+       "another worker processed.", W, F),
     _m("modelwatch_model_performance", "gauge", "model,version,metric", "",
        "Performance of the latest closed window (accuracy, f1, precision, recall, log_loss, "
        "roc_auc, mae, rmse...).", W, F),

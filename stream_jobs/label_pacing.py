@@ -56,6 +56,7 @@ class LabelPacer:
         self._app: Any = None
         self._progress: asyncio.Event | None = None
         self._resumed: set[int] = set()  # prediction partitions whose committed offset is known
+        self._held: set[int] = set()  # label partitions whose join state is being restored
         registry = registry if registry is not None else CollectorRegistry()
         self.pauses = counter("modelwatch_label_partition_pauses_total", registry)
         self.paused = gauge("modelwatch_label_partitions_paused", registry)
@@ -95,8 +96,22 @@ class LabelPacer:
             self._progress.set()
 
     # ---- the gate ------------------------------------------------------------------------
+    def hold(self, partition: int) -> None:
+        """Label partition ``partition`` waits until :meth:`release` (a restore)."""
+        self._held.add(partition)
+
+    def release(self, partition: int) -> None:
+        self._held.discard(partition)
+        self._wake()
+
     async def wait_turn(self, partition: int) -> None:
         """Return once label partition ``partition`` may go on (at once, usually)."""
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        while partition in self._held:  # its join state is being rebuilt
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), 1.0)
         step = self.in_step
         if not step.should_pause(partition, time.monotonic()):
             return
@@ -126,11 +141,14 @@ class LabelPacer:
             await self._fetching(partition, True)
 
     async def _committed(self, partition: int) -> int | None:
-        """The group's committed offset of prediction ``partition`` (-1: none)."""
+        return await self.committed(self.topics.predictions, partition)
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset of ``topic[partition]`` (-1: none; None: unknown)."""
         app = self._app
         if app is None:
             return None
-        tp = TopicPartition(self.topics.predictions, partition)
+        tp = TopicPartition(topic, partition)
         try:
             thread = app.consumer._thread
 

@@ -416,14 +416,23 @@ class LabelEngine:
 
     # ---- predictions -----------------------------------------------------------------
     def observe_predictions(
-        self, topic: str, partition: int, offset: int, cols: PredictionColumns
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        cols: PredictionColumns,
+        *,
+        restore: bool = False,
     ) -> JoinResult:
         """Store a batch's predictions pending their labels (skipped if already applied).
 
         Labels that were waiting for these predictions join now: the result counts them.
+        With ``restore`` (rebuilding the join state of a partition another worker
+        processed, :mod:`stream_jobs.join.restore`): pending records and their expiry only,
+        first write wins, no counts, windows, joins or applied offset.
         """
         okey = _offset_key(topic, partition)
-        if offset <= self.applied_offset(topic, partition):
+        if not restore and offset <= self.applied_offset(topic, partition):
             return JoinResult(skipped=True)
         c = self.config
         b = _Batch()
@@ -438,7 +447,8 @@ class LabelEngine:
         stored = self.store.get_many([b"p" + k for k in first])
         fresh = [i for i, rec in zip(first.values(), stored, strict=True) if rec is None]
         dup_predictions = cols.n - len(fresh)
-        self._bump(cols.model, "duplicate_predictions", dup_predictions, touched)
+        if not restore:
+            self._bump(cols.model, "duplicate_predictions", dup_predictions, touched)
         if dup_predictions:
             cols = cols.subset(np.array(fresh, dtype=np.int64))
         cat = self._catalog(cols.model, cols.model_version, b)
@@ -477,6 +487,10 @@ class LabelEngine:
         records = pack_predictions(cat, t, cols.score, cls, probs, segs)
         jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
         b.puts.update(zip([b"p" + k for k in jkeys], records, strict=True))
+        if restore:  # join keys only
+            self._restore_expiry(topic, partition, offset, cols, b)
+            self._flush(b, set(), set())
+            return JoinResult(skipped=False)
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
         starts = (t // c.window_ms) * c.window_ms
         closed = self.closed_before.get(cat.cid, NO_TIME)
@@ -537,6 +551,57 @@ class LabelEngine:
         b.puts[okey] = _I8.pack(offset)
         self._flush(b, touched, twin)
         return result
+
+    def _restore_expiry(
+        self, topic: str, partition: int, offset: int, cols: PredictionColumns, b: _Batch
+    ) -> None:
+        c = self.config
+        t = np.asarray(cols.event_time_ms, dtype=np.int64)
+        exp = (t // c.expiry_bucket_ms + 1) * c.expiry_bucket_ms + c.ttl_ms
+        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        for e in np.unique(exp).tolist():
+            idx = np.flatnonzero(exp == e).tolist()
+            ids = [cols.prediction_ids[i] for i in idx]
+            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(cols.model, ids)
+
+    def restore_labels(self, topic: str, partition: int, offset: int, labels: LabelColumns) -> int:
+        """Rebuild what labels already did to a partition's join state elsewhere: their
+        pending predictions become joined, labels without one wait as early labels. No
+        counts, windows or applied offset. Returns the predictions marked joined."""
+        mkey = _model_key(labels.model)
+        lt = np.asarray(labels.event_time_ms, dtype=np.int64)
+        lv = (
+            np.full(labels.n, np.nan)
+            if labels.label_value is None
+            else np.asarray(labels.label_value, dtype=np.float64)
+        )
+        lc = [None] * labels.n if labels.label_class is None else labels.label_class.values()
+        first: dict[bytes, int] = {}
+        for i, pid in enumerate(labels.prediction_ids):
+            if lc[i] is not None or math.isfinite(lv[i]):
+                first.setdefault(mkey + pid.encode(), i)
+        b = _Batch()
+        joined = 0
+        bucket, ttl = self.config.expiry_bucket_ms, self.config.ttl_ms
+        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        waiting: dict[int, list[str]] = defaultdict(list)
+        for (key, i), rec in zip(
+            first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
+        ):
+            if rec is None:
+                if key not in self.early:
+                    self.early.add(key)
+                    b.puts[b"l" + key] = pack_label(labels.model, int(lt[i]), float(lv[i]), lc[i])
+                    waiting[(int(lt[i]) // bucket + 1) * bucket + ttl].append(
+                        labels.prediction_ids[i]
+                    )
+            elif rec != JOINED:
+                b.puts[b"p" + key] = JOINED
+                joined += 1
+        for e, ids in waiting.items():
+            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(labels.model, ids)
+        self._flush(b, set(), set())
+        return joined
 
     # ---- labels ----------------------------------------------------------------------
     def observe_labels(

@@ -347,3 +347,26 @@ def test_every_stored_value_carries_the_state_codec_version():
     store.data[key] = b"\x09" + store.data[key][1:]
     e2 = engine(store=store)
     assert e2.open_windows() == [] and set(store.data) == {b"#format"}
+
+
+def test_restore_rebuilds_a_partition_processed_elsewhere_without_counting():
+    ids = [f"id{i}" for i in range(10)]
+    p = preds(ids, [1_000] * 10, [0.9] * 10)
+    first = labels(ids[:4], [2_000] * 4, ["1"] * 4)
+    early = labels(["late-pred"], [2_000], ["1"])
+    old = engine()  # the worker that processed the partition, then left
+    old.observe_predictions(PT, 3, 0, p)
+    old.observe_labels(LT, 3, 0, first)
+    old.observe_labels(LT, 3, 1, early)
+    new = engine()  # the next owner rebuilds from the topics
+    new.observe_predictions(PT, 3, 0, p, restore=True)
+    assert new.restore_labels(LT, 3, 0, first) == 4
+    assert new.restore_labels(LT, 3, 1, early) == 0
+    assert new.totals("m") == engine().totals("m")  # nothing counted
+    assert new.open_windows() == [] and new.applied_offset(PT, 3) == -1
+    assert new.waiting_labels() == {("m", "late-pred")}
+    # then it reads on from the committed offsets: the rest join, the first four are repeats
+    r = new.observe_labels(LT, 3, 2, labels(ids, [3_000] * 10, ["1"] * 10))
+    assert (r.joined, r.duplicates) == (6, 4)
+    r = new.observe_predictions(PT, 3, 1, preds(["late-pred"], [1_500], [0.9]))
+    assert r.joined == 1
