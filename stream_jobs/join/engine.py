@@ -33,6 +33,7 @@ prefix     key                                              value
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
+``q``      catalog id                                       concept :class:`PooledErrorTest`
 ``r``      catalog id                                       ranking baseline :class:`SliceTable`
 ``x``      sequence number (BE)                             outbox record (topic, key, value)
 =========  ===============================================  ================================
@@ -99,6 +100,7 @@ from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection, DetectionKind
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
+from stream_jobs.concept.pooled import PooledErrorTest
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.codec import StateVersionError
@@ -218,7 +220,7 @@ class LabelEngine:
         self.closed_before: dict[int, int] = {}
         self._totals: dict[str, list[int]] = {}
         self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
-        self.votes: dict[int, VoteBox] = {}
+        self.votes: dict[int, VoteBox | PooledErrorTest] = {}
         self.early: set[str] = set()
         self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
         self.baselines: dict[int, SliceTable] = {}
@@ -282,6 +284,8 @@ class LabelEngine:
             self.monitors[(cid, part)] = PartitionMonitor.from_bytes(v)
         for k, v in s.scan(b"v"):
             self.votes[_CID.unpack(k[1:5])[0]] = self._new_votebox().load(v)
+        for k, v in s.scan(b"q"):
+            self.votes[_CID.unpack(k[1:5])[0]] = PooledErrorTest.from_bytes(v)
         for k, v in s.scan(b"r"):
             self.baselines[_CID.unpack(k[1:5])[0]] = SliceTable.from_bytes(v)
         self.early = {k[1:] for k, _ in s.scan(b"l")}
@@ -782,8 +786,22 @@ class LabelEngine:
                             sq_errors=np.where(fin, e * e, 0.0),
                         )
                 twin.add((cid, start))
-            # concept drift: this partition's error stream, in join order
-            if stream.size:
+            # concept drift: the model's pooled error stream (classifiers, by default) ...
+            if stream.size and not regression and c.concept_scope == "pooled":
+                test = self.votes.get(cid)
+                if not isinstance(test, PooledErrorTest):
+                    test = self.votes[cid] = PooledErrorTest(
+                        bucket_ms=c.concept_bucket_ms,
+                        warmup=c.concept_warmup,
+                        threshold=c.concept_threshold,
+                        ratio=c.concept_ratio,
+                        active_ms=c.vote_window_ms,
+                        stall_s=self.drift.idle_partition_s,
+                    )
+                test.add(partition, stream, stream_t)
+                b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
+            # ... or this partition's error stream, in join order
+            elif stream.size:
                 part = partition if c.concept_scope == "partition" else 0
                 mkey = (cid, part)
                 mon = self.monitors.get(mkey)
@@ -794,7 +812,7 @@ class LabelEngine:
                         name, params, recent=c.recent_errors, min_increase=c.min_increase
                     )
                 box = self.votes.get(cid)
-                if box is None:
+                if not isinstance(box, VoteBox):
                     box = self.votes[cid] = self._new_votebox()
                 box.seen(part, int(stream_t.max()))
                 for fire in mon.update(stream, stream_t):
@@ -1044,7 +1062,7 @@ class LabelEngine:
             model=cat.model,
             kind=DetectionKind.CONCEPT_DRIFT,
             subject="mean_absolute_error" if regression else "error_rate",
-            detector=f"{detector}/quorum",
+            detector=box.name if isinstance(box, PooledErrorTest) else f"{detector}/quorum",
             value=0.0 if math.isnan(after) else after,
             threshold=0.0 if math.isnan(before) else before,
             event_time_ms=int(t if w is None else w.end_ms),
@@ -1073,4 +1091,5 @@ class LabelEngine:
                 box.active_since_ms = box.clock_ms
             det = self._concept_detection(cat, box)
             out.detections.append(det)
-            b.puts[b"v" + _CID.pack(cid)] = box.to_bytes()
+            prefix = b"q" if isinstance(box, PooledErrorTest) else b"v"
+            b.puts[prefix + _CID.pack(cid)] = box.to_bytes()

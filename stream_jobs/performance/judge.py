@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas.detection import Detection, DetectionKind
 from stream_jobs.join.config import LabelConfig
-from stream_jobs.performance.reference import compare_with_reference, performance_drops
+from stream_jobs.performance.reference import compare_with_reference, drop_bar, performance_drops
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
 
@@ -85,7 +85,13 @@ def versus_reference(
     doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
     doc["performance_delta"] = delta
     accuracy = perf.get("accuracy")
-    drops = performance_drops(delta, c.performance_tolerance, accuracy=accuracy, n=n)
+    sampling = {
+        "accuracy": accuracy,
+        "n": n,
+        "reference_n": float(ref.performance.get("labels", 0.0)),
+        "z": c.performance_z,
+    }
+    drops = performance_drops(delta, c.performance_tolerance, **sampling)
     return [
         Detection(
             model=w.model,
@@ -93,7 +99,7 @@ def versus_reference(
             subject=metric,
             detector="vs_reference",
             value=delta[metric],
-            threshold=bound,
+            threshold=drop_bar(metric, delta, bound, **sampling),
             event_time_ms=w.end_ms,
             model_version=w.model_version,
             active=metric in drops,
