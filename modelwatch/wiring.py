@@ -25,14 +25,12 @@ from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        bootstrap=settings.bootstrap,
+        kafka=settings.kafka,
         topics=settings.topics,
         group_id=settings.group_id,
         metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
         log_level=settings.log_level,
-        session_timeout_s=settings.session_timeout_s,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
         drift=settings.drift,
         data_dir=settings.data_dir,
     )
@@ -59,7 +57,7 @@ def build_worker(settings: Settings) -> Worker:
     label_metrics = LockedLabelMetrics(registry, label_engine)
     labels = LabelStage(label_engine, label_metrics, sink, default_codec(), config.topics)
     label_metrics.lock = labels.lock
-    feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
     return create_worker(
