@@ -186,10 +186,14 @@ def parse_jaas(text: str, source: str = "<properties>") -> tuple[str, str, str]:
             f"{source}: sasl.jaas.config uses {m['module']}; only the PLAIN and SCRAM login "
             "modules map onto modelwatch's clients (set sasl.username/sasl.password instead)"
         )
-    opts = {k: (q if q is not None else bare) for k, q, bare in _JAAS_OPT_RE.findall(m["opts"])}
+    opts = {o[1]: (o[2] if o[2] is not None else o[3]) for o in _JAAS_OPT_RE.finditer(m["opts"])}
     if "username" not in opts or "password" not in opts:
         raise KafkaConfigError(f"{source}: sasl.jaas.config lacks username or password")
-    return opts["username"], opts["password"].replace('\\"', '"'), kind
+    return _unquote(opts["username"]), _unquote(opts["password"]), kind
+
+
+def _unquote(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def load_properties(path: str | Path) -> ClientProperties:
