@@ -51,8 +51,13 @@ class EmbeddedBroker:
         topics: TopicNames | None = None,
         log_file: Path | None = None,
         host: str = "127.0.0.1",
+        advertised: str | None = None,
     ) -> None:
+        """``advertised`` (``host:port``) is the address clients are told to use instead of
+        the listener, e.g. a TLS terminator in front of the broker (the broker itself speaks
+        plaintext only). Topics are then not created here: clients create them through it."""
         self.host = host
+        self.advertised = advertised
         self.port = port or free_port(host)
         self.partitions = partitions
         self.topics = topics or TopicNames()
@@ -71,9 +76,10 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.advertised}" if self.advertised else url
         self._log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -85,7 +91,8 @@ class EmbeddedBroker:
                 raise BrokerError(
                     f"tansu exited with code {self.process.returncode} (port {self.port} taken?)"
                 )
-            create_topics(self.kafka, self.topics.specs(self.partitions))
+            if not self.advertised:
+                create_topics(self.kafka, self.topics.specs(self.partitions))
         except BaseException:
             self.stop()
             raise

@@ -42,3 +42,55 @@ def make_tls_files(directory: Path) -> TlsFiles:
              cwd=d)  # fmt: skip
     return TlsFiles(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem",
                     d / "client.key")  # fmt: skip
+
+
+def stunnel_binary() -> str | None:
+    return shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+class TlsTerminator:
+    """Debian's stunnel in front of a plaintext broker: TLS on ``accept_port`` (client
+    certificates signed by the test CA required: mTLS), plaintext to ``connect_port``.
+    Started in the foreground, stopped by its pid."""
+
+    def __init__(self, accept_port: int, connect_port: int, tls: TlsFiles, workdir: Path,
+                 require_client_cert: bool = True) -> None:
+        self.accept_port = accept_port
+        self.connect_port = connect_port
+        self.tls = tls
+        self.workdir = workdir
+        self.require_client_cert = require_client_cert
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TlsTerminator:
+        binary = stunnel_binary()
+        if binary is None:
+            raise RuntimeError("stunnel4 is not installed (apt-get install stunnel4)")
+        verify = ("verifyChain = yes\nrequireCert = yes\n" if self.require_client_cert
+                  else "verifyChain = no\n")  # fmt: skip
+        conf = self.workdir / "stunnel.conf"
+        conf.write_text(
+            "foreground = yes\n"
+            f"output = {self.workdir / 'stunnel.log'}\n"
+            "[kafka]\n"
+            f"accept = 127.0.0.1:{self.accept_port}\n"
+            f"connect = 127.0.0.1:{self.connect_port}\n"
+            f"cert = {self.tls.server_cert}\n"
+            f"key = {self.tls.server_key}\n"
+            f"CAfile = {self.tls.ca}\n" + verify
+        )
+        self.proc = subprocess.Popen(
+            [binary, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
