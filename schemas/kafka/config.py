@@ -151,8 +151,9 @@ def check_reachable(config: KafkaConfig, timeout_s: float = 10.0) -> None:
         ) from None
 
 
-def describe(exc: BaseException) -> str:
-    """A Kafka exception as one line (the KafkaError's text, not its repr)."""
-    arg = exc.args[0] if exc.args else exc
+def describe(exc: object) -> str:
+    """A Kafka exception or KafkaError as one line (the error's text, not its repr)."""
+    args = getattr(exc, "args", None)
+    arg = args[0] if args else exc
     text = arg.str() if hasattr(arg, "str") else str(arg)
     return " ".join(str(text).split())
