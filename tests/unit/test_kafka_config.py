@@ -182,3 +182,22 @@ def test_references_topic_fits_its_records() -> None:
     refs = next(s for s in TopicNames().specs(4) if s.name == TopicNames().references)
     assert refs.config == {"cleanup.policy": "compact",
                            "max.message.bytes": str(REFERENCE_MAX_BYTES)}  # fmt: skip
+
+
+def test_settings_hand_every_client_the_properties_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelwatch.settings import load_settings
+    from modelwatch.wiring import worker_config
+
+    path = write(tmp_path, "bootstrap.servers=b1:9093,b2:9093\nsecurity.protocol=SASL_SSL\n"
+                           "sasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=pw\n")  # fmt: skip
+    monkeypatch.setenv("MODELWATCH_KAFKA_CONFIG", str(path))
+    monkeypatch.setenv("MODELWATCH_BOOTSTRAP", "ignored:9092")
+    monkeypatch.setenv("MODELWATCH_PROFILE", "cluster")
+    settings = load_settings()
+    assert settings.kafka.bootstrap == "b1:9093,b2:9093"
+    assert settings.kafka.consumer_config("g")["security.protocol"] == "SASL_SSL"
+    worker = worker_config(settings)
+    assert faust_settings(worker.kafka)["broker"] == "kafka://b1:9093;b2:9093"
+    assert "pw" not in repr(settings.kafka) and "pw" not in repr(worker)
