@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from schemas.metrics_catalogue import build_info
+
 
 def process_registry() -> CollectorRegistry:
     """A metrics registry with the standard process and platform collectors."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
+    build_info(registry)
     return registry
