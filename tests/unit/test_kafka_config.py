@@ -30,6 +30,7 @@ basic.auth.user.info=SRKEY:SRSECRET
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     p = tmp_path / "client.properties"
     p.write_text(text)
     return p
@@ -201,3 +202,22 @@ def test_settings_hand_every_client_the_properties_file(
     worker = worker_config(settings)
     assert faust_settings(worker.kafka)["broker"] == "kafka://b1:9093;b2:9093"
     assert "pw" not in repr(settings.kafka) and "pw" not in repr(worker)
+
+
+def test_readme_examples_load(tmp_path: Path) -> None:
+    """The client properties files the README shows parse, and the SASL ones map onto the
+    worker's client (the mTLS one names files that exist only on a user's machine)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```properties\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 3
+    for i, block in enumerate(blocks):
+        config = KafkaConfig.load(None, str(write(tmp_path / str(i), block)))
+        protocol = config.properties.get("security.protocol", "")
+        if protocol.startswith("SASL"):
+            creds = faust_settings(config)["broker_credentials"]
+            assert creds.username and creds.password
+            assert len(creds.password) < 4 or creds.password not in repr(config)
+        else:
+            assert config.properties["ssl.certificate.location"]
