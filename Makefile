@@ -26,7 +26,7 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 bench: $(STAMP)
-	MODELWATCH_PROFILE=embedded $(BIN)/python -m tests.bench.run_all $(BENCH)
+	$(BIN)/python -m tests.bench.run_all $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
