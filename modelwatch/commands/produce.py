@@ -105,8 +105,13 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(..., exists=True, dir_okay=False, help=".csv or .parquet"),
         id_col: str = typer.Option(None, help="prediction id column (default: random ids)"),
         time_col: str = typer.Option(None, help="event time column (datetime or epoch s/ms)"),
-        prediction_col: str = typer.Option(None, help="score (numeric) or class (string)"),
+        prediction_col: str = typer.Option(None, help="score in [0, 1] or class (text, 0/1)"),
         label_col: str = typer.Option(None, help="ground truth column: publishes labels"),
+        task: str = typer.Option(
+            "auto",
+            help="auto|classification|regression; auto: a boolean, text, 0/1 or few-integer "
+            "label column is a classification (decided on the first chunk, kept)",
+        ),
         label_delay: float = typer.Option(0.0, help="label event time = row time + S seconds"),
         latency_col: str = typer.Option(None, help="latency column in milliseconds"),
         features: str = typer.Option(None, help="comma-separated feature columns (default: all)"),
@@ -121,7 +126,10 @@ def register(app: typer.Typer) -> None:
         from producers.sdk import ModelwatchPublisher
 
         settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
+        if task not in ("auto", "classification", "regression"):
+            raise typer.BadParameter(f"--task {task!r}: auto, classification or regression")
         spec = ReplaySpec(
+            task=task,
             id_col=id_col,
             time_col=time_col,
             prediction_col=prediction_col,
