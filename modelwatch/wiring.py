@@ -28,14 +28,12 @@ from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        bootstrap=settings.bootstrap,
+        kafka=settings.kafka,
         topics=settings.topics,
         group_id=settings.group_id,
         metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
         log_level=settings.log_level,
-        session_timeout_s=settings.session_timeout_s,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
         drift=settings.drift,
         data_dir=settings.data_dir,
     )
@@ -66,7 +64,7 @@ def build_worker(settings: Settings) -> Worker:
         label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
     )
     label_metrics.lock = labels.lock
-    feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
     worker = create_worker(
