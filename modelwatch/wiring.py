@@ -19,23 +19,24 @@ from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
+from stream_jobs.label_pacing import LabelPacer
+from stream_jobs.label_restore import LabelRestore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.merge.stage import MergeStage
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
+from stream_jobs.performance.merger import PerformanceMerger
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
 from stream_jobs.state.metrics import StateMetrics
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        bootstrap=settings.bootstrap,
+        kafka=settings.kafka,
         topics=settings.topics,
         group_id=settings.group_id,
         metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
         log_level=settings.log_level,
-        session_timeout_s=settings.session_timeout_s,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
         drift=settings.drift,
         data_dir=settings.data_dir,
     )
@@ -57,7 +58,8 @@ def build_worker(settings: Settings) -> Worker:
         DriftEngine(drift_config), drift_metrics, state_metrics, default_codec(), config.topics
     )
     merge = MergeStage(
-        drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics
+        drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics,
+        mergers=[PerformanceMerger(LabelConfig(**settings.labels), drift_config)],
     )
     label_engine = LabelEngine(
         LabelConfig(**settings.labels),
@@ -65,14 +67,17 @@ def build_worker(settings: Settings) -> Worker:
         drift=DriftConfig(**settings.drift),
     )
     label_metrics = LockedLabelMetrics(registry, label_engine)
-    labels = LabelStage(label_engine, label_metrics, sink, default_codec(), config.topics)
+    pacer = LabelPacer(config.topics, registry)
+    labels = LabelStage(
+        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
+    )
     label_metrics.lock = labels.lock
-    feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(
         feed, [drift.set_reference, merge.set_reference, labels.set_reference]
     )
-    return create_worker(
+    worker = create_worker(
         config,
         registry,
         stages=[references, golden_checks, drift, labels],
@@ -80,3 +85,9 @@ def build_worker(settings: Settings) -> Worker:
         labels=True,
         state_metrics=state_metrics,
     )
+    pacer.install(worker.app)  # label partitions wait for their prediction partitions
+    # partitions another worker processed: their join state is rebuilt from the topics
+    LabelRestore(labels, config.kafka.bootstrap, config.topics, default_codec(), registry).install(
+        worker.app, pacer
+    )
+    return worker

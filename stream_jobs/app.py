@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics, start_
 
 from schemas.codec import default_codec
 from schemas.columnar import LabelColumns
+from schemas.kafka.faust_settings import faust_settings
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import LabelHandler, Outgoing, PredictionHandler
@@ -64,16 +65,14 @@ class Worker:
 def faust_app(config: WorkerConfig) -> faust.App:
     return faust.App(
         config.group_id,
-        broker=f"kafka://{config.bootstrap}",
+        # broker list, credentials, group timeouts (profile), acks=all: the client properties
+        **faust_settings(config.kafka),
         store="memory://",
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,  # topics are created explicitly with their partition counts
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=config.session_timeout_s,
-        broker_heartbeat_interval=config.heartbeat_interval_s,
         broker_commit_interval=1.0,
-        producer_acks=1,
         producer_compression_type="lz4",
         processing_guarantee="at_least_once",
         stream_wait_empty=False,  # records wait for their state snapshot to be acknowledged
@@ -206,7 +205,7 @@ class WorkerLoop:
     # ---- rebalances ------------------------------------------------------------------
     async def on_revoked(self, revoked: set[TP]) -> None:
         self.settled.clear()
-        deadline = time.monotonic() + self.config.session_timeout_s / 2
+        deadline = time.monotonic() + float(self.app.conf.broker_session_timeout) / 2
         async with self._send_lock:
             for stage in self.stages:
                 for topic in stage.state_topics:
@@ -252,7 +251,7 @@ class WorkerLoop:
             total = self._totals.get(topic)
             if total is None:
                 total = self._totals[topic] = await asyncio.to_thread(
-                    partition_count, self.config.bootstrap, topic
+                    partition_count, self.config.kafka, topic
                 )
             for s in stages:
                 try:
@@ -274,7 +273,7 @@ class WorkerLoop:
         for attempt in range(3):
             try:
                 restored, read = await asyncio.to_thread(
-                    read_latest, self.config.bootstrap, self.config.topics.worker_state, keys
+                    read_latest, self.config.kafka, self.config.topics.worker_state, keys
                 )
                 self.state_metrics.changelog_records_read.inc(read)
                 return restored
@@ -350,6 +349,9 @@ def create_worker(
     if labels:
         label_handler = LabelHandler(codec, config.topics, pipeline, _LabelFanOut(all_stages))
 
+        turns = [getattr(getattr(s, "inner", s), "wait_turn", None) for s in all_stages]
+        wait_turn = next((t for t in turns if t is not None), None)  # in step with predictions
+
         @app.agent(raw_topic(config.topics.labels), name="labels")
         async def on_labels(stream: faust.StreamT) -> AsyncIterator[None]:
             async for event in stream.noack().events():
@@ -357,6 +359,8 @@ def create_worker(
                 tp = TP(msg.topic, msg.partition)
                 if not await loop.ready(tp):
                     continue
+                if wait_turn is not None:
+                    await wait_turn(msg.partition)
                 outgoing = label_handler.handle(
                     msg.key, msg.value, msg.partition, msg.offset, time.time()
                 )

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
+from schemas.kafka.config import KafkaConfig, KafkaUnavailable
+from schemas.kafka.read import partitions_of
 from stream_jobs.blobs import unpack_blobs
 from stream_jobs.handler import Outgoing
 
@@ -35,7 +36,7 @@ def snapshot_offset(value: bytes) -> int:
 
 
 def read_latest(
-    bootstrap: str, topic: str, keys: Iterable[str], timeout_s: float = 60.0
+    conn: str | KafkaConfig, topic: str, keys: Iterable[str], timeout_s: float = 60.0
 ) -> tuple[dict[str, bytes], int]:
     """``({key: newest state}, records read)`` for the wanted keys.
 
@@ -46,48 +47,41 @@ def read_latest(
     first — see the state-identity check.)"""
     wanted = {k.encode() for k in keys}
     best: dict[str, int] = {}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"modelwatch-state-{uuid.uuid4().hex}",  # never joins: assign()
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.max.bytes": 52_428_800,
-        }
-    )
+    config = KafkaConfig.of(conn)
+    consumer = config.consumer(**{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800})
     latest: dict[str, bytes] = {}
     read = 0
     try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        parts = sorted(meta.partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        parts = partitions_of(consumer, topic, min(timeout_s, 30.0), config)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         todo = set(parts)
         deadline = time.monotonic() + timeout_s
         while todo:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} to its end took over {timeout_s}s")
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    todo.discard(msg.partition())
+            for msg in consumer.consume(500, timeout=0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        todo.discard(msg.partition())
+                    elif err.fatal():
+                        raise KafkaUnavailable(f"reading {topic} on {config}: {err.str()}")
                     continue
-                raise RuntimeError(f"reading {topic}: {msg.error()}")
-            read += 1
-            if msg.key() in wanted and msg.value() is not None:
-                key, version = msg.key().decode(), snapshot_offset(msg.value())
-                if version >= best.get(key, -(2**62)):
-                    best[key] = version
-                    latest[key] = msg.value()
+                read += 1
+                if msg.key() in wanted and msg.value() is not None:
+                    key, version = msg.key().decode(), snapshot_offset(msg.value())
+                    if version >= best.get(key, -(2**62)):
+                        best[key] = version
+                        latest[key] = msg.value()
     finally:
         consumer.close()
     return latest, read
 
 
-def partition_count(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "modelwatch-meta"})
+def partition_count(conn: str | KafkaConfig, topic: str, timeout_s: float = 30.0) -> int:
+    config = KafkaConfig.of(conn)
+    consumer = config.consumer()
     try:
-        return len(consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+        return len(partitions_of(consumer, topic, timeout_s, config))
     finally:
         consumer.close()
