@@ -2,7 +2,8 @@
 :class:`~stream_jobs.drift.engine.DriftEngine` and publishes what it closes (drift partials,
 progress markers, detector votes) to the window-partials topic, keyed by model, plus a
 snapshot of each partition's state to the worker-state changelog (``drift/<partition>``):
-when the partition closed a window, every ``snapshot_every_s`` if it moved, and on revoke.
+when the partition closed a window, every ``snapshot_every_s`` if it moved, once it stops
+moving (so the committed offset catches up when a backlog is read), and on revoke.
 Input offsets are committed only up to the last stored snapshot (:meth:`durable_offset`), so
 a crash replays from there and the restored engine skips what it had applied."""
 
@@ -50,6 +51,7 @@ class DriftStage(StageBase):
         self._snap_offset: dict[int, int] = {}
         self._handed: dict[int, int] = {}
         self._durable: dict[int, int] = {}
+        self._polled: dict[int, int] = {}  # last offset seen by the previous poll
 
     def set_reference(self, profile: dict[str, Any]) -> None:
         self.engine.set_reference(profile)
@@ -74,9 +76,12 @@ class DriftStage(StageBase):
         out = [self.encode(r) for r in recs]
         closed = {r.partition for r in recs if r.kind != "vote"}
         for p in self.engine.partitions if partitions is None else partitions:
-            moved = self.engine.last_offset(p) > self._snap_offset.get(p, -1)
+            offset = self.engine.last_offset(p)
+            moved = offset > self._snap_offset.get(p, -1)
             due = now_s - self._snap_at.get(p, -1e18) >= self.snapshot_every_s
-            if p in closed or (moved and due) or partitions is not None:
+            idle = offset == self._polled.get(p)  # nothing new since the last poll
+            self._polled[p] = offset
+            if p in closed or (moved and (due or idle)) or partitions is not None:
                 out.append(self._snapshot(p, now_s))
         return out
 

@@ -81,6 +81,7 @@ class MergeStage(StageBase):
         self._snap_offset: dict[int, int] = {}
         self._handed: dict[int, int] = {}
         self._durable: dict[int, int] = {}
+        self._polled: dict[int, int] = {}  # last offset seen by the previous poll
 
     # ---- references ------------------------------------------------------------------
     def set_reference(self, profile: dict[str, Any]) -> None:
@@ -178,7 +179,9 @@ class MergeStage(StageBase):
                     self.metrics.merged.labels(key[2], "failed").inc()
             moved = book.last_offset > self._snap_offset.get(q, -1)
             due = now_s - self._snap_at.get(q, -1e18) >= self.snapshot_every_s
-            if ready or (moved and due) or partitions is not None:
+            idle = book.last_offset == self._polled.get(q)  # nothing new since the last poll
+            self._polled[q] = book.last_offset
+            if ready or (moved and (due or idle)) or partitions is not None:
                 out.append(self._snapshot(q, now_s))
         return out
 
