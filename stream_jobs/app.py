@@ -118,8 +118,8 @@ class WorkerLoop:
         """Wait while a rebalance is under way (``tp``'s state may be being restored);
         False if ``tp`` is not ours once it has settled (the record is left unacknowledged
         for its owner)."""
-        if tp.topic not in self.state_topics or tp in self.active:
-            return True
+        if tp in self.active or (tp.topic not in self.state_topics and self.settled.is_set()):
+            return True  # (labels wait too while predictions' state is restored)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while tp not in self.active and time.monotonic() < deadline:
             if self.app.should_stop or (self.settled.is_set() and tp not in self.active):
