@@ -39,11 +39,12 @@ from alerting.grouping import Dispatcher, Notification
 from alerting.kafka import consumer_config, make_producer, process_registry, read_topic
 from alerting.lifecycle import Clock, wall_clock_ms
 from alerting.offsets import OffsetTracker
-from alerting.retry import deliver_with_retry
+from alerting.retry import DeliveryError, deliver_with_retry
 from alerting.routes import Route, RoutesConfig
 from alerting.sentlog import SentLog
 from alerting.sinks.base import Sink, redact
 from schemas.codec import DecodeError, default_codec
+from schemas.dead_letter import dead_letter_record
 from schemas.topics import TopicNames
 
 log = logging.getLogger("modelwatch.notifier")
@@ -63,6 +64,9 @@ class NotifierMetrics:
                                 registry=registry)
         self.open_alerts = Gauge("modelwatch_notifier_open_alerts",
                                  "Firing alerts held by this notifier", registry=registry)
+        self.rejected = Counter("modelwatch_notifier_rejected_total",
+                                "Records of the alerts topic dead-lettered before delivery, "
+                                "by error kind", ["error_kind"], registry=registry)
 
 
 @dataclass
@@ -115,7 +119,14 @@ class Notifier:
 
         def attempt() -> None:
             self.metrics.attempts.labels(sink_name).inc()
-            sink.send(n)
+            try:
+                sink.send(n)
+            except (DeliveryError, OSError):
+                raise
+            except Exception as exc:  # a sink bug on this alert: retrying will not help
+                log.exception("sink %s failed on a notification", sink_name)
+                raise DeliveryError(f"{sink_name}: {type(exc).__name__}: {exc}",
+                                    retryable=False) from None
 
         result = deliver_with_retry(attempt, self.routes.retry,
                                     should_stop=self._stopping.is_set)
@@ -183,22 +194,33 @@ class Notifier:
             self._committed.pop(p, None)
 
     # -- the loop ----------------------------------------------------------------------
+    def _reject(self, msg: Any, reason: str, kind: str) -> None:
+        """Dead-letter one record of the alerts topic; its offset may then be committed."""
+        p, off = msg.partition(), msg.offset()
+        rec = dead_letter_record(key=msg.key(), value=msg.value(), reason=reason,
+                                 error_kind=kind, topic=msg.topic(), partition=p, offset=off,
+                                 now_ms=self.clock(), component="notifier")
+        self.producer.produce(self.topics.notify_dead_letter, key=msg.key(),
+                              value=self.codec.encode("DeadLetter", rec))
+        if self.producer.flush(30):
+            raise RuntimeError("dead letter not acknowledged within 30 s") from None
+        self.metrics.rejected.labels(kind).inc()
+        self.tracker.add(p, off, refs=0)
+
     def _ingest(self, msg: Any) -> None:
         p, off = msg.partition(), msg.offset()
         try:
             ev = self.codec.decode(msg.value(), expect=("AlertEvent",)).record
         except DecodeError as exc:
-            rec = {"key": msg.key(), "value": msg.value(), "reason": str(exc),
-                   "error_kind": "decode", "source_topic": msg.topic(), "source_partition": p,
-                   "source_offset": off, "failed_at_ms": self.clock(), "component": "notifier"}
-            self.producer.produce(self.topics.notify_dead_letter, key=msg.key(),
-                                  value=self.codec.encode("DeadLetter", rec))
-            if self.producer.flush(30):
-                raise RuntimeError("dead letter not acknowledged within 30 s") from None
-            self.tracker.add(p, off, refs=0)
+            self._reject(msg, str(exc), "decode")
+            return
+        try:
+            taken = self.dispatcher.ingest(ev, token=(p, off))
+        except Exception as exc:  # a record no route can hold must not stop the partition
+            log.exception("alert at %d/%d could not be grouped", p, off)
+            self._reject(msg, f"unexpected {type(exc).__name__}: {exc}", "processing")
             return
         self._fp_origin[ev["fingerprint"]] = (p, off)
-        taken = self.dispatcher.ingest(ev, token=(p, off))
         self.tracker.add(p, off, refs=taken)
 
     def _release(self, n: Notification) -> None:
