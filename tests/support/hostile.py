@@ -12,7 +12,6 @@ them to the handlers without a broker; the hostile-input integration test publis
 
 from __future__ import annotations
 
-import copy
 import random
 import struct
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 from schemas.codec import HEADER, MAGIC_BYTE, default_codec
 from schemas.columnar import PredictionColumns
 
+POOL = 64  # valid seed records per schema
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
 NON_UTF8_MARK = "\u2603\u2603"  # 6 bytes in UTF-8, replaced by invalid UTF-8 after encoding
@@ -67,6 +67,7 @@ class Hostile:
         self.now_ms = now_ms
         self.codec = default_codec()
         self.ids = sorted(self.codec._name_of)  # noqa: SLF001 - every registered id
+        self._pool: dict[str, list[dict[str, Any]]] = {}
         self._seeds: dict[str, Callable[[], dict[str, Any]]] = {
             "PredictionEvent": self._prediction_event,
             "PredictionBatch": self._prediction_batch,
@@ -272,7 +273,11 @@ class Hostile:
         return rec
 
     def record(self, name: str) -> dict[str, Any]:
-        return copy.deepcopy(self._seeds[name]())
+        """A valid record from a seeded pool (shared: :meth:`_mutate` copies, never edits)."""
+        pool = self._pool.get(name)
+        if pool is None:
+            pool = self._pool[name] = [self._seeds[name]() for _ in range(POOL)]
+        return self.rng.choice(pool)
 
     def encode(self, name: str, rec: dict[str, Any]) -> bytes:
         payload = self.codec.encode(name, rec)
