@@ -15,6 +15,7 @@ from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.drift_stage import DriftStage
 from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
+from stream_jobs.input_rules import InputRules
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
@@ -35,6 +36,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         heartbeat_interval_s=settings.heartbeat_interval_s,
         drift=settings.drift,
         data_dir=settings.data_dir,
+        input_rules=InputRules(**settings.input_rules),
     )
 
 
@@ -61,7 +63,9 @@ def build_worker(settings: Settings) -> Worker:
     label_metrics.lock = labels.lock
     feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
     feed.start()
-    references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
+    references = ReferenceStage(
+        feed, [drift.set_reference, labels.set_reference], default_codec(), config.topics, registry
+    )
     return create_worker(
         config,
         registry,

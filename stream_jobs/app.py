@@ -79,7 +79,8 @@ def create_worker(
     app = faust_app(config)
     pipeline = PipelineMetrics(registry)
     handler = PredictionHandler(
-        default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or []
+        default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or [],
+        rules=config.input_rules,
     )
     worker = Worker(app, config, registry, handler)
     predictions = app.topic(
@@ -124,7 +125,9 @@ def create_worker(
             yield None
 
     if label_observer is not None:
-        label_handler = LabelHandler(default_codec(), config.topics, pipeline, label_observer)
+        label_handler = LabelHandler(
+            default_codec(), config.topics, pipeline, label_observer, rules=config.input_rules
+        )
         labels_topic = app.topic(
             config.topics.labels,
             key_type=bytes,

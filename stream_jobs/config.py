@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.topics import TopicNames
+from stream_jobs.input_rules import InputRules
 
 
 class WorkerConfig(BaseModel):
@@ -15,7 +16,7 @@ class WorkerConfig(BaseModel):
     bootstrap: str = "127.0.0.1:9092"
     topics: TopicNames = Field(default_factory=TopicNames)
     group_id: str = "modelwatch-worker"
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     log_level: str = "warn"
     # Tansu makes a joining member wait session_timeout/2: librdkafka/aiokafka defaults
@@ -25,3 +26,4 @@ class WorkerConfig(BaseModel):
     window_poll_s: float = 1.0
     drift: dict[str, Any] = Field(default_factory=dict)
     data_dir: str = ".modelwatch"
+    input_rules: InputRules = Field(default_factory=InputRules)

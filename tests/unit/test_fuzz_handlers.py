@@ -209,7 +209,7 @@ def test_silences_with_hostile_keys_and_values_never_stop_the_evaluator(evaluato
     gen = Hostile(SEED + 11, NOW_MS)
     keys = [b"s1", b"\xff\xfe", b"", b"x" * 10_000, b"s\r\n2", None]
     applied = Counter()
-    for i in range(N):
+    for _ in range(N):
         ok = evaluator._apply_silence(gen.rng.choice(keys), gen.payload("silences"))  # noqa: SLF001
         applied[ok] += 1
     assert applied[True] > 1000 and applied[False] > 1000, applied
