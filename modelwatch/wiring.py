@@ -22,6 +22,7 @@ from stream_jobs.join.store import RocksStore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
+from stream_jobs.state_identity import ensure_worker_state
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -52,6 +53,10 @@ def build_worker(settings: Settings) -> Worker:
         DriftEngine(DriftConfig(**settings.drift)),
         DriftMetrics(registry, max_features=settings.max_features_per_model),
         sink,
+    )
+    ensure_worker_state(  # before any store opens: state of another topic life starts clean
+        {"bootstrap.servers": settings.bootstrap}, config.topics.predictions,
+        config.topics.labels, settings.data_dir, settings.group_id,
     )
     label_engine = LabelEngine(
         LabelConfig(**settings.labels),
