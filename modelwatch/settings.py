@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     alert_policy_file: str | None = None
     routes_file: str | None = None
     data_dir: str = ".modelwatch"
+    health_stall_s: float = Field(
+        60.0, description="/healthz fails when a stage with input has not moved this long"
+    )
     input_rules: dict[str, Any] = Field(
         default_factory=dict, description="stream_jobs InputRules (event-time skew bounds)"
     )

@@ -38,6 +38,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         drift=settings.drift,
         data_dir=settings.data_dir,
         input_rules=InputRules(**settings.input_rules),
+        health_stall_s=settings.health_stall_s,
     )
 
 
@@ -71,10 +72,12 @@ def build_worker(settings: Settings) -> Worker:
     references = ReferenceStage(
         feed, [drift.set_reference, labels.set_reference], default_codec(), config.topics, registry
     )
-    return create_worker(
+    worker = create_worker(
         config,
         registry,
         observers=[golden_checks, drift, labels],
         pollers=[references, golden_checks, drift, labels],
         label_observer=labels,
     )
+    worker.health.check("reference feed", feed.alive)
+    return worker

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 from aiokafka.errors import KafkaError
@@ -21,7 +21,6 @@ from faust.types import TP
 from prometheus_client import (
     CollectorRegistry,
     disable_created_metrics,
-    start_http_server,
 )
 
 from schemas.codec import default_codec
@@ -34,6 +33,7 @@ from stream_jobs.handler import (
     Outgoing,
     PredictionHandler,
 )
+from stream_jobs.health import ProgressTracker, start_metrics_and_health
 from stream_jobs.outputs import Poller
 from stream_jobs.pipeline_metrics import PipelineMetrics
 
@@ -46,6 +46,7 @@ class Worker:
     config: WorkerConfig
     registry: CollectorRegistry
     handler: PredictionHandler
+    health: ProgressTracker = field(default_factory=ProgressTracker)
 
 
 def faust_app(config: WorkerConfig) -> faust.App:
@@ -82,7 +83,7 @@ def create_worker(
         default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or [],
         rules=config.input_rules,
     )
-    worker = Worker(app, config, registry, handler)
+    worker = Worker(app, config, registry, handler, ProgressTracker(config.health_stall_s))
     predictions = app.topic(
         config.topics.predictions,
         key_type=bytes,
@@ -113,6 +114,7 @@ def create_worker(
         highwater = app.consumer.highwater(TP(topic, partition))
         if highwater is not None:
             pipeline.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
+        worker.health.progress(topic, partition, offset, (highwater or 0) - offset - 1)
 
     @app.agent(predictions, name="predictions")
     async def on_predictions(stream: faust.StreamT) -> AsyncIterator[None]:
@@ -150,6 +152,11 @@ def create_worker(
 
     @app.timer(config.window_poll_s)
     async def poll_outputs() -> None:
+        worker.health.beat("output timer")  # a stalled event loop stops beating
+        for tp in app.consumer.assignment():  # new input for an agent that stopped moving
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                worker.health.highwater(tp.topic, tp.partition, highwater)
         if not app.producer.started or app.should_stop:
             return
         now = time.time()
@@ -176,7 +183,10 @@ def run_worker(worker: Worker) -> None:
     """Run until SIGINT/SIGTERM (Faust installs the signal handlers)."""
     config = worker.config
     disable_created_metrics()
-    start_http_server(config.metrics_port, addr=config.metrics_host, registry=worker.registry)
-    log.warning("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+    start_metrics_and_health(
+        config.metrics_port, config.metrics_host, worker.registry, worker.health
+    )
+    log.warning("metrics on http://%s:%d/metrics (health: /healthz)", config.metrics_host,
+                config.metrics_port)
     faust_worker = faust.Worker(worker.app, loglevel=config.log_level, quiet=True)
     faust_worker.execute_from_commandline()

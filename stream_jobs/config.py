@@ -27,3 +27,6 @@ class WorkerConfig(BaseModel):
     drift: dict[str, Any] = Field(default_factory=dict)
     data_dir: str = ".modelwatch"
     input_rules: InputRules = Field(default_factory=InputRules)
+    health_stall_s: float = Field(
+        60.0, gt=0, description="/healthz fails when a stage with input has not moved this long"
+    )
