@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from schemas.codec import Codec, DecodeError
+from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.handler import Outgoing
@@ -168,17 +169,8 @@ class ReferenceFeed(threading.Thread):
 
 class ReferenceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.references = Counter(
-            "modelwatch_references",
-            "Reference profiles read, by outcome (loaded, rejected).",
-            ["outcome"],
-            registry=registry,
-        )
-        self.feed_up = Gauge(
-            "modelwatch_reference_feed_up",
-            "1 while the reference feed runs and reaches the broker.",
-            registry=registry,
-        )
+        self.references = counter("modelwatch_references_total", registry)
+        self.feed_up = gauge("modelwatch_reference_feed_up", registry)
 
 
 class ReferenceStage:
@@ -240,7 +232,7 @@ class ReferenceStage:
                 continue
             self._count("loaded")
             log.warning(
-                "reference loaded for %s/%s (%d features)",
+                "reference loaded for %.100s/%.100s (%d features)",
                 profile["model"],
                 profile["model_version"] or "*",
                 len(profile["features"]),
