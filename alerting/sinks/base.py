@@ -55,7 +55,7 @@ def json_safe(value: Any) -> Any:
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    """Text safe for a header or a title: control characters (CR, LF, …) become one space.
+    r"""Text safe for a header or a title: control characters (CR, LF, …) become one space.
 
     >>> one_line("churn\r\nBcc: victim@example.com")
     'churn Bcc: victim@example.com'
