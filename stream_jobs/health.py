@@ -50,10 +50,12 @@ class HealthReport:
     ok: bool
     problems: list[str] = field(default_factory=list)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    beats: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(
-            {"ok": self.ok, "problems": self.problems, "stages": self.stages}, sort_keys=True
+            {"ok": self.ok, "problems": self.problems, "stages": self.stages,
+             "beats": self.beats}, sort_keys=True,
         ).encode()
 
 
@@ -68,6 +70,7 @@ class ProgressTracker:
         self._lock = threading.Lock()
         self._stages: dict[tuple[str, Hashable], _Stage] = {}
         self._beats: dict[str, float] = {}
+        self._longest_gap: dict[str, float] = {}
         self._checks: dict[str, Callable[[], bool]] = {}
 
     def progress(self, stage: str, key: Hashable, position: int, backlog: int = 0) -> None:
@@ -96,8 +99,14 @@ class ProgressTracker:
             self._stages.pop((stage, key), None)
 
     def beat(self, name: str) -> None:
+        """``name`` ran now; the longest gap between two beats is kept (a loop-stall
+        measure: for a 1 s timer, a gap of 50 s means the event loop was blocked ~49 s)."""
+        now = self.clock()
         with self._lock:
-            self._beats[name] = self.clock()
+            last = self._beats.get(name)
+            if last is not None:
+                self._longest_gap[name] = max(self._longest_gap.get(name, 0.0), now - last)
+            self._beats[name] = now
 
     def check(self, name: str, fn: Callable[[], bool]) -> None:
         with self._lock:
@@ -110,6 +119,7 @@ class ProgressTracker:
         with self._lock:
             items = sorted(self._stages.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
             beats = dict(self._beats)
+            gaps = dict(self._longest_gap)
             checks = dict(self._checks)
         for (stage, key), st in items:
             idle_s = now - st.moved_at
@@ -121,7 +131,10 @@ class ProgressTracker:
                     f"{name} stalled at {st.position} with {st.backlog} waiting for "
                     f"{idle_s:.0f} s"
                 )
+        beat_info = {}
         for name, at in sorted(beats.items()):
+            beat_info[name] = {"age_s": round(now - at, 3),
+                               "longest_gap_s": round(gaps.get(name, 0.0), 3)}
             if now - at > self.stall_after_s:
                 problems.append(f"{name} has not run for {now - at:.0f} s")
         for name, fn in sorted(checks.items()):
@@ -132,7 +145,7 @@ class ProgressTracker:
                 name = f"{name} ({type(exc).__name__}: {exc})"
             if not good:
                 problems.append(f"{name} is down")
-        return HealthReport(not problems, problems, stages)
+        return HealthReport(not problems, problems, stages, beat_info)
 
 
 HEALTH_PATHS = ("/healthz", "/health")

@@ -66,6 +66,7 @@ def test_beats_and_checks() -> None:
     clock.now = 6
     assert t.report().problems == ["output timer has not run for 6 s"]
     t.beat("output timer")
+    assert t.report().beats["output timer"] == {"age_s": 0.0, "longest_gap_s": 6.0}
     feed_up[0] = False
     assert t.report().problems == ["reference feed is down"]
     t.check("broken", lambda: 1 / 0)
