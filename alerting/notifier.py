@@ -168,8 +168,12 @@ class Notifier:
         restored = 0
         for fp, (p, off, ev) in last.items():
             if ev["status"] == "firing":
+                try:
+                    self.dispatcher.ingest(ev)
+                except Exception as exc:  # _ingest dead-lettered it when it came: skip it
+                    log.error("not restoring the alert at %d/%d: %r", p, off, exc)
+                    continue
                 self._fp_origin[fp] = (p, off)
-                self.dispatcher.ingest(ev)
                 restored += 1
         self.assigned = set(parts)
         log.info("assigned partitions %s; restored %d open alert(s)", parts, restored)
