@@ -133,8 +133,8 @@ class ProgressTracker:
                 )
         beat_info = {}
         for name, at in sorted(beats.items()):
-            beat_info[name] = {"age_s": round(now - at, 3),
-                               "longest_gap_s": round(gaps.get(name, 0.0), 3)}
+            longest = max(gaps.get(name, 0.0), now - at)  # the current gap counts too
+            beat_info[name] = {"age_s": round(now - at, 3), "longest_gap_s": round(longest, 3)}
             if now - at > self.stall_after_s:
                 problems.append(f"{name} has not run for {now - at:.0f} s")
         for name, fn in sorted(checks.items()):

@@ -65,6 +65,7 @@ def test_beats_and_checks() -> None:
     assert t.report().ok
     clock.now = 6
     assert t.report().problems == ["output timer has not run for 6 s"]
+    assert t.report().beats["output timer"] == {"age_s": 6.0, "longest_gap_s": 6.0}
     t.beat("output timer")
     assert t.report().beats["output timer"] == {"age_s": 0.0, "longest_gap_s": 6.0}
     feed_up[0] = False
