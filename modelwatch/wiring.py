@@ -20,6 +20,8 @@ from stream_jobs.input_rules import InputRules
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
+from stream_jobs.label_pacing import LabelPacer
+from stream_jobs.label_restore import LabelRestore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
@@ -28,14 +30,12 @@ from stream_jobs.state_identity import ensure_worker_state
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        bootstrap=settings.bootstrap,
+        kafka=settings.kafka,
         topics=settings.topics,
         group_id=settings.group_id,
         metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
         log_level=settings.log_level,
-        session_timeout_s=settings.session_timeout_s,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
         drift=settings.drift,
         data_dir=settings.data_dir,
         input_rules=InputRules(**settings.input_rules),
@@ -58,8 +58,8 @@ def build_worker(settings: Settings) -> Worker:
         sink,
     )
     ensure_worker_state(  # before any store opens: state of another topic life starts clean
-        {"bootstrap.servers": settings.bootstrap}, config.topics.predictions,
-        config.topics.labels, settings.data_dir, settings.group_id,
+        config.kafka, config.topics.predictions, config.topics.labels, settings.data_dir,
+        settings.group_id,
     )
     label_engine = LabelEngine(
         LabelConfig(**settings.labels),
@@ -67,9 +67,12 @@ def build_worker(settings: Settings) -> Worker:
         drift=DriftConfig(**settings.drift),
     )
     label_metrics = LockedLabelMetrics(registry, label_engine)
-    labels = LabelStage(label_engine, label_metrics, sink, default_codec(), config.topics)
+    pacer = LabelPacer(config.topics, registry)
+    labels = LabelStage(
+        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
+    )
     label_metrics.lock = labels.lock
-    feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(
         feed, [drift.set_reference, labels.set_reference], default_codec(), config.topics, registry
@@ -80,6 +83,11 @@ def build_worker(settings: Settings) -> Worker:
         observers=[golden_checks, drift, labels],
         pollers=[references, golden_checks, drift, labels],
         label_observer=labels,
+    )
+    pacer.install(worker.app)  # label partitions wait for their prediction partitions
+    # partitions another worker processed: their join state is rebuilt from the topics
+    LabelRestore(labels, config.bootstrap, config.topics, default_codec(), registry).install(
+        worker.app, pacer
     )
     worker.health.check("reference feed", feed.alive)
     return worker

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from schemas.codec import Codec, DecodeError
+from schemas.kafka import KafkaConfig
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 from stream_jobs.dead_letter import dead_letter_record
@@ -69,21 +70,19 @@ def check_reference(
 class ReferenceFeed(threading.Thread):
     def __init__(
         self,
-        bootstrap: str,
+        kafka: str | KafkaConfig,
         topic: str,
         codec: Codec,
         *,
-        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
         max_backoff_s: float = 30.0,
         stale_after_s: float = 60.0,
     ) -> None:
         super().__init__(daemon=True, name="reference-feed")
-        self.bootstrap = bootstrap
+        self.kafka = KafkaConfig.of(kafka)
         self.topic = topic
         self.codec = codec
         self.updates: queue.Queue[ReferenceUpdate] = queue.Queue()
         self.stopping = threading.Event()
-        self.consumer_factory = consumer_factory
         self.max_backoff_s = max_backoff_s
         self.stale_after_s = stale_after_s
         self.positions: dict[int, int] = {}  # partition -> next offset to read
@@ -104,12 +103,8 @@ class ReferenceFeed(threading.Thread):
         return self.is_alive() and now_s - self.last_contact_s <= self.stale_after_s
 
     def _consumer(self) -> Any:
-        consumer = self.consumer_factory(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"modelwatch-refs-{uuid.uuid4().hex}",  # never joins: assign()
-                "enable.auto.commit": False,
-            }
+        consumer = self.kafka.consumer(
+            f"modelwatch-refs-{uuid.uuid4().hex}"  # never joins: assign()
         )
         try:
             meta = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)

@@ -24,10 +24,11 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+
+from schemas.kafka import KafkaConfig
 
 log = logging.getLogger("modelwatch.state")
 IDENTITY_FILE = "state-identity.json"
@@ -53,16 +54,14 @@ class Incarnation:
 
 
 def broker_incarnation(
-    admin_config: Mapping[str, Any], topics: Iterable[str], timeout_s: float = 10.0,
-    admin_factory: Callable[[dict[str, Any]], Any] | None = None,
+    kafka: str | KafkaConfig, topics: Iterable[str], timeout_s: float = 10.0
 ) -> Incarnation | None:
     """The cluster id and topic ids the broker reports now, or None if it cannot tell."""
     from confluent_kafka import TopicCollection
-    from confluent_kafka.admin import AdminClient
 
-    admin = (admin_factory or AdminClient)(dict(admin_config))
     names = list(topics)
     try:
+        admin = KafkaConfig.of(kafka).admin()
         cluster = admin.describe_cluster(request_timeout=timeout_s).result(timeout_s)
         futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout_s)
         ids = {name: str(fut.result(timeout_s).topic_id) for name, fut in futures.items()}
@@ -125,22 +124,21 @@ def check_identity(state_dir: Path, now: Incarnation, state_paths: Iterable[Path
 
 
 def ensure_state_identity(
-    admin_config: Mapping[str, Any], input_topics: Iterable[str], state_dir: Path,
+    kafka: str | KafkaConfig, input_topics: Iterable[str], state_dir: Path,
     state_paths: Iterable[Path],
 ) -> bool:
-    """Ask the broker, then :func:`check_identity`; the composition root's one call."""
-    now = broker_incarnation(admin_config, input_topics)
+    """Ask the broker, then :func:`check_identity`."""
+    now = broker_incarnation(kafka, input_topics)
     if now is None:
         return False
     return check_identity(state_dir, now, list(state_paths))
 
 
 def ensure_worker_state(
-    client_config: Mapping[str, Any], predictions: str, labels: str, data_dir: str | Path,
+    kafka: str | KafkaConfig, predictions: str, labels: str, data_dir: str | Path,
     group_id: str,
 ) -> bool:
-    """The worker's stores (the label store) against its input topics' incarnation."""
+    """The worker's stores (the label store) against its input topics' incarnation; the
+    composition root's one call, before the stores open."""
     root = Path(data_dir)
-    return ensure_state_identity(
-        client_config, [predictions, labels], root, [root / f"join-{group_id}"]
-    )
+    return ensure_state_identity(kafka, [predictions, labels], root, [root / f"join-{group_id}"])

@@ -3,7 +3,6 @@ production window, written to a file and/or published to the compacted reference
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,10 @@ console = Console(stderr=True)
 
 
 def load_table(path: Path, columns: list[str] | None = None) -> dict[str, Any]:
-    """CSV or Parquet into ``{column: float64 array (NaN = missing) | list[str | None]}``."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """CSV or Parquet into ``{column: float64 array (NaN = missing) | list[str | None]}``,
+    typed by :mod:`schemas.column_types` (booleans are categorical ``"true"``/``"false"``),
+    the rules replay and the SDK apply to traffic."""
+    from schemas.column_types import feature_values
 
     if path.suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -29,17 +28,7 @@ def load_table(path: Path, columns: list[str] | None = None) -> dict[str, Any]:
         table = pacsv.read_csv(path)
         if columns:
             table = table.select(columns)
-    out: dict[str, Any] = {}
-    for name in table.column_names:
-        col = table.column(name)
-        t = col.type
-        if pa.types.is_dictionary(t):
-            col, t = col.cast(t.value_type), t.value_type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            out[name] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-        else:
-            out[name] = [None if v is None else str(v) for v in col.to_pylist()]
-    return out
+    return {name: feature_values(table.column(name)) for name in table.column_names}
 
 
 def build_from_table(
@@ -55,23 +44,43 @@ def build_from_table(
     negative_class: str = "0",
     threshold: float = 0.5,
 ) -> dict[str, Any]:
+    """The reference profile of a loaded table; ``task="auto"`` is decided from the label
+    column (:func:`schemas.column_types.infer_task`), and a classification's label and
+    class predictions are profiled as class names, as replay publishes them."""
     import numpy as np
 
+    from schemas import column_types as ct
     from stream_jobs.performance.reference import reference_performance
     from stream_jobs.reference.profile import build_profile
 
     missing = [c for c in (features or []) + [label_col, prediction_col] if c and c not in data]
     if missing:
         raise typer.BadParameter(f"columns not in the data: {missing}; have {sorted(data)}")
+    try:
+        ct.check_task(task)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
     names = features or [c for c in data if c not in (label_col, prediction_col)]
     numeric = {n: data[n] for n in names if isinstance(data[n], np.ndarray)}
     categorical = {n: data[n] for n in names if not isinstance(data[n], np.ndarray)}
+    label = data[label_col] if label_col else None
+    prediction = data[prediction_col] if prediction_col else None
+    if task == "auto" and label is not None:
+        task = ct.infer_task(label)
+    if task == ct.REGRESSION and label is not None and not isinstance(label, np.ndarray):
+        raise typer.BadParameter(f"label column {label_col!r} is not numeric: not a regression")
+    if task == ct.CLASSIFICATION:
+        label = None if label is None else ct.class_names(label)
+        if prediction is not None and not (
+            isinstance(prediction, np.ndarray) and ct.is_score(prediction)
+        ):
+            prediction = ct.class_names(prediction)
     performance = None
-    if label_col and prediction_col:
+    if label is not None and prediction is not None:
         try:
             performance = reference_performance(
-                data[label_col],
-                data[prediction_col],
+                label,
+                prediction,
                 task=task,
                 positive=positive_class,
                 negative=negative_class,
@@ -84,8 +93,8 @@ def build_from_table(
         version,
         numeric=numeric,
         categorical=categorical,
-        prediction=data[prediction_col] if prediction_col else None,
-        label=data[label_col] if label_col else None,
+        prediction=prediction,
+        label=label,
         source=source,
         performance=performance,
     )
@@ -97,7 +106,7 @@ def publish_profile(record: dict[str, Any], bootstrap: str | None = None) -> str
     from modelwatch.settings import load_settings
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    return publish_reference(settings.bootstrap, record, settings.topics)
+    return publish_reference(settings.kafka, record, settings.topics)
 
 
 def emit_profile(
@@ -116,51 +125,25 @@ def emit_profile(
 def find_window(
     model: str, start_ms: int, version: str | None, bootstrap: str | None, timeout_s: float
 ) -> dict[str, Any] | None:
-    """Read the window-stats topic from the beginning; the last matching window wins."""
-    from confluent_kafka import Consumer, TopicPartition
-
+    """Read the window-stats topic to its end; the last matching window wins."""
     from modelwatch.settings import load_settings
     from schemas.codec import DecodeError, default_codec
+    from schemas.kafka import read_to_end
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    topic = settings.topics.window_stats
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"modelwatch-reference-pin-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
     codec = default_codec()
     found = None
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        ends = {
-            tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in parts
-        }
-        consumer.assign(parts)
-        pending = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                pending.discard(msg.partition())
-            try:
-                rec = codec.decode(msg.value(), expect=("WindowStats",)).record
-            except DecodeError:
-                continue
-            if (
-                rec["model"] == model
-                and rec["window_start_ms"] == start_ms
-                and (version is None or rec["model_version"] == version)
-            ):
-                found = rec
-    finally:
-        consumer.close()
+    for msg in read_to_end(settings.kafka, settings.topics.window_stats, timeout_s=timeout_s):
+        try:
+            rec = codec.decode(msg.value, expect=("WindowStats",)).record
+        except DecodeError:
+            continue
+        if (
+            rec["model"] == model
+            and rec["window_start_ms"] == start_ms
+            and (version is None or rec["model_version"] == version)
+        ):
+            found = rec
     return found
 
 
@@ -171,7 +154,7 @@ def register(app: typer.Typer) -> None:
     @ref_app.command("build")
     def build(
         model: str = typer.Option(..., help="model name"),
-        version: str = typer.Option("", help="model version ('' = every version)"),
+        version: str = typer.Option("", "--model-version", help="('' = every version)"),
         data: Path = typer.Option(..., exists=True, dir_okay=False, help="train.csv|.parquet"),
         features: list[str] = typer.Option(
             None, "--features", help="feature columns (repeat or comma-separate; default all)"
@@ -220,7 +203,7 @@ def register(app: typer.Typer) -> None:
     def pin(
         model: str = typer.Option(..., help="model name"),
         window: int = typer.Option(..., help="window start, epoch milliseconds"),
-        version: str = typer.Option(None, help="only this model version's window"),
+        version: str = typer.Option(None, "--model-version", help="only this version's window"),
         out: Path = typer.Option(None, help="also write the profile here (.avro or .json)"),
         publish: bool = typer.Option(
             True, "--publish/--no-publish", help="to the references topic"

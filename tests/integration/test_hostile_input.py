@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from alerting.kafka import read_topic
 from modelwatch.broker import create_topics, free_port
 from modelwatch.live_view import scrape
 from schemas.codec import DecodeError, default_codec
 from schemas.columnar import PredictionColumns
+from schemas.kafka import read_to_end as read_topic
 from schemas.topics import TopicNames
 from stream_jobs.decode import RejectedRecord, decode_labels, decode_predictions
 from tests.support.hostile import Hostile

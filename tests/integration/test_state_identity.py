@@ -16,8 +16,7 @@ T = TopicNames()
 
 
 def _ensure(broker: EmbeddedBroker, data: Path) -> bool:
-    return ensure_worker_state({"bootstrap.servers": broker.bootstrap}, T.predictions,
-                               T.labels, data, "g")
+    return ensure_worker_state(broker.bootstrap, T.predictions, T.labels, data, "g")
 
 
 def test_state_of_an_earlier_broker_life_is_moved_aside_loudly(
