@@ -86,7 +86,7 @@ def build_worker(settings: Settings) -> Worker:
     )
     pacer.install(worker.app)  # label partitions wait for their prediction partitions
     # partitions another worker processed: their join state is rebuilt from the topics
-    LabelRestore(labels, config.bootstrap, config.topics, default_codec(), registry).install(
+    LabelRestore(labels, config.kafka.bootstrap, config.topics, default_codec(), registry).install(
         worker.app, pacer
     )
     worker.health.check("reference feed", feed.alive)
