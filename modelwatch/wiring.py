@@ -62,6 +62,7 @@ def build_worker(settings: Settings) -> Worker:
     feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
+    references.load_initial()  # the reference in force is settled before the first window
     return create_worker(
         config,
         registry,

@@ -31,6 +31,18 @@ class PipelineMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.outputs_pending = Gauge(
+            "modelwatch_outputs_pending",
+            "Records the worker has computed (window stats, detections, dead letters) and the "
+            "broker has not acknowledged yet.",
+            registry=registry,
+        )
+        self.output_polls = Counter(
+            "modelwatch_output_polls",
+            "Completed runs of the worker's output poll (windows closed, detections judged and "
+            "sent): one that started after the last input was processed means all is out.",
+            registry=registry,
+        )
         self.rebalances = Counter(
             "modelwatch_rebalances",
             "Consumer-group rebalances seen by this worker.",
