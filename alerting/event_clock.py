@@ -25,7 +25,7 @@ Each clock is monotonic.
 (False, 86400000)
 >>> clocks.advance("m", "feature_drift", 20 * day - 5_000, wall_ms=20 * day)
 >>> clocks.live("m"), clocks.now("m", "feature_drift", wall_ms=20 * day + 1)
-(True, 1728000000001)
+(True, 1728000001)
 """
 
 from __future__ import annotations

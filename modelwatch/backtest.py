@@ -68,7 +68,8 @@ class BacktestResult:
     drain_s: float
     wall_s: float
     report: Path | None
-    notes: list[str] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -153,12 +154,20 @@ def group_committed(
     return {tp.partition: tp.offset for tp in res.topic_partitions}
 
 
-def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
-    """Next offset per partition, found by reading to the fetch's end of partition."""
+def read_to_end(bootstrap: str, topic: str, expect: str) -> tuple[dict[int, int],
+                                                                   list[dict[str, Any]]]:
+    """Next offset per partition (found by reading to the fetch's end of partition, as
+    Tansu's ListOffsets is wrong) and the decoded ``expect`` records on the way."""
+    codec = default_codec()
     ends: dict[int, int] = {}
+    records = []
     for rec in read_topic(bootstrap, topic, timeout_s=60):
         ends[rec.partition] = max(ends.get(rec.partition, 0), rec.offset + 1)
-    return ends
+        try:
+            records.append(codec.decode(rec.value, expect=(expect,)).record)
+        except DecodeError:
+            continue
+    return ends, records
 
 
 def wait_until(cond: Callable[[], bool], timeout_s: float, what: str,
@@ -200,9 +209,11 @@ class BacktestPlan:
     timeout_s: float = 600.0
 
 
-def run_backtest(plan: BacktestPlan, console: Console,
-                 stop: threading.Event | None = None) -> BacktestResult:
-    """Run one backtest; raises :class:`BacktestError` (or ``ReplayError``) on failure."""
+def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | None = None,
+                 on_replayed: Callable[[str], None] | None = None) -> BacktestResult:
+    """Run one backtest; raises :class:`BacktestError` (or ``ReplayError``) on failure.
+
+    ``on_replayed(bootstrap)`` is called once the history is published, before the drain."""
     from modelwatch.baseline import publish_reference
     from modelwatch.broker import EmbeddedBroker, free_port
     from modelwatch.commands.produce import replay_with_progress
@@ -259,20 +270,28 @@ def run_backtest(plan: BacktestPlan, console: Console,
             if left:
                 raise BacktestError(f"{left} records not acknowledged by the embedded broker")
             t_drain = time.monotonic()
+            if on_replayed is not None:
+                on_replayed(broker.bootstrap)
             with console.status("waiting for the pipeline to drain"):
-                _drain(plan, broker.bootstrap, topics, url, stats, worker_up, stop)
+                detections = _drain(plan, broker.bootstrap, topics, url, stats, worker_up, stop)
             drain_s = time.monotonic() - t_drain
             alerts = timeline(read_alerts(broker.bootstrap, topics), plan.model)
+            _, windows = read_to_end(broker.bootstrap, topics.window_stats, "WindowStats")
             report = _write_report(plan, broker.bootstrap, topics) if plan.report else None
         finally:
             for child in reversed(children):
                 child.stop()
-    return BacktestResult(alerts, stats.rows, stats.predictions, stats.labels, stats.wall_s,
-                          drain_s, time.monotonic() - t_start, report)
+    return BacktestResult(
+        alerts, stats.rows, stats.predictions, stats.labels, stats.wall_s, drain_s,
+        time.monotonic() - t_start, report,
+        detections=[d for d in detections if d["model"] == plan.model],
+        windows=[w for w in windows if w["model"] == plan.model],
+    )  # fmt: skip
 
 
 def _drain(plan: BacktestPlan, bootstrap: str, topics: TopicNames, url: str, stats: Any,
-           alive: Callable[[], bool], stop: threading.Event) -> None:
+           alive: Callable[[], bool], stop: threading.Event) -> list[dict[str, Any]]:
+    """Wait until drained (see the module doc); returns the detections read on the way."""
     from modelwatch.live_view import scrape
 
     def processed() -> bool:
@@ -298,7 +317,7 @@ def _drain(plan: BacktestPlan, bootstrap: str, topics: TopicNames, url: str, sta
         return time.monotonic() - last[1] >= plan.settle_s
 
     wait_until(settled, plan.timeout_s, "the worker's windows and detections to settle", stop)
-    ends = topic_ends(bootstrap, topics.detections)
+    ends, detections = read_to_end(bootstrap, topics.detections, "Detection")
 
     def evaluated() -> bool:
         alive()
@@ -306,6 +325,7 @@ def _drain(plan: BacktestPlan, bootstrap: str, topics: TopicNames, url: str, sta
         return all(done.get(p, -1) >= end for p, end in ends.items())
 
     wait_until(evaluated, plan.timeout_s, "the evaluator to judge every detection", stop)
+    return detections
 
 
 def _write_report(plan: BacktestPlan, bootstrap: str, topics: TopicNames) -> Path:

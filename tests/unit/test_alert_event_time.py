@@ -218,3 +218,12 @@ def test_policy_liveness_and_live_within_are_validated() -> None:
         build_policy({"rules": {"no_traffic": {"severity": "critical", "liveness": "yes"}}})
     with pytest.raises(PolicyError, match="live_within"):
         build_policy({"defaults": {"live_within": "soon"}, "rules": {}})
+
+
+@pytest.mark.parametrize("name", ["alerting.event_clock", "modelwatch.backtest"])
+def test_doctests(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
