@@ -179,9 +179,6 @@ class LabelEngine:
         self.drift = drift or DriftConfig()
         self.references: dict[tuple[str, str], ReferenceView] = {}
         self._regression: dict[str, bool] = {}  # task="auto": decided once per model
-        # per model, per input partition: the latest prediction event time (not persisted:
-        # after a restart a window closes once predictions have been seen again)
-        self._prediction_clock: dict[str, dict[int, int]] = {}
         self.catalogs: dict[int, Catalog] = {}
         self._cid: dict[tuple[str, str], int] = {}
         self.windows: dict[tuple[int, int], WindowPerformance] = {}
@@ -359,9 +356,6 @@ class LabelEngine:
         cat = self._catalog(cols.model, cols.model_version, b)
         n = cols.n
         t = np.asarray(cols.event_time_ms, dtype=np.int64)
-        if n:
-            clock = self._prediction_clock.setdefault(cols.model, {})
-            clock[partition] = max(clock.get(partition, NO_TIME), int(t.max()))
         # -- predicted classes, probabilities, segments as catalog codes
         cls = None
         if cols.predicted_class is not None:
@@ -802,9 +796,6 @@ class LabelEngine:
         for cid, start in sorted(self.windows, key=lambda k: (k[1], k[0])):
             cat = self.catalogs[cid]
             wm = self._tot(cat.model)[wm_i]
-            predicted = self._prediction_clock.get(cat.model)
-            if predicted:  # both streams past it: the close does not depend on which is ahead
-                wm = min(wm, min(predicted.values()))
             w = self.windows[(cid, start)]
             if w.end_ms + c.label_horizon_ms > wm:
                 continue

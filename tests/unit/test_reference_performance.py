@@ -110,8 +110,6 @@ def _window(e: LabelEngine, k: int, rng: np.random.Generator, broken_above: floa
     score = np.where(right, truth, 1 - truth).astype(float) * 0.8 + 0.1
     t = k * 60_000 + 1_000
     e.observe_predictions(PT, 0, 2 * k, _preds(ids, t, x, score))
-    # windows close once both predictions and labels have passed them: one more prediction
-    e.observe_predictions(PT, 0, 2 * k + 1, _preds([f"next-{k}"], t + 60_000, x[:1], score[:1]))
     e.observe_labels(
         LT,
         0,
