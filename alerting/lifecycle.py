@@ -25,9 +25,10 @@ time otherwise (a replay or backtest of history). A transition happens at its du
 ``last_observed + stale_after`` for resolving — whichever observation or tick first sees
 the clock past it, and the record carries that time as ``event_time_ms``. Due transitions
 are applied before the observation that reveals them (an observation's value holds until
-the next one), so the timeline does not depend on how detections of different stages
-interleave. Liveness rules (``liveness: true``, i.e. ``no_traffic``) only count while the
-model is live. ``fired_at_ms`` and ``resolved_at_ms`` stay wall-clock times.
+the next one); one due exactly at an observation's time is decided by that observation (as
+a Prometheus rule evaluated then would), so the timeline does not depend on how detections
+of different stages interleave. Liveness rules (``liveness: true``, i.e. ``no_traffic``)
+only count while the model is live. ``fired_at_ms`` and ``resolved_at_ms`` stay wall-clock times.
 
 The wall clock comes from an injected clock (milliseconds), so every timing is unit-testable.
 """
@@ -118,7 +119,7 @@ class AlertLifecycle:
         events: list[dict[str, Any]] = []
         alert = self._alerts.get(fp)
         if alert is not None:  # what fell due before this observation happens first
-            events += self._advance(alert, now, wall)
+            events += self._advance(alert, now - 1, wall)
             alert = self._alerts.get(fp)
         if active:
             if alert is None:
@@ -219,9 +220,14 @@ class AlertLifecycle:
         by_severity = sorted(self._alerts.values(), key=lambda a: SEVERITY_RANK[a.rule.severity])
         for alert in by_severity:  # criticals first: they inhibit what fires with them
             det = alert.detection
-            if self._alerts.get(alert.fingerprint) is alert:
-                events += self._advance(alert, self.clocks.now(det.model, str(det.kind), wall),
-                                        wall)
+            if self._alerts.get(alert.fingerprint) is not alert:
+                continue
+            now = self.clocks.now(det.model, str(det.kind), wall)
+            # on event time, what is due exactly now waits for this alert's own observation
+            # at now (if any): another subject's verdict at the same time must not decide it
+            if not self.clocks.live(det.model) and alert.last_observed_ms < now:
+                now -= 1
+            events += self._advance(alert, now, wall)
         for alert in sorted(self._alerts.values(), key=lambda a: SEVERITY_RANK[a.rule.severity]):
             if alert.state == "firing":  # muted until now: published when the mute lifts
                 events += self._publish_firing(alert, wall)

@@ -112,7 +112,11 @@ def test_a_mid_point_shift_fires_feature_drift_in_event_time_within_a_minute(
     assert firing, result.alerts
     first = min(a["event_time_ms"] for a in firing)
     # timed in the history's event time: after the shift, once `for: 10m` has passed
-    assert h.shift_ms + 10 * 60_000 <= first <= h.shift_ms + 3 * WINDOW_MS, (first, h.shift_ms)
+    assert h.shift_ms + 10 * 60_000 <= first <= h.shift_ms + 3 * WINDOW_MS, (
+        h.shift_ms, [(a["event_time_ms"], a["status"], a["detector"], a["window_start_ms"])
+                     for a in result.alerts if a["subject"] == h.shifted],
+        [(d["event_time_ms"], d["detector"], d["value"], d["details"]) for d in result.detections
+         if d["subject"] == h.shifted and d["active"] and d["event_time_ms"] < h.shift_ms])
     assert all(a["fired_at_ms"] > h.end_ms for a in firing)  # decided now, about back then
     assert result.report is not None and "<html" in result.report.read_text()[:200].lower()
 

@@ -59,7 +59,7 @@ def test_for_runs_on_event_time_without_the_wall_clock_moving() -> None:
         if k < 10:
             assert out == [], k
     assert timeline(out) == [("feature_drift", "age", "firing", T0 + 10 * MIN)]
-    assert out[0]["detected_at_ms"] == T0 + 9 * MIN  # the verdict that had held 10 minutes
+    assert out[0]["detected_at_ms"] == T0 + 10 * MIN  # the verdict that confirmed it
     assert out[0]["fired_at_ms"] == WALL  # the wall clock when it was decided
     assert out[0]["alert_id"].endswith(str(T0 + 10 * MIN))  # same replay, same id
 
@@ -80,17 +80,18 @@ def test_keep_firing_for_and_resolution_in_event_time() -> None:
     assert resolved["resolved_at_ms"] == WALL
 
 
-def test_a_flap_shorter_than_the_window_spacing_is_judged_at_due_times() -> None:
-    """Verdicts every 5 minutes: the condition holds between them (an observation's value
-    lasts until the next one). Active at 0, 5, 10 → fires at 10 (held for 10m); inactive at
-    15 resolves at 17 (keep_firing_for 2m), seen by the verdict at 20."""
+def test_verdicts_further_apart_than_for_are_judged_at_due_times() -> None:
+    """Verdicts every 5 minutes: a value holds until the next verdict, and a transition due
+    exactly at a verdict's time is decided by that verdict (as a rule evaluated then)."""
     lc = AlertLifecycle(POLICY, Wall())
     events = []
-    for k, active in ((0, True), (5, True), (10, False), (15, False), (20, False)):
+    for k, active in ((0, True), (5, True), (10, True), (15, False), (20, False),
+                      (30, True), (35, True), (40, False), (50, False)):
         events += lc.observe(det(T0 + k * MIN, active=active))
-    # fired at 10m: it held over [0, 10m) before the inactive verdict at 10m arrived
+    # fires at 10m (held since 0); clear from 15m, resolved at 17m (keep_firing_for 2m),
+    # seen by the verdict at 20m; the second episode clears exactly at its 10 minutes
     assert timeline(events) == [("feature_drift", "age", "firing", T0 + 10 * MIN),
-                                ("feature_drift", "age", "resolved", T0 + 12 * MIN)]
+                                ("feature_drift", "age", "resolved", T0 + 17 * MIN)]
 
 
 def test_stale_after_counts_the_kinds_event_time_not_the_wall_clock() -> None:
