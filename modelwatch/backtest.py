@@ -210,10 +210,12 @@ class BacktestPlan:
 
 
 def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | None = None,
-                 on_replayed: Callable[[str], None] | None = None) -> BacktestResult:
+                 on_replayed: Callable[[str], None] | None = None,
+                 on_drained: Callable[[str], None] | None = None) -> BacktestResult:
     """Run one backtest; raises :class:`BacktestError` (or ``ReplayError``) on failure.
 
-    ``on_replayed(bootstrap)`` is called once the history is published, before the drain."""
+    ``on_replayed(bootstrap)`` is called once the history is published, before the drain;
+    ``on_drained(bootstrap)`` after it, before the alerts are read."""
     from modelwatch.baseline import publish_reference
     from modelwatch.broker import EmbeddedBroker, free_port
     from modelwatch.commands.produce import replay_with_progress
@@ -275,6 +277,8 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
             with console.status("waiting for the pipeline to drain"):
                 detections = _drain(plan, broker.bootstrap, topics, url, stats, worker_up, stop)
             drain_s = time.monotonic() - t_drain
+            if on_drained is not None:
+                on_drained(broker.bootstrap)
             alerts = timeline(read_alerts(broker.bootstrap, topics), plan.model)
             _, windows = read_to_end(broker.bootstrap, topics.window_stats, "WindowStats")
             report = _write_report(plan, broker.bootstrap, topics) if plan.report else None
