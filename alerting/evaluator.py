@@ -29,8 +29,7 @@ from collections import Counter
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client import Counter as PromCounter
+from prometheus_client import CollectorRegistry
 
 from alerting.kafka import (
     consumer_config,
@@ -45,6 +44,7 @@ from alerting.retrain import RetrainTrigger
 from alerting.silences import Silence, SilenceStore
 from schemas.codec import DecodeError, default_codec
 from schemas.detection import Detection
+from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 
 log = logging.getLogger("modelwatch.evaluator")
@@ -52,16 +52,10 @@ log = logging.getLogger("modelwatch.evaluator")
 
 class EvaluatorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.firing = Gauge("modelwatch_alerts_firing", "Alerts firing now (published)",
-                            ["model", "severity"], registry=registry)
-        self.detections = PromCounter("modelwatch_evaluator_detections_total",
-                                      "Detections consumed by the alert evaluator",
-                                      ["outcome"], registry=registry)
-        self.events = PromCounter("modelwatch_alert_events_total",
-                                  "AlertEvents published", ["status", "severity"],
-                                  registry=registry)
-        self.retrains = PromCounter("modelwatch_retrain_requests_total",
-                                    "RetrainRequests published", ["model"], registry=registry)
+        self.firing = gauge("modelwatch_alerts_firing", registry)
+        self.detections = counter("modelwatch_evaluator_detections_total", registry)
+        self.events = counter("modelwatch_alert_events_total", registry)
+        self.retrains = counter("modelwatch_retrain_requests_total", registry)
         self._shown: set[tuple[str, str]] = set()
 
     def set_firing(self, firing: list[dict[str, Any]]) -> None:

@@ -188,6 +188,15 @@ class Dispatcher:
     def _inhibited(self, alert: Mapping[str, Any]) -> bool:
         return alert["severity"] != "critical" and bool(self._critical.get(alert["model"]))
 
+    def firing_for_sink(self, sink: str) -> list[dict[str, Any]]:
+        """Firing, not inhibited alerts of the routes that deliver to ``sink`` (what an
+        Alertmanager sink keeps alive by re-sending)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for group in self._groups.values():
+            if sink in group.route.sinks:
+                seen.update((fp, a) for fp, a in group.firing.items() if not self._inhibited(a))
+        return list(seen.values())
+
     def open_alerts(self) -> list[dict[str, Any]]:
         """Firing alerts currently held (deduplicated across routes)."""
         seen: dict[str, dict[str, Any]] = {}

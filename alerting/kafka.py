@@ -24,6 +24,8 @@ from confluent_kafka import (
 )
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from schemas.metrics_catalogue import build_info
+
 
 def consumer_config(bootstrap: str, group_id: str | None = None,
                     **overrides: Any) -> dict[str, Any]:
@@ -127,4 +129,5 @@ def process_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
+    build_info(registry)
     return registry

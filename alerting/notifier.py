@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from alerting.grouping import Dispatcher, Notification
 from alerting.kafka import consumer_config, make_producer, process_registry, read_topic
@@ -44,6 +44,7 @@ from alerting.routes import Route, RoutesConfig
 from alerting.sentlog import SentLog
 from alerting.sinks.base import Sink, redact
 from schemas.codec import DecodeError, default_codec
+from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 
 log = logging.getLogger("modelwatch.notifier")
@@ -52,17 +53,10 @@ DONE_OUTCOMES = {"delivered", "dead_lettered", "duplicate"}
 
 class NotifierMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.notifications = Counter("modelwatch_notifications_total",
-                                     "Notifications per sink and outcome",
-                                     ["sink", "outcome"], registry=registry)
-        self.dead_letters = Counter("modelwatch_notification_dead_letters_total",
-                                    "Notifications dead-lettered after the retry budget",
-                                    ["sink"], registry=registry)
-        self.attempts = Counter("modelwatch_notification_attempts_total",
-                                "Delivery attempts (including retries)", ["sink"],
-                                registry=registry)
-        self.open_alerts = Gauge("modelwatch_notifier_open_alerts",
-                                 "Firing alerts held by this notifier", registry=registry)
+        self.notifications = counter("modelwatch_notifications_total", registry)
+        self.dead_letters = counter("modelwatch_notification_dead_letters_total", registry)
+        self.attempts = counter("modelwatch_notification_attempts_total", registry)
+        self.open_alerts = gauge("modelwatch_notifier_open_alerts", registry)
 
 
 @dataclass
@@ -98,6 +92,7 @@ class Notifier:
         self._fp_origin: dict[str, tuple[int, int]] = {}
         self._stopping = threading.Event()
         self._committed: dict[int, int] = {}
+        self._next_refresh_ms: dict[str, int] = {}
         self.ready = threading.Event()
         self.assigned: set[int] = set()  # partitions of the alerts topic this notifier owns
 
@@ -234,6 +229,18 @@ class Notifier:
             # next notifier replays them (the sent log keeps what did go out from repeating)
         self._inflight = still
         self.metrics.open_alerts.set(len(self.dispatcher.open_alerts()))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Sinks that keep alerts alive (Alertmanager: ``endsAt`` ahead) get the open alerts
+        of their routes every ``resend_interval``, on their own thread."""
+        now = self.clock()
+        for name, sink in self.sinks.items():
+            refresh = getattr(sink, "refresh", None)
+            if refresh is None or now < self._next_refresh_ms.get(name, 0):
+                continue
+            self._next_refresh_ms[name] = now + int(getattr(sink, "resend_interval_ms", 60_000))
+            self._executors[name].submit(refresh, self.dispatcher.firing_for_sink(name), now)
 
     def _commit(self, consumer: Consumer) -> None:
         offsets = {p: off for p, off in self.tracker.committable().items()

@@ -180,7 +180,7 @@ def run_demo(
                         stop.wait(1.0)
                         continue
                     now_t = time.monotonic()
-                    share = by_labels(cur, "modelwatch_drift_share", "model")
+                    share = by_labels(cur, "modelwatch_drift_share_ratio", "model")
                     live.update(
                         render(
                             golden_rows(prev, cur, now_t - prev_t),

@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from schemas.label_caps import LabelCapsConfig
 from schemas.topics import TopicNames
 
 
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="stream_jobs GoldenChecksConfig (error rate, SLOs)"
     )
     max_features_per_model: int = Field(50, description="cap on features exported as labels")
+    label_caps: LabelCapsConfig = Field(
+        default_factory=LabelCapsConfig, description="caps on producer-chosen label values"
+    )
     labels: dict[str, Any] = Field(default_factory=dict, description="stream_jobs LabelConfig")
     alert_policy_file: str | None = None
     routes_file: str | None = None

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from modelwatch.settings import Settings
 from schemas.codec import default_codec
+from schemas.label_caps import caps_for
 from stream_jobs.app import Worker, create_worker
 from stream_jobs.config import WorkerConfig
 from stream_jobs.drift.config import DriftConfig
@@ -42,6 +43,7 @@ def build_worker(settings: Settings) -> Worker:
     config = worker_config(settings)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
+    caps_for(registry, settings.label_caps)  # before any collector
     sink = DetectionSink(default_codec(), config.topics, registry)
     golden_checks = GoldenChecksStage(
         GoldenChecks(GoldenChecksConfig(**settings.golden_checks)), sink

@@ -2,7 +2,9 @@
 
 Several publishers in one process share the metric objects of their registry (they differ
 by the ``model`` label), so constructing a second publisher never raises "Duplicated
-timeseries".
+timeseries". Names, labels and buckets come from :mod:`schemas.metrics_catalogue`. The
+``model`` label is not capped here: a publisher's model is chosen once, by the process that
+embeds the SDK, not by the events it sends.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import threading
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.metrics_catalogue import counter, gauge, histogram
 
 
 @dataclass(frozen=True)
@@ -33,46 +37,10 @@ def sdk_metrics(registry: CollectorRegistry | None = None) -> SdkMetrics:
         if hit is not None and hit[0] is reg:
             return hit[1]
         metrics = SdkMetrics(
-            published=Counter(
-                "modelwatch_sdk_events_published_total",
-                "Events the broker acknowledged",
-                ["model", "kind"],
-                registry=reg,
-            ),
-            dropped=Counter(
-                "modelwatch_sdk_events_dropped_total",
-                "Events the SDK gave up on, by reason",
-                ["model", "kind", "reason"],
-                registry=reg,
-            ),
-            send_latency=Histogram(
-                "modelwatch_sdk_send_latency_seconds",
-                "Time from handing a batch to the Kafka client to its delivery report",
-                ["model"],
-                buckets=(
-                    0.001,
-                    0.0025,
-                    0.005,
-                    0.01,
-                    0.025,
-                    0.05,
-                    0.1,
-                    0.25,
-                    0.5,
-                    1,
-                    2.5,
-                    5,
-                    10,
-                    30,
-                ),
-                registry=reg,
-            ),
-            buffered=Gauge(
-                "modelwatch_sdk_buffered_events",
-                "Events held by the SDK: not yet sent, or sent and awaiting a delivery report",
-                ["model"],
-                registry=reg,
-            ),
+            published=counter("modelwatch_sdk_events_published_total", reg),
+            dropped=counter("modelwatch_sdk_events_dropped_total", reg),
+            send_latency=histogram("modelwatch_sdk_send_latency_seconds", reg),
+            buffered=gauge("modelwatch_sdk_buffered_events", reg),
         )
         _by_registry[id(reg)] = (reg, metrics)
         return metrics

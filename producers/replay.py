@@ -4,12 +4,20 @@ The file is read in chunks (pyarrow's streaming CSV reader / Parquet row batches
 file of millions of rows replays in bounded memory. Each chunk becomes one columnar batch
 with no per-value Python work apart from the id list:
 
-* numeric columns (ints, floats, bools) become numeric features, strings categorical ones;
+* features are typed by :mod:`schemas.column_types` (the rules ``reference build`` uses):
+  integers and floats are numeric features; booleans (and true/false text) one categorical
+  feature with values ``"true"``/``"false"``; other text categorical;
 * ``time_col``: datetimes, ISO strings, or epoch numbers (values above 1e11 are read as
   milliseconds, others as seconds); without it, event time is the replay's wall time;
-* ``prediction_col``: numeric → ``score``, string → ``predicted_class``;
-* ``label_col``: numeric → ``label_value``, string → ``label_class``; a label's event time is
-  its row's event time plus ``label_delay_s``; rows with a null label publish no label;
+* ``task`` (``auto``/``classification``/``regression``): ``auto`` is decided once, on the
+  first chunk holding labels (:func:`schemas.column_types.infer_task`: booleans, text, 0/1
+  or a few integer classes → classification), and kept for the whole replay;
+* ``label_col``: a classification label → ``label_class`` (``1.0``/``True`` → ``"1"``),
+  a regression one → ``label_value``; a label's event time is its row's event time plus
+  ``label_delay_s``; rows with a null label publish no label;
+* ``prediction_col``: regression → ``score``; classification → ``score`` if the numbers
+  are probabilities in [0, 1] (not all integers; decided on the first chunk), else
+  ``predicted_class`` (0/1 predictions are classes);
 * ``id_col``: the prediction_id (any type, as a string); without it, random uuid4 hex ids.
 
 >>> import pyarrow as pa
@@ -22,6 +30,13 @@ with no per-value Python work apart from the id list:
 ([1700000000000, 1700000001000], [1.5, nan], ['gold', None])
 >>> labels.prediction_ids, labels.event_time_ms.tolist(), labels.label_class.values()
 (['a'], [1700000060000], ['1'])
+>>> batch = pa.RecordBatch.from_pydict({"flag": [True, False], "p": [1, 0], "y": [1, 1]})
+>>> spec = resolve_spec(batch, ReplaySpec(prediction_col="p", label_col="y"))
+>>> spec.task, spec.prediction_kind
+('classification', 'class')
+>>> preds, labels = chunk_to_columns(batch, spec, "m", "v1")
+>>> preds.categorical["flag"].values(), preds.predicted_class.values(), labels.label_class.values()
+(['true', 'false'], ['1', '0'], ['1', '1'])
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +54,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from producers.sdk import ModelwatchPublisher
+from schemas import column_types as ct
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
 
 F8 = np.dtype("<f8")
@@ -60,6 +76,13 @@ class ReplaySpec:
     label_delay_s: float = 0.0
     features: Sequence[str] | None = None
     latency_col: str | None = None
+    task: str = "auto"  # auto | classification | regression
+    prediction_kind: str = "auto"  # auto | score | class (classification only)
+
+    def __post_init__(self) -> None:
+        ct.check_task(self.task)
+        if self.prediction_kind not in ("auto", "score", "class"):
+            raise ReplayError(f"prediction_kind {self.prediction_kind!r}: auto, score or class")
 
 
 @dataclass
@@ -119,23 +142,53 @@ def _require(batch: pa.RecordBatch, name: str | None, what: str) -> pa.Array | N
 
 
 def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+    return ct.is_numeric_type(t) or pa.types.is_boolean(t)
 
 
 def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
 
 
-def _floats(col: pa.Array) -> np.ndarray:
-    as_float = pc.cast(col, pa.float64())
-    return np.asarray(pc.fill_null(as_float, np.nan).to_numpy(zero_copy_only=False), dtype=F8)
+_floats = ct.floats
 
 
 def _categorical(col: pa.Array) -> CategoricalArray:
-    if not pa.types.is_dictionary(col.type):
-        col = pc.dictionary_encode(pc.cast(col, pa.string()) if not _is_text(col.type) else col)
-    codes = pc.fill_null(col.indices, -1).to_numpy(zero_copy_only=False).astype(I4)
-    return CategoricalArray([str(v) for v in col.dictionary.to_pylist()], codes)
+    """A categorical feature (booleans → ``"true"``/``"false"``)."""
+    enc = ct.categorical_array(col)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(I4)
+    return CategoricalArray([str(v) for v in enc.dictionary.to_pylist()], codes)
+
+
+def _classes(col: pa.Array) -> CategoricalArray:
+    """Class names of a label or class-prediction column (``1.0``/``True`` → ``"1"``)."""
+    return CategoricalArray.from_values(ct.class_names(col))
+
+
+def resolve_spec(batch: pa.RecordBatch, spec: ReplaySpec) -> ReplaySpec:
+    """``spec`` with ``task`` and ``prediction_kind`` decided from ``batch`` where "auto".
+
+    :func:`replay` calls it once, on the first chunk, so the task never changes mid-file.
+    """
+    task, kind = spec.task, spec.prediction_kind
+    label = _require(batch, spec.label_col, "label")
+    pred = _require(batch, spec.prediction_col, "prediction")
+    if task == "auto":
+        if label is not None and len(label) - label.null_count > 0:
+            task = ct.infer_task(label)
+        elif pred is not None and not _is_numeric(pred.type):
+            task = ct.CLASSIFICATION
+        elif pred is not None:
+            task = ct.infer_task(pred) if not ct.is_score(_floats(pred)) else ct.CLASSIFICATION
+        else:
+            task = "auto"
+    if kind == "auto" and pred is not None and task != "auto":
+        if task == ct.REGRESSION:
+            kind = "score"
+        elif ct.is_numeric_type(pred.type):
+            kind = "score" if ct.is_score(_floats(pred)) else "class"
+        else:
+            kind = "class"
+    return replace(spec, task=task, prediction_kind=kind)
 
 
 def event_times_ms(col: pa.Array) -> np.ndarray:
@@ -152,7 +205,7 @@ def event_times_ms(col: pa.Array) -> np.ndarray:
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         ts = pc.cast(col, pa.timestamp("ms", tz=getattr(t, "tz", None)))
         return ts.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(I8)
-    if _is_numeric(t):
+    if ct.is_numeric_type(t):
         x = _floats(col)
         return (x if np.nanmax(x) > EPOCH_MS_THRESHOLD else x * 1000.0).round().astype(I8)
     if _is_text(t):
@@ -208,16 +261,22 @@ def chunk_to_columns(
     for name in names:
         col = _require(batch, name, "feature")
         assert col is not None
-        if _is_numeric(col.type):
+        if ct.feature_kind(col) == ct.NUMERIC:
             numeric[name] = _floats(col)
         else:
             categorical[name] = _categorical(col)
+    if (spec.task == "auto" and (label_col is not None or pred_col is not None)) or (
+        pred_col is not None and spec.prediction_kind == "auto"
+    ):
+        spec = resolve_spec(batch, spec)
     score = predicted_class = None
     if pred_col is not None:
-        if _is_numeric(pred_col.type):
-            score = _floats(pred_col)
+        if spec.prediction_kind == "class" or (
+            spec.prediction_kind == "auto" and not _is_numeric(pred_col.type)
+        ):
+            predicted_class = _classes(pred_col)
         else:
-            predicted_class = _categorical(pred_col)
+            score = _floats(pred_col)
     preds = PredictionColumns(
         model=model,
         model_version=version,
@@ -235,12 +294,18 @@ def chunk_to_columns(
         present = np.flatnonzero(~np.asarray(label_col.is_null().to_numpy(zero_copy_only=False)))
         if len(present):
             taken = label_col.take(pa.array(present))
+            regression = spec.task == ct.REGRESSION
+            if regression and not ct.is_numeric_type(taken.type):
+                raise ReplayError(
+                    f"label column {spec.label_col!r} of type {taken.type} cannot be a "
+                    "regression target (use --task classification)"
+                )
             labels = LabelColumns(
                 model=model,
                 prediction_ids=[ids[i] for i in present.tolist()],
                 event_time_ms=times[present] + int(round(spec.label_delay_s * 1000)),
-                label_value=_floats(taken) if _is_numeric(taken.type) else None,
-                label_class=None if _is_numeric(taken.type) else _categorical(taken),
+                label_value=_floats(taken) if regression else None,
+                label_class=None if regression else _classes(taken),
             )
     return preds, labels
 
@@ -263,9 +328,13 @@ def replay(
     stats = ReplayStats()
     t0 = time.monotonic()
     step = chunk_rows if rate <= 0 else int(max(1, min(chunk_rows, rate * 0.1)))
+    resolved = False
     for batch in read_chunks(path, step):
         if should_stop():
             break
+        if not resolved:
+            spec = resolve_spec(batch, spec)
+            resolved = spec.task != "auto" or not (spec.label_col or spec.prediction_col)
         preds, labels = chunk_to_columns(batch, spec, publisher.model, publisher.model_version)
         if rate > 0:
             due = t0 + (stats.rows + preds.n) / rate

@@ -15,6 +15,16 @@ same order — converts with one ``np.array`` call per block of columns.
 ([nan, 4.0], ['red', None], [0, 1])
 >>> cols.class_names, cols.class_probabilities[:, 1].tolist(), cols.error_type.values()
 (['no', 'yes'], [0.9, 0.2], [None, 'Timeout'])
+
+Booleans are categorical features ``"true"``/``"false"`` (:mod:`schemas.column_types`),
+wherever the caller put them: a ``bool`` in the numeric map moves to the categorical one
+(decided on the batch's first row, so no per-value check slows the common case).
+
+>>> rows = [("a", 1, {"x": 1.0, "vip": True}, {"c": False}, None, None, None, 1.0, "ok",
+...          None, 0, 0, None)]
+>>> cols = prediction_rows_to_columns("m", "1", rows)
+>>> sorted(cols.numeric), cols.categorical["vip"].values(), cols.categorical["c"].values()
+(['x'], ['true'], ['false'])
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from schemas.column_types import python_text
 from schemas.columnar import STATUS_CODES, CategoricalArray, LabelColumns, PredictionColumns
 
 F8 = np.dtype("<f8")
@@ -118,9 +129,40 @@ def _cat_columns(dicts: Sequence[Mapping[str, Any]]) -> dict[str, CategoricalArr
     distinct = list(combos)
     out: dict[str, CategoricalArray] = {}
     for j, key in enumerate(keys):
-        column = CategoricalArray.from_values([combo[j] for combo in distinct])
+        column = CategoricalArray.from_values(
+            [python_text(c[j]) for c in distinct]  # distinct rows only: True/"True" → "true"
+        )
         out[key] = CategoricalArray(column.dictionary, column.codes[row_codes])
     return out
+
+
+def event_features(
+    numeric: Mapping[str, Any] | None, categorical: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The feature maps of one ``PredictionEvent`` under the same rules as a batch:
+    booleans (wherever given) become categorical ``"true"``/``"false"``.
+
+    >>> event_features({"x": 1.5, "vip": True}, {"c": "a", "flag": "False"})
+    ({'x': 1.5}, {'c': 'a', 'flag': 'false', 'vip': 'true'})
+    """
+    num = dict(numeric or {})
+    cat = {k: python_text(v) for k, v in (categorical or {}).items()}
+    for k in [k for k, v in num.items() if isinstance(v, bool | np.bool_)]:
+        cat[k] = python_text(num.pop(k))
+    return num, cat
+
+
+def _split_booleans(
+    nums: Sequence[Mapping[str, Any]], cats: Sequence[Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Move numeric-map keys holding a ``bool`` in the first row to the categorical maps."""
+    first = nums[0] if nums else _EMPTY
+    moved = [k for k, v in first.items() if isinstance(v, bool | np.bool_)]
+    if not moved:
+        return list(nums), list(cats)
+    new_nums = [{k: v for k, v in d.items() if k not in moved} for d in nums]
+    new_cats = [{**c, **{k: d.get(k) for k in moved}} for d, c in zip(nums, cats, strict=True)]
+    return new_nums, new_cats
 
 
 def prediction_rows_to_columns(
@@ -130,7 +172,8 @@ def prediction_rows_to_columns(
     ids, times, nums, cats, scores, classes, probs, lat, status, errs, req, resp, segs = zip(
         *rows, strict=True
     )
-    num_names, num_block = _float_block([d or _EMPTY for d in nums])
+    num_maps, cat_maps = _split_booleans([d or _EMPTY for d in nums], [d or _EMPTY for d in cats])
+    num_names, num_block = _float_block(num_maps)
     prob_dicts = [d or _EMPTY for d in probs]
     class_names, prob_block = _float_block(prob_dicts)
     has_score = any(s is not None for s in scores)
@@ -144,7 +187,7 @@ def prediction_rows_to_columns(
         latency_ms=np.array(lat, dtype=F8),
         status=np.array([STATUS_CODES[s] for s in status], dtype=I1),
         numeric={k: np.ascontiguousarray(num_block[:, j]) for j, k in enumerate(num_names)},
-        categorical=_cat_columns([d or _EMPTY for d in cats]),
+        categorical=_cat_columns(cat_maps),
         score=np.array(scores, dtype=F8) if has_score else None,
         predicted_class=CategoricalArray.from_values(classes) if has_class else None,
         class_names=class_names,

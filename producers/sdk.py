@@ -67,7 +67,13 @@ from producers.columns import (
 )
 from producers.metrics import sdk_metrics
 from producers.partitioner import partitions_for
-from producers.rows import LabelRow, PredRow, label_rows_to_columns, prediction_rows_to_columns
+from producers.rows import (
+    LabelRow,
+    PredRow,
+    event_features,
+    label_rows_to_columns,
+    prediction_rows_to_columns,
+)
 from schemas.codec import default_codec
 from schemas.columnar import STATUS_CODES, LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
@@ -400,13 +406,14 @@ class ModelwatchPublisher:
         pid, accepted = self._accept_prediction(prediction_id, status)
         if not accepted:
             return pid
+        numeric_features, categorical_features = event_features(numeric, categorical)
         record = {
             "prediction_id": pid,
             "model": self.model,
             "model_version": self.model_version,
             "event_time_ms": _now_ms() if event_time_ms is None else int(event_time_ms),
-            "numeric_features": dict(numeric or {}),
-            "categorical_features": dict(categorical or {}),
+            "numeric_features": numeric_features,
+            "categorical_features": categorical_features,
             "score": score,
             "predicted_class": predicted_class,
             "class_probabilities": None

@@ -21,62 +21,46 @@ collectors on an injected registry (no I/O here; the HTTP exporter is the worker
 from __future__ import annotations
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from schemas.columnar import STATUS_NAMES, PredictionColumns
-from stream_jobs.vector_histogram import DELAY_BUCKETS, LATENCY_BUCKETS, VectorHistogram
+from schemas.label_caps import LabelCaps, caps_for
+from schemas.metrics_catalogue import counter, gauge, remove_series
+from stream_jobs.vector_histogram import VectorHistogram
 
 
 class GoldenSignals:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.predictions = Counter(
-            "modelwatch_predictions",
-            "Predictions seen, by model, version and status (ok, error, fallback).",
-            ["model", "version", "status"],
-            registry=registry,
+    """The golden-signal collectors of one registry, built from the metric catalogue.
+
+    ``model``, ``version`` and ``error_type`` go through the registry's
+    :class:`~schemas.label_caps.LabelCaps` (an ``other`` bucket past each cap), and a
+    forgotten model (the model registry's TTL) has its series removed.
+    """
+
+    def __init__(self, registry: CollectorRegistry, caps: LabelCaps | None = None) -> None:
+        self.caps = caps if caps is not None else caps_for(registry)
+        self.predictions = counter("modelwatch_predictions_total", registry)
+        self.errors = counter("modelwatch_prediction_errors_total", registry)
+        self.latency = VectorHistogram.from_catalogue(
+            "modelwatch_prediction_latency_seconds", registry
         )
-        self.errors = Counter(
-            "modelwatch_prediction_errors",
-            "Predictions that failed, by error type.",
-            ["model", "version", "error_type"],
-            registry=registry,
-        )
-        self.latency = VectorHistogram(
-            "modelwatch_prediction_latency_seconds",
-            "Model serving latency reported by the model server.",
-            ["model", "version"],
-            LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.delay = VectorHistogram(
-            "modelwatch_processing_delay_seconds",
-            "Processing delay: worker wall time minus the prediction's event time.",
-            ["model"],
-            DELAY_BUCKETS,
-            registry=registry,
-        )
-        self.last_event = Gauge(
-            "modelwatch_last_event_timestamp_seconds",
-            "Largest prediction event time seen, by model and version (for no-traffic alerts).",
-            ["model", "version"],
-            registry=registry,
-        )
-        self.request_bytes = Counter(
-            "modelwatch_request_bytes",
-            "Request payload bytes reported by the model server.",
-            ["model", "version"],
-            registry=registry,
-        )
-        self.response_bytes = Counter(
-            "modelwatch_response_bytes",
-            "Response payload bytes reported by the model server.",
-            ["model", "version"],
-            registry=registry,
-        )
+        self.delay = VectorHistogram.from_catalogue("modelwatch_processing_delay_seconds", registry)
+        self.last_event = gauge("modelwatch_last_event_timestamp_seconds", registry)
+        self.request_bytes = counter("modelwatch_request_bytes_total", registry)
+        self.response_bytes = counter("modelwatch_response_bytes_total", registry)
+        self.caps.on_forget(self.forget)
+
+    def forget(self, model: str) -> None:
+        """Remove every series of ``model`` (it has been dropped from the model registry)."""
+        for metric in (self.predictions, self.errors, self.last_event, self.request_bytes,
+                       self.response_bytes):  # fmt: skip
+            remove_series(metric, "model", model)
+        self.latency.remove_where(0, model)
+        self.delay.remove_where(0, model)
 
     def observe(self, cols: PredictionColumns, now_s: float) -> None:
         """Account one batch (vectorised: a handful of numpy calls per batch)."""
-        model, version = cols.model, cols.model_version
+        model, version = self.caps.model_version(cols.model, cols.model_version)
         by_status = np.bincount(cols.status, minlength=3)
         for code, count in enumerate(by_status.tolist()):
             if count:
@@ -87,9 +71,11 @@ class GoldenSignals:
             for code, count in enumerate(per_type.tolist()):
                 if count:
                     name = "unknown" if code == 0 else cols.error_type.dictionary[code - 1]
+                    name = self.caps.error_type(model, version, name)
                     self.errors.labels(model, version, name).inc(count)
         elif by_status[1]:
-            self.errors.labels(model, version, "unknown").inc(int(by_status[1]))
+            name = self.caps.error_type(model, version, "unknown")
+            self.errors.labels(model, version, name).inc(int(by_status[1]))
         self.latency.observe_many((model, version), cols.latency_ms / 1000.0)
         event_s = cols.event_time_ms / 1000.0
         self.delay.observe_many((model,), now_s - event_s)

@@ -6,6 +6,14 @@ Pure and clock-injected. Counts go into one-minute event-time buckets per model;
 lifecycle can both open and resolve. "No traffic" is judged on wall time since the model's
 last batch, because an outage produces no event time at all.
 
+The model registry forgets: a model whose last batch is more than ``forget_after_s`` of
+**wall-clock** time ago (liveness, like "no traffic"; event time stops with the traffic, so
+it cannot measure an absence) gets one last ``no_traffic`` verdict with ``active=False`` --
+its alert resolves -- and is dropped; ``on_forget`` callbacks then remove its Prometheus
+series (:meth:`schemas.label_caps.LabelCaps.forget`). A model must have sent
+``no_traffic_min_events`` events in its life before its silence counts as an outage, so a
+typo seen once never pages, and is forgotten after the TTL like any other.
+
 >>> import numpy as np
 >>> from schemas.columnar import PredictionColumns
 >>> checks = GoldenChecks(GoldenChecksConfig(min_events=10))
@@ -20,10 +28,11 @@ last batch, because an outage produces no event time at all.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.columnar import PredictionColumns
 from schemas.detection import Detection, DetectionKind
@@ -33,12 +42,20 @@ LATENCY_BOUNDS_MS = np.array([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10
 
 
 class GoldenChecksConfig(BaseModel):
-    span_ms: int = 5 * 60_000
-    min_events: int = 100
+    model_config = ConfigDict(extra="forbid")
+
+    span_ms: int = Field(5 * 60_000, gt=0)
+    min_events: int = Field(100, ge=1)
     error_rate_max: float = 0.05
     fallback_rate_max: float = 0.10
     latency_p99_slo_ms: float = 250.0
-    no_traffic_after_s: float = 30.0
+    no_traffic_after_s: float = Field(30.0, gt=0)
+    no_traffic_min_events: int = Field(
+        10, ge=1, description="events a model must have sent before its silence pages"
+    )
+    forget_after_s: float = Field(
+        3600.0, gt=0, description="wall-clock seconds without traffic before a model is forgotten"
+    )
 
 
 @dataclass
@@ -56,6 +73,7 @@ class _ModelState:
     version: str
     last_seen_wall_s: float
     max_event_ms: int = 0
+    events_seen: int = 0
     buckets: OrderedDict[int, _Bucket] = field(default_factory=OrderedDict)
 
 
@@ -68,9 +86,14 @@ def _quantile_from_buckets(counts: np.ndarray, q: float) -> float:
 
 
 class GoldenChecks:
-    def __init__(self, config: GoldenChecksConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: GoldenChecksConfig | None = None,
+        on_forget: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config or GoldenChecksConfig()
         self.models: dict[str, _ModelState] = {}
+        self.on_forget: list[Callable[[str], None]] = [on_forget] if on_forget else []
 
     def observe(self, cols: PredictionColumns, now_s: float) -> None:
         state = self.models.get(cols.model)
@@ -78,6 +101,7 @@ class GoldenChecks:
             state = self.models[cols.model] = _ModelState(cols.model_version, now_s)
         state.version = cols.model_version
         state.last_seen_wall_s = now_s
+        state.events_seen += cols.n
         state.max_event_ms = max(state.max_event_ms, int(cols.event_time_ms.max()))
         starts = cols.event_time_ms // BUCKET_MS * BUCKET_MS
         lat_idx = np.searchsorted(LATENCY_BOUNDS_MS, cols.latency_ms, side="left")
@@ -98,6 +122,7 @@ class GoldenChecks:
     def evaluate(self, now_s: float) -> list[Detection]:
         cfg = self.config
         out: list[Detection] = []
+        forgotten: list[str] = []
         for model, st in self.models.items():
             since = st.max_event_ms - cfg.span_ms
             recent = [b for s, b in st.buckets.items() if s + BUCKET_MS > since]
@@ -110,6 +135,12 @@ class GoldenChecks:
                 "window_end_ms": st.max_event_ms,
             }
             gap = now_s - st.last_seen_wall_s
+            forget = gap > cfg.forget_after_s
+            established = st.events_seen >= cfg.no_traffic_min_events
+            details = {"events_in_span": str(n), "events_seen": str(st.events_seen)}
+            if forget:
+                details["forgotten"] = "true"
+                forgotten.append(model)
             out.append(
                 Detection(
                     kind=DetectionKind.NO_TRAFFIC,
@@ -117,16 +148,16 @@ class GoldenChecks:
                     detector="heartbeat_gap",
                     value=gap,
                     threshold=cfg.no_traffic_after_s,
-                    active=gap > cfg.no_traffic_after_s,
-                    details={"events_in_span": str(n)},
+                    active=gap > cfg.no_traffic_after_s and established and not forget,
+                    details=details,
                     **common,
                 )
             )
-            if n < cfg.min_events:
+            if n < cfg.min_events and not forget:
                 continue
-            errors = sum(b.errors for b in recent) / n
-            fallbacks = sum(b.fallbacks for b in recent) / n
-            p99 = _quantile_from_buckets(sum(b.latency for b in recent), 0.99)
+            errors = sum(b.errors for b in recent) / max(n, 1)
+            fallbacks = sum(b.fallbacks for b in recent) / max(n, 1)
+            p99 = _quantile_from_buckets(sum(b.latency for b in recent), 0.99) if n else 0.0
             details = {"events": str(n)}
             checks = (
                 (DetectionKind.ERROR_RATE, "error_rate", "rate_over_span", errors,
@@ -143,10 +174,14 @@ class GoldenChecks:
                     detector=detector,
                     value=value,
                     threshold=bound,
-                    active=value > bound,
+                    active=value > bound and not forget,  # a forgotten model resolves
                     details=details,
                     **common,
                 )
                 for kind, subject, detector, value, bound in checks
             ]
+        for model in forgotten:
+            del self.models[model]
+            for callback in self.on_forget:
+                callback(model)
         return out

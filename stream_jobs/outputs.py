@@ -6,11 +6,13 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from schemas.codec import Codec
 from schemas.columnar import PredictionColumns
 from schemas.detection import Detection
+from schemas.label_caps import caps_for
+from schemas.metrics_catalogue import counter, remove_series
 from schemas.topics import TopicNames
 from stream_jobs.golden_checks import GoldenChecks
 from stream_jobs.handler import Outgoing
@@ -26,18 +28,15 @@ class DetectionSink:
     def __init__(self, codec: Codec, topics: TopicNames, registry: CollectorRegistry) -> None:
         self.codec = codec
         self.topics = topics
-        self.active = Counter(
-            "modelwatch_detections",
-            "Active detections emitted by the worker, by model and kind.",
-            ["model", "kind"],
-            registry=registry,
-        )
+        self.caps = caps_for(registry)
+        self.active = counter("modelwatch_detections_total", registry)
+        self.caps.on_forget(lambda model: remove_series(self.active, "model", model))
 
     def encode(self, detections: Iterable[Detection]) -> list[Outgoing]:
         out = []
         for d in detections:
             if d.active:
-                self.active.labels(d.model, str(d.kind)).inc()
+                self.active.labels(self.caps.model(d.model), str(d.kind)).inc()
             out.append(
                 Outgoing(
                     self.topics.detections,
@@ -61,6 +60,7 @@ class GoldenChecksStage:
     def __init__(self, checks: GoldenChecks, sink: DetectionSink, every_s: float = 5.0) -> None:
         self.checks = checks
         self.sink = sink
+        checks.on_forget.append(sink.caps.forget)  # a forgotten model's series go too
         self.every_s = every_s
         self._last_s = 0.0
 

@@ -25,8 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+from schemas.metrics_catalogue import spec
 
 
 class VectorHistogram(Collector):
@@ -47,6 +46,20 @@ class VectorHistogram(Collector):
         self._lock = threading.Lock()
         if registry is not None:
             registry.register(self)
+
+    @classmethod
+    def from_catalogue(cls, name: str, registry: CollectorRegistry | None) -> VectorHistogram:
+        s = spec(name)
+        if s.type != "histogram":
+            raise TypeError(f"{name} is a {s.type} in the catalogue, not a histogram")
+        return cls(s.name, s.help, s.labels, s.buckets, registry=registry)
+
+    def remove_where(self, index: int, value: str) -> None:
+        """Drop every series whose ``index``-th label value is ``value``."""
+        with self._lock:
+            for key in [k for k in self._counts if k[index] == value]:
+                del self._counts[key]
+                del self._sums[key]
 
     def observe_many(self, labels: tuple[str, ...], values: np.ndarray) -> None:
         """Add every finite value of ``values`` (NaN/inf are ignored) under ``labels``."""

@@ -2,6 +2,8 @@
 
 Run ``python infra/grafana/generate.py`` to (re)write ``infra/grafana/dashboards/*.json``;
 ``--check`` exits 1 when the committed files differ from what this script produces.
+``--worker-job`` / ``--notifier-job`` set the Prometheus job names the panels select on
+(the shipped files use the defaults, ``modelwatch-worker`` and ``modelwatch-notifier``).
 
 Plain Python dictionaries in Grafana's dashboard JSON model (schemaVersion 39), so there is no
 dependency to install and the output is byte-for-byte stable. Every dashboard has a
@@ -32,6 +34,18 @@ SEL = 'model=~"$model", version=~"$version"'  # selector for series with model a
 MSEL = 'model=~"$model"'  # selector for series with a model label only
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """Prometheus job names of the modelwatch processes (set at generation time)."""
+
+    worker: str = "modelwatch-worker"
+    notifier: str = "modelwatch-notifier"
+
+    @property
+    def any(self) -> str:
+        return f"{self.worker}|{self.notifier}"
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -338,7 +352,7 @@ def _layout(panels: list[Json]) -> list[Json]:
 
 
 # ----------------------------------------------------------------------------- the dashboards
-def overview() -> Dashboard:
+def overview(jobs: Jobs = Jobs()) -> Dashboard:
     rate = f"model_version:modelwatch_predictions:rate5m{{{SEL}}}"
     return Dashboard(
         uid="modelwatch-overview",
@@ -451,7 +465,7 @@ def overview() -> Dashboard:
     )
 
 
-def drift() -> Dashboard:
+def drift(jobs: Jobs = Jobs()) -> Dashboard:
     return Dashboard(
         uid="modelwatch-drift",
         title="modelwatch / Drift",
@@ -466,11 +480,11 @@ def drift() -> Dashboard:
         annotations=[
             annotation(
                 "Drift detections",
-                "sum by (model, kind, severity) (increase(modelwatch_detections_total"
+                "sum by (model, kind) (increase(modelwatch_detections_total"
                 f'{{{MSEL}, kind=~".*drift.*"}}[$__interval])) > 0',
                 "orange",
                 "{{model}}: {{kind}}",
-                "severity {{severity}}",
+                "detection {{kind}}",
             ),
             annotation(
                 "Online detector detections",
@@ -484,7 +498,7 @@ def drift() -> Dashboard:
         panels=[
             stat(
                 "Drift share (max over models)",
-                Q(f"max(modelwatch_drift_share{{{MSEL}}})"),
+                Q(f"max(modelwatch_drift_share_ratio{{{MSEL}}})"),
                 unit="percentunit",
                 thresholds=[(None, "green"), (0.25, "orange"), (0.5, "red")],
             ),
@@ -506,22 +520,20 @@ def drift() -> Dashboard:
             row("Dataset"),
             timeseries(
                 "Drift share",
-                Q(f"max by (model) (modelwatch_drift_share{{{MSEL}}})", "{{model}}"),
+                Q(f"max by (model) (modelwatch_drift_share_ratio{{{MSEL}}})", "{{model}}"),
                 unit="percentunit",
                 thresholds=[(None, "green"), (0.5, "red")],
                 min_=0,
                 max_=1,
             ),
             timeseries(
-                "Prediction and label drift scores",
+                "Prediction drift score",
                 Q(
                     f"max by (model, test) (modelwatch_prediction_drift_score{{{MSEL}}})",
                     "prediction {{model}} {{test}}",
                 ),
-                Q(
-                    f"max by (model, test) (modelwatch_label_drift_score{{{MSEL}}})",
-                    "label {{model}} {{test}}",
-                ),
+                description="Label (target) drift reaches you as `label_drift` detections "
+                "(the Alerts dashboard), not as a score series.",
             ),
             state_timeline(
                 "Drift verdict per feature",
@@ -588,7 +600,7 @@ def drift() -> Dashboard:
     )
 
 
-def performance() -> Dashboard:
+def performance(jobs: Jobs = Jobs()) -> Dashboard:
     perf = 'max by (model, version, metric) (modelwatch_model_performance{%s, metric=~"%s"})'
     return Dashboard(
         uid="modelwatch-performance",
@@ -597,13 +609,13 @@ def performance() -> Dashboard:
         annotations=[
             annotation(
                 "Concept drift and performance detections",
-                "sum by (model, kind, severity) (increase(modelwatch_detections_total"
+                "sum by (model, kind) (increase(modelwatch_detections_total"
                 f'{{{MSEL}, kind=~"concept_drift|performance_collapse|performance_drop|'
                 'label_drift"}'
                 "[$__interval])) > 0",
                 "red",
                 "{{model}}: {{kind}}",
-                "severity {{severity}}",
+                "detection {{kind}}",
             )
         ],
         panels=[
@@ -615,7 +627,7 @@ def performance() -> Dashboard:
             ),
             stat(
                 "Join rate (worst model)",
-                Q(f"min(modelwatch_join_rate{{{MSEL}}})"),
+                Q(f"min(modelwatch_label_join_ratio{{{MSEL}}})"),
                 unit="percentunit",
                 thresholds=[(None, "red"), (0.5, "orange"), (0.9, "green")],
             ),
@@ -673,7 +685,7 @@ def performance() -> Dashboard:
             ),
             timeseries(
                 "Join rate",
-                Q(f"max by (model) (modelwatch_join_rate{{{MSEL}}})", "{{model}}"),
+                Q(f"max by (model) (modelwatch_label_join_ratio{{{MSEL}}})", "{{model}}"),
                 unit="percentunit",
                 min_=0,
                 max_=1,
@@ -687,7 +699,7 @@ def performance() -> Dashboard:
     )
 
 
-def alerts() -> Dashboard:
+def alerts(jobs: Jobs = Jobs()) -> Dashboard:
     def firing(severity: str) -> Q:
         return Q(f'sum(modelwatch_alerts_firing{{{MSEL}, severity="{severity}"}}) or vector(0)')
 
@@ -734,10 +746,10 @@ def alerts() -> Dashboard:
                 stack=True,
             ),
             timeseries(
-                "Detections by kind and severity (last hour)",
+                "Detections by kind (last hour)",
                 Q(
-                    f"model_kind_severity:modelwatch_detections:increase1h{{{MSEL}}}",
-                    "{{model}} {{kind}} {{severity}}",
+                    f"model_kind:modelwatch_detections:increase1h{{{MSEL}}}",
+                    "{{model}} {{kind}}",
                 ),
             ),
             table(
@@ -762,7 +774,7 @@ def alerts() -> Dashboard:
     )
 
 
-def pipeline() -> Dashboard:
+def pipeline(jobs: Jobs = Jobs()) -> Dashboard:
     return Dashboard(
         uid="modelwatch-pipeline",
         title="modelwatch / Pipeline health",
@@ -771,7 +783,7 @@ def pipeline() -> Dashboard:
         panels=[
             stat(
                 "Workers up",
-                Q('sum(up{job="modelwatch-worker"})'),
+                Q(f'sum(up{{job="{jobs.worker}"}})'),
                 thresholds=[(None, "red"), (1, "green")],
             ),
             stat(
@@ -860,7 +872,7 @@ def pipeline() -> Dashboard:
             ),
             timeseries(
                 "Targets up",
-                Q('up{job=~"modelwatch-.*"}', "{{job}} {{instance}}"),
+                Q(f'up{{job=~"{jobs.any}"}}', "{{job}} {{instance}}"),
                 min_=0,
                 max_=1,
             ),
@@ -873,14 +885,17 @@ def pipeline() -> Dashboard:
             ),
             timeseries(
                 "Resident memory by process",
-                Q('process_resident_memory_bytes{job=~"modelwatch-.*"}', "{{job}} {{instance}}"),
+                Q(
+                    f'process_resident_memory_bytes{{job=~"{jobs.any}"}}',
+                    "{{job}} {{instance}}",
+                ),
                 unit="bytes",
             ),
         ],
     )
 
 
-DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
+DASHBOARDS: dict[str, Callable[[Jobs], Dashboard]] = {
     "overview": overview,
     "drift": drift,
     "performance": performance,
@@ -890,19 +905,19 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
 
 
 # ----------------------------------------------------------------------------- outputs
-def render(name: str) -> str:
-    """The JSON text of one dashboard, exactly as committed."""
+def render(name: str, jobs: Jobs = Jobs()) -> str:
+    """The JSON text of one dashboard, exactly as committed (with the default jobs)."""
     return (
-        json.dumps(DASHBOARDS[name]().to_json(), indent=2, sort_keys=True, ensure_ascii=False)
+        json.dumps(DASHBOARDS[name](jobs).to_json(), indent=2, sort_keys=True, ensure_ascii=False)
         + "\n"
     )
 
 
-def all_expressions() -> list[tuple[str, str, str]]:
+def all_expressions(jobs: Jobs = Jobs()) -> list[tuple[str, str, str]]:
     """(dashboard, panel or annotation title, PromQL expression) for every query."""
     out: list[tuple[str, str, str]] = []
     for name, build in DASHBOARDS.items():
-        board = build()
+        board = build(jobs)
         for panel in board.panels:
             for target in panel.get("targets", []):
                 out.append((name, panel["title"], target["expr"]))
@@ -915,7 +930,7 @@ def variable_queries() -> list[tuple[str, str, str]]:
     """(dashboard, variable, Grafana ``label_values(...)`` query) for every query variable."""
     out = []
     for name, build in DASHBOARDS.items():
-        for var in variables(build().extra_variables):
+        for var in variables(build(Jobs()).extra_variables):
             if var["type"] == "query":
                 out.append((name, var["name"], var["definition"]))
     return out
@@ -944,22 +959,22 @@ def substitute(expr: str, values: dict[str, str] | None = None) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", repl, expr)
 
 
-def write(directory: Path = DASHBOARDS_DIR) -> list[Path]:
+def write(directory: Path = DASHBOARDS_DIR, jobs: Jobs = Jobs()) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in DASHBOARDS:
         path = directory / f"{name}.json"
-        path.write_text(render(name), encoding="utf-8")
+        path.write_text(render(name, jobs), encoding="utf-8")
         paths.append(path)
     return paths
 
 
-def stale(directory: Path = DASHBOARDS_DIR) -> list[str]:
+def stale(directory: Path = DASHBOARDS_DIR, jobs: Jobs = Jobs()) -> list[str]:
     """Names of dashboards whose file in ``directory`` differs from the generator's output."""
     out = []
     for name in DASHBOARDS:
         path = directory / f"{name}.json"
-        if not path.exists() or path.read_text(encoding="utf-8") != render(name):
+        if not path.exists() or path.read_text(encoding="utf-8") != render(name, jobs):
             out.append(name)
     return out
 
@@ -969,20 +984,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed JSON is stale")
     parser.add_argument("--out", type=Path, default=DASHBOARDS_DIR)
     parser.add_argument("--list", action="store_true", help="print every panel expression")
+    parser.add_argument("--worker-job", default=Jobs.worker, help="job name of the workers")
+    parser.add_argument("--notifier-job", default=Jobs.notifier,
+                        help="job name of the alerting processes (evaluate, notify)")  # fmt: skip
     args = parser.parse_args(argv)
+    jobs = Jobs(args.worker_job, args.notifier_job)
     if args.list:
-        for board, panel, expr in all_expressions():
+        for board, panel, expr in all_expressions(jobs):
             print(f"{board}\t{panel}\t{expr}")
         return 0
     if args.check:
-        bad = stale(args.out)
+        bad = stale(args.out, jobs)
         for name in bad:
             print(
                 f"{args.out / (name + '.json')} is stale: run python infra/grafana/generate.py",
                 file=sys.stderr,
             )
         return 1 if bad else 0
-    for path in write(args.out):
+    for path in write(args.out, jobs):
         print(path)
     return 0
 

@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
         label_delay: float = typer.Option(0.0, help="label event time = row time + S seconds"),
         latency_col: str = typer.Option(None, help="latency column in milliseconds"),
         features: str = typer.Option(None, help="comma-separated feature columns (default: all)"),
-        task: str = typer.Option("auto", help="with --reference-data: auto|classification|"
-                                              "regression"),
+        task: str = typer.Option("auto", help="auto|classification|regression (the replay's "
+                                              "and, with --reference-data, the reference's)"),
         positive_class: str = typer.Option("1", help="with --reference-data: positive class"),
         negative_class: str = typer.Option("0", help="with --reference-data: negative class"),
         threshold: float = typer.Option(0.5, help="with --reference-data: score threshold"),
@@ -99,8 +99,10 @@ def register(app: typer.Typer) -> None:
         ref = _reference(reference, reference_data, model or data.stem, features, label_col,
                          prediction_col, task, positive_class, negative_class, threshold)
         name = model or (ref["model"] if reference is not None else data.stem)
+        if task not in ("auto", "classification", "regression"):
+            raise typer.BadParameter(f"--task {task!r}: auto, classification or regression")
         spec = replay_spec(id_col, time_col, prediction_col, label_col, label_delay,
-                           latency_col, features)  # fmt: skip
+                           latency_col, features, task)  # fmt: skip
         plan = BacktestPlan(model=name, data=data, spec=spec, reference=ref, version=version,
                             policy=policy, report=report, work_dir=work_dir,
                             partitions=partitions, chunk_rows=chunk_rows, timeout_s=timeout)

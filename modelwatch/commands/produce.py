@@ -38,11 +38,13 @@ def replay_spec(
     label_delay: float,
     latency_col: str | None,
     features: str | None,
+    task: str = "auto",
 ) -> Any:
     """The ``ReplaySpec`` of the replay column options (shared by ``replay`` and ``backtest``)."""
     from producers.replay import ReplaySpec
 
     return ReplaySpec(
+        task=task,
         id_col=id_col,
         time_col=time_col,
         prediction_col=prediction_col,
@@ -175,8 +177,13 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(..., exists=True, dir_okay=False, help=".csv or .parquet"),
         id_col: str = typer.Option(None, help="prediction id column (default: random ids)"),
         time_col: str = typer.Option(None, help="event time column (datetime or epoch s/ms)"),
-        prediction_col: str = typer.Option(None, help="score (numeric) or class (string)"),
+        prediction_col: str = typer.Option(None, help="score in [0, 1] or class (text, 0/1)"),
         label_col: str = typer.Option(None, help="ground truth column: publishes labels"),
+        task: str = typer.Option(
+            "auto",
+            help="auto|classification|regression; auto: a boolean, text, 0/1 or few-integer "
+            "label column is a classification (decided on the first chunk, kept)",
+        ),
         label_delay: float = typer.Option(0.0, help="label event time = row time + S seconds"),
         latency_col: str = typer.Option(None, help="latency column in milliseconds"),
         features: str = typer.Option(None, help="comma-separated feature columns (default: all)"),
@@ -189,8 +196,10 @@ def register(app: typer.Typer) -> None:
         from producers.replay import ReplayError
 
         settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
+        if task not in ("auto", "classification", "regression"):
+            raise typer.BadParameter(f"--task {task!r}: auto, classification or regression")
         spec = replay_spec(
-            id_col, time_col, prediction_col, label_col, label_delay, latency_col, features
+            id_col, time_col, prediction_col, label_col, label_delay, latency_col, features, task
         )
         try:
             stats, pub, left = replay_with_progress(

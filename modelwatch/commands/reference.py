@@ -14,10 +14,10 @@ console = Console(stderr=True)
 
 
 def load_table(path: Path, columns: list[str] | None = None) -> dict[str, Any]:
-    """CSV or Parquet into ``{column: float64 array (NaN = missing) | list[str | None]}``."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """CSV or Parquet into ``{column: float64 array (NaN = missing) | list[str | None]}``,
+    typed by :mod:`schemas.column_types` (booleans are categorical ``"true"``/``"false"``),
+    the rules replay and the SDK apply to traffic."""
+    from schemas.column_types import feature_values
 
     if path.suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -29,17 +29,7 @@ def load_table(path: Path, columns: list[str] | None = None) -> dict[str, Any]:
         table = pacsv.read_csv(path)
         if columns:
             table = table.select(columns)
-    out: dict[str, Any] = {}
-    for name in table.column_names:
-        col = table.column(name)
-        t = col.type
-        if pa.types.is_dictionary(t):
-            col, t = col.cast(t.value_type), t.value_type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            out[name] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-        else:
-            out[name] = [None if v is None else str(v) for v in col.to_pylist()]
-    return out
+    return {name: feature_values(table.column(name)) for name in table.column_names}
 
 
 def build_from_table(
@@ -55,23 +45,43 @@ def build_from_table(
     negative_class: str = "0",
     threshold: float = 0.5,
 ) -> dict[str, Any]:
+    """The reference profile of a loaded table; ``task="auto"`` is decided from the label
+    column (:func:`schemas.column_types.infer_task`), and a classification's label and
+    class predictions are profiled as class names, as replay publishes them."""
     import numpy as np
 
+    from schemas import column_types as ct
     from stream_jobs.performance.reference import reference_performance
     from stream_jobs.reference.profile import build_profile
 
     missing = [c for c in (features or []) + [label_col, prediction_col] if c and c not in data]
     if missing:
         raise typer.BadParameter(f"columns not in the data: {missing}; have {sorted(data)}")
+    try:
+        ct.check_task(task)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
     names = features or [c for c in data if c not in (label_col, prediction_col)]
     numeric = {n: data[n] for n in names if isinstance(data[n], np.ndarray)}
     categorical = {n: data[n] for n in names if not isinstance(data[n], np.ndarray)}
+    label = data[label_col] if label_col else None
+    prediction = data[prediction_col] if prediction_col else None
+    if task == "auto" and label is not None:
+        task = ct.infer_task(label)
+    if task == ct.REGRESSION and label is not None and not isinstance(label, np.ndarray):
+        raise typer.BadParameter(f"label column {label_col!r} is not numeric: not a regression")
+    if task == ct.CLASSIFICATION:
+        label = None if label is None else ct.class_names(label)
+        if prediction is not None and not (
+            isinstance(prediction, np.ndarray) and ct.is_score(prediction)
+        ):
+            prediction = ct.class_names(prediction)
     performance = None
-    if label_col and prediction_col:
+    if label is not None and prediction is not None:
         try:
             performance = reference_performance(
-                data[label_col],
-                data[prediction_col],
+                label,
+                prediction,
                 task=task,
                 positive=positive_class,
                 negative=negative_class,
@@ -84,8 +94,8 @@ def build_from_table(
         version,
         numeric=numeric,
         categorical=categorical,
-        prediction=data[prediction_col] if prediction_col else None,
-        label=data[label_col] if label_col else None,
+        prediction=prediction,
+        label=label,
         source=source,
         performance=performance,
     )

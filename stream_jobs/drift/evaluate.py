@@ -8,7 +8,9 @@ together by Benjamini–Hochberg; the drift share is the fraction of judged feat
 drifted, and the dataset drifts at ``drift_share >= drift_share_threshold``. The
 prediction is judged on its own (not in the share, not in the BH family). Data-quality
 checks (missing-rate rise, out-of-range share, unseen-category share, type violations)
-run per reference feature with enough events. Without a reference: statistics only.
+run per reference feature with enough events. A value of the wrong kind (a categorical
+feature arriving as numbers, or the reverse) is one type violation of that feature: it is
+not counted again as missing in the missing-rate check. Without a reference: statistics only.
 
 In every :class:`DriftVerdict`, ``p_value`` is the BH-adjusted p-value and ``drifted``
 is ``p_value <= threshold`` (p-value tests) or ``statistic >= threshold`` (distances).
@@ -134,13 +136,16 @@ class _Judge:
             share > c.type_violation_threshold, expected=col.kind,
             absent=w.absent.get(name, 0), wrong_kind=w.wrong_kind.get(name, 0),
         )  # fmt: skip
-        if cur is None or cur.count < c.min_sample:
+        # values of the other kind count as missing in the expected column: they are the
+        # type violation above, reported once, not a second time as a missing rate
+        wrong = w.wrong_kind.get(name, 0)
+        if cur is None or cur.count - wrong < c.min_sample:
             return
-        missing = cur.missing / cur.count
+        missing = (cur.missing - wrong) / (cur.count - wrong)
         limit = col.missing_ratio + c.missing_rate_rise
         self.detection(
             DetectionKind.MISSING_RATE, name, "missing_rate", missing, limit, missing > limit,
-            reference_ratio=round(col.missing_ratio, 6), count=cur.count,
+            reference_ratio=round(col.missing_ratio, 6), count=cur.count - wrong,
         )  # fmt: skip
         n = _n_values(cur)
         if n == 0:

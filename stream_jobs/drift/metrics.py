@@ -2,7 +2,8 @@
 
 Cardinality guard: per model, only the first ``max_features`` feature names ever seen
 get series (stable over time); the rest are counted in
-``modelwatch_features_not_exported{model}``. No id is ever a label. When a feature's
+``modelwatch_features_not_exported{model}``; model names go through the registry's
+:class:`~schemas.label_caps.LabelCaps`. No id is ever a label. When a feature's
 selected test changes (the window grew past the small-sample limit), the old test's
 series is removed so dashboards never show a stale score.
 
@@ -21,83 +22,54 @@ returns (the ``late_events`` field of WindowStats is *not* counted again here).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from schemas.detection import Detection, DetectionKind
+from schemas.label_caps import LabelCaps, caps_for
+from schemas.metrics_catalogue import counter, gauge, remove_series
 from stream_jobs.drift.evaluate import ClosedWindow
 from stream_jobs.windows.spec import PREDICTION
 
 
 class DriftMetrics:
-    def __init__(self, registry: CollectorRegistry, max_features: int = 50) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, max_features: int = 50, caps: LabelCaps | None = None
+    ) -> None:
         self.max_features = max_features
+        self.caps = caps if caps is not None else caps_for(registry)
         self._exported: dict[str, set[str]] = {}
         self._test_of: dict[tuple[str, str], str] = {}
         self._pred_test: dict[str, str] = {}
         r = registry
-        self.feature_drift_score = Gauge(
-            "modelwatch_feature_drift_score",
-            "Drift score of a feature in the latest closed window against the reference "
-            "(BH-adjusted p-value for ks/chisquare, distance otherwise).",
-            ["model", "feature", "test"], registry=r,
+        self.feature_drift_score = gauge("modelwatch_feature_drift_score", r)
+        self.feature_drift_detected = gauge("modelwatch_feature_drift_detected", r)
+        self.drift_share = gauge("modelwatch_drift_share_ratio", r)
+        self.dataset_drift = gauge("modelwatch_dataset_drift_detected", r)
+        self.prediction_drift_score = gauge("modelwatch_prediction_drift_score", r)
+        self.detector_detections = counter("modelwatch_detector_detections_total", r)
+        self.missing_ratio = gauge("modelwatch_feature_missing_ratio", r)
+        self.out_of_range_ratio = gauge("modelwatch_feature_out_of_range_ratio", r)
+        self.unseen = counter("modelwatch_unseen_categories_total", r)
+        self.window_events = gauge("modelwatch_window_events", r)
+        self.late_events = counter("modelwatch_late_events_total", r)
+        self.windows_closed = counter("modelwatch_windows_closed_total", r)
+        self.not_exported = gauge("modelwatch_features_not_exported", r)
+        self._all = (
+            self.feature_drift_score, self.feature_drift_detected, self.drift_share,
+            self.dataset_drift, self.prediction_drift_score, self.detector_detections,
+            self.missing_ratio, self.out_of_range_ratio, self.unseen, self.window_events,
+            self.late_events, self.windows_closed, self.not_exported,
         )  # fmt: skip
-        self.feature_drift_detected = Gauge(
-            "modelwatch_feature_drift_detected",
-            "1 while the latest closed window is judged drifted for the feature, else 0.",
-            ["model", "feature"], registry=r,
-        )  # fmt: skip
-        self.drift_share = Gauge(
-            "modelwatch_drift_share",
-            "Fraction of features judged drifted in the latest closed window.",
-            ["model"], registry=r,
-        )  # fmt: skip
-        self.dataset_drift = Gauge(
-            "modelwatch_dataset_drift_detected",
-            "1 while the drift share is at or above its threshold, else 0.", ["model"], registry=r,
-        )  # fmt: skip
-        self.prediction_drift_score = Gauge(
-            "modelwatch_prediction_drift_score",
-            "Drift score of the prediction distribution against the reference.",
-            ["model", "test"], registry=r,
-        )  # fmt: skip
-        self.detector_detections = Counter(
-            "modelwatch_detector_detections_total",
-            "Online detector (ADWIN, Page-Hinkley, KSWIN) detections after the partition vote.",
-            ["model", "feature", "detector"], registry=r,
-        )  # fmt: skip
-        self.missing_ratio = Gauge(
-            "modelwatch_feature_missing_ratio",
-            "Fraction of missing values of a feature in the latest closed window.",
-            ["model", "feature"], registry=r,
-        )  # fmt: skip
-        self.out_of_range_ratio = Gauge(
-            "modelwatch_feature_out_of_range_ratio",
-            "Fraction of values outside the reference range in the latest closed window.",
-            ["model", "feature"], registry=r,
-        )  # fmt: skip
-        self.unseen = Counter(
-            "modelwatch_unseen_categories_total", "Categorical values never seen in the reference.",
-            ["model", "feature"], registry=r,
-        )  # fmt: skip
-        self.window_events = Gauge(
-            "modelwatch_window_events", "Events in the latest closed window.", ["model"], registry=r
-        )
-        self.late_events = Counter(
-            "modelwatch_late_events_total",
-            "Events later than the allowed lateness (counted, not dropped silently).",
-            ["model"], registry=r,
-        )  # fmt: skip
-        self.windows_closed = Counter(
-            "modelwatch_windows_closed_total",
-            "Windows closed and published.",
-            ["model"],
-            registry=r,
-        )
-        self.not_exported = Gauge(
-            "modelwatch_features_not_exported",
-            "Features left out of per-feature series by the cardinality cap.",
-            ["model"], registry=r,
-        )  # fmt: skip
+        self.caps.on_forget(self.forget)
+
+    def forget(self, model: str) -> None:
+        """Remove every series of ``model`` and what this exporter remembers of it."""
+        for metric in self._all:
+            remove_series(metric, "model", model)
+        self._exported.pop(model, None)
+        self._pred_test.pop(model, None)
+        for key in [k for k in self._test_of if k[0] == model]:
+            del self._test_of[key]
 
     def _allowed(self, model: str, feature: str) -> bool:
         names = self._exported.setdefault(model, set())
@@ -110,16 +82,17 @@ class DriftMetrics:
 
     def record_late(self, model: str, n: int) -> None:
         if n:
-            self.late_events.labels(model).inc(n)
+            self.late_events.labels(self.caps.model(model)).inc(n)
 
     def record_detection(self, d: Detection) -> None:
         """An online-detector detection (``DriftEngine.poll_detector_firings``)."""
-        if d.kind == DetectionKind.PREDICTION_DRIFT or self._allowed(d.model, d.subject):
-            self.detector_detections.labels(d.model, d.subject, d.detector).inc()
+        model = self.caps.model(d.model)
+        if d.kind == DetectionKind.PREDICTION_DRIFT or self._allowed(model, d.subject):
+            self.detector_detections.labels(model, d.subject, d.detector).inc()
 
     def record_window(self, w: ClosedWindow) -> None:
         s = w.stats
-        model = w.model
+        model = self.caps.model(w.model)
         self.windows_closed.labels(model).inc()
         self.window_events.labels(model).set(s["count"])
         left_out: set[str] = set()

@@ -51,10 +51,14 @@ class LabelConfig(BaseModel):
         default_factory=dict, description="metric -> lowest healthy value, e.g. {'accuracy': 0.7}"
     )
     performance_tolerance: dict[str, float] = Field(
-        default_factory=lambda: {"accuracy": 0.05},
-        description="metric -> how much worse than the reference performance a window may "
-        "be (absolute) before a performance_drop detection; accuracy and error_rate drops "
-        "must also be significant (one-sided z-test, p < 0.05)",
+        default_factory=lambda: {"accuracy": 0.0},
+        description="metrics compared with the reference -> the absolute drop below which "
+        "no performance_drop fires (a floor; 0: any drop the data proves). Accuracy and "
+        "error_rate drops must also exceed performance_z standard errors of the window's "
+        "label count (binomial, at the reference's value)",
+    )
+    performance_z: float = Field(
+        3.0, gt=0, description="one-sided standard errors a proportion's drop must exceed"
     )
     min_labels_for_comparison: int = Field(
         200, ge=1, description="labels a window needs before it is compared with the reference"
@@ -85,11 +89,21 @@ class LabelConfig(BaseModel):
     regression_detector_params: dict[str, Any] = Field(default_factory=dict)
     recent_errors: int = Field(100, gt=0, description="samples behind a detection's 'after' error")
     min_increase: float = Field(0.0, ge=0, description="a fire must raise the error by more")
-    concept_scope: Literal["partition", "model"] = Field(
-        "partition",
-        description="partition: one monitor per partition, votes combined by "
-        "quorum (works across workers); model: one monitor on the model's merged error "
-        "stream in this process (quicker when one worker owns all partitions)",
+    concept_scope: Literal["pooled", "partition", "model"] = Field(
+        "pooled",
+        description="pooled: one Bernoulli CUSUM per model on the partitions' errors "
+        "counted in event-time buckets (a classifier's error stream; deterministic, as "
+        "quick as one detector on the whole stream); partition: one monitor per "
+        "partition, votes combined by quorum; model: one monitor on the merged error "
+        "stream in arrival order. Regression models use partition monitors under pooled",
+    )
+    concept_bucket_ms: int = Field(1_000, gt=0, description="pooled: event-time bucket")
+    concept_warmup: int = Field(1_000, gt=0, description="pooled: baseline samples first")
+    concept_threshold: float = Field(
+        10.0, gt=0, description="pooled: CUSUM log-likelihood ratio that raises an alarm"
+    )
+    concept_ratio: float = Field(
+        2.0, gt=1, description="pooled: error-rate multiple the CUSUM is tuned to detect"
     )
     quorum_fraction: float = Field(0.5, gt=0, le=1)
     quorum_min_votes: int = Field(1, ge=1)

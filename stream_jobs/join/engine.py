@@ -30,6 +30,7 @@ prefix     key                                              value
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
+``q``      catalog id                                       concept :class:`PooledErrorTest`
 ``r``      catalog id                                       ranking baseline :class:`SliceTable`
 ``x``      sequence number (BE)                             outbox record (topic, key, value)
 =========  ===============================================  ================================
@@ -88,6 +89,7 @@ from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection, DetectionKind
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
+from stream_jobs.concept.pooled import PooledErrorTest
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.config import LabelConfig
@@ -105,7 +107,11 @@ from stream_jobs.join.records import (
 from stream_jobs.join.store import KeyValueStore
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
 from stream_jobs.performance.label_drift import judge_label_drift
-from stream_jobs.performance.reference import compare_with_reference, performance_drops
+from stream_jobs.performance.reference import (
+    compare_with_reference,
+    drop_bar,
+    performance_drops,
+)
 from stream_jobs.performance.slices import SliceTable, explain, rank_segments
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
@@ -185,7 +191,7 @@ class LabelEngine:
         self.closed_before: dict[int, int] = {}
         self._totals: dict[str, list[int]] = {}
         self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
-        self.votes: dict[int, VoteBox] = {}
+        self.votes: dict[int, VoteBox | PooledErrorTest] = {}
         self.early: set[str] = set()
         self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
         self.baselines: dict[int, SliceTable] = {}
@@ -212,6 +218,8 @@ class LabelEngine:
             self.monitors[(cid, part)] = PartitionMonitor.from_bytes(v)
         for k, v in s.scan(b"v"):
             self.votes[_BE2.unpack(k[1:3])[0]] = self._new_votebox().load(v)
+        for k, v in s.scan(b"q"):
+            self.votes[_BE2.unpack(k[1:3])[0]] = PooledErrorTest.from_bytes(v)
         for k, v in s.scan(b"r"):
             self.baselines[_BE2.unpack(k[1:3])[0]] = SliceTable.from_bytes(v)
         self.early = {k[1:].decode() for k, _ in s.scan(b"l")}
@@ -623,8 +631,22 @@ class LabelEngine:
                             sq_errors=np.where(fin, e * e, 0.0),
                         )
                 twin.add((cid, start))
-            # concept drift: this partition's error stream, in join order
-            if stream.size:
+            # concept drift: the model's pooled error stream (classifiers, by default) ...
+            if stream.size and not regression and c.concept_scope == "pooled":
+                test = self.votes.get(cid)
+                if not isinstance(test, PooledErrorTest):
+                    test = self.votes[cid] = PooledErrorTest(
+                        bucket_ms=c.concept_bucket_ms,
+                        warmup=c.concept_warmup,
+                        threshold=c.concept_threshold,
+                        ratio=c.concept_ratio,
+                        active_ms=c.vote_window_ms,
+                        stall_s=self.drift.idle_partition_s,
+                    )
+                test.add(partition, stream, stream_t)
+                b.puts[b"q" + _BE2.pack(cid)] = test.to_bytes()
+            # ... or this partition's error stream, in join order
+            elif stream.size:
                 part = partition if c.concept_scope == "partition" else 0
                 mkey = (cid, part)
                 mon = self.monitors.get(mkey)
@@ -635,7 +657,7 @@ class LabelEngine:
                         name, params, recent=c.recent_errors, min_increase=c.min_increase
                     )
                 box = self.votes.get(cid)
-                if box is None:
+                if not isinstance(box, VoteBox):
                     box = self.votes[cid] = self._new_votebox()
                 box.seen(part, int(stream_t.max()))
                 for fire in mon.update(stream, stream_t):
@@ -867,7 +889,13 @@ class LabelEngine:
         doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
         doc["performance_delta"] = delta
         accuracy = perf.get("accuracy")
-        drops = performance_drops(delta, c.performance_tolerance, accuracy=accuracy, n=n)
+        sampling = {
+            "accuracy": accuracy,
+            "n": n,
+            "reference_n": float(ref.performance.get("labels", 0.0)),
+            "z": c.performance_z,
+        }
+        drops = performance_drops(delta, c.performance_tolerance, **sampling)
         return [
             Detection(
                 model=cat.model,
@@ -875,7 +903,7 @@ class LabelEngine:
                 subject=metric,
                 detector="vs_reference",
                 value=delta[metric],
-                threshold=bound,
+                threshold=drop_bar(metric, delta, bound, **sampling),
                 event_time_ms=w.end_ms,
                 model_version=cat.version,
                 active=metric in drops,
@@ -975,7 +1003,7 @@ class LabelEngine:
             model=cat.model,
             kind=DetectionKind.CONCEPT_DRIFT,
             subject="mean_absolute_error" if regression else "error_rate",
-            detector=f"{detector}/quorum",
+            detector=box.name if isinstance(box, PooledErrorTest) else f"{detector}/quorum",
             value=0.0 if math.isnan(after) else after,
             threshold=0.0 if math.isnan(before) else before,
             event_time_ms=int(t if w is None else w.end_ms),
@@ -1004,4 +1032,5 @@ class LabelEngine:
                 box.active_since_ms = box.clock_ms
             det = self._concept_detection(cat, box)
             out.detections.append(det)
-            b.puts[b"v" + _BE2.pack(cid)] = box.to_bytes()
+            prefix = b"q" if isinstance(box, PooledErrorTest) else b"v"
+            b.puts[prefix + _BE2.pack(cid)] = box.to_bytes()

@@ -5,20 +5,8 @@ restart they resume from what the store holds (never from zero, never double-cou
 a replay). Performance gauges show each model version's latest *closed* window. The
 label delay histogram is vectorised (one ``observe_many`` per joined batch).
 
-=========================================================  =========  ======================
-metric                                                     type       labels
-=========================================================  =========  ======================
-``modelwatch_labels_joined_total``                         counter    model
-``modelwatch_orphan_labels_total``                         counter    model
-``modelwatch_orphan_predictions_total``                    counter    model
-``modelwatch_duplicate_labels_total``                      counter    model
-``modelwatch_late_labels_total``                           counter    model
-``modelwatch_label_delay_seconds``                         histogram  model
-``modelwatch_model_performance``                           gauge      model, version, metric
-``modelwatch_performance_vs_reference``                    gauge      model, version, metric
-``modelwatch_join_rate``                                   gauge      model
-``modelwatch_early_labels_waiting``                        gauge      (none)
-=========================================================  =========  ======================
+Names, labels and help texts are the catalogue's (``schemas/metrics_catalogue.py``, group
+"performance").
 
 >>> import numpy as np
 >>> from prometheus_client import CollectorRegistry, generate_latest
@@ -44,51 +32,49 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from stream_jobs.vector_histogram import DELAY_BUCKETS, VectorHistogram
+from schemas.label_caps import OTHER, LabelCaps, caps_for
+from schemas.metrics_catalogue import family
+from stream_jobs.vector_histogram import VectorHistogram
 
 if TYPE_CHECKING:
     from stream_jobs.join.engine import JoinResult, LabelEngine
 
-LABEL_DELAY_BUCKETS = DELAY_BUCKETS + (4 * 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0)
 COUNTERS = (
-    ("modelwatch_labels_joined", "Labels joined to their prediction", "joined"),
-    (
-        "modelwatch_orphan_labels",
-        "Labels whose prediction never came (TTL) or that overflowed the early-label buffer",
-        "orphan_labels",
-    ),
-    (
-        "modelwatch_orphan_predictions",
-        "Predictions whose label never came (TTL)",
-        "orphan_predictions",
-    ),
-    (
-        "modelwatch_duplicate_labels",
-        "Labels seen again for an already-labelled prediction",
-        "duplicates",
-    ),
-    ("modelwatch_late_labels", "Labels joined after their window closed", "late_labels"),
+    ("modelwatch_labels_joined_total", "joined"),
+    ("modelwatch_orphan_labels_total", "orphan_labels"),
+    ("modelwatch_orphan_predictions_total", "orphan_predictions"),
+    ("modelwatch_duplicate_labels_total", "duplicates"),
+    ("modelwatch_late_labels_total", "late_labels"),
 )
 
 
 class LabelMetrics(Collector):
-    def __init__(self, registry: CollectorRegistry, engine: LabelEngine) -> None:
+    """Names, help and labels come from :mod:`schemas.metrics_catalogue`; model and version
+    names go through the registry's :class:`~schemas.label_caps.LabelCaps` (counters of the
+    models past the cap add up under ``other``; their gauges are not exported)."""
+
+    def __init__(
+        self, registry: CollectorRegistry, engine: LabelEngine, caps: LabelCaps | None = None
+    ) -> None:
         self.engine = engine
-        self.delay = VectorHistogram(
-            "modelwatch_label_delay_seconds",
-            "Label event time minus prediction event time",
-            ["model"],
-            LABEL_DELAY_BUCKETS,
-            registry=registry,
-        )
+        self.caps = caps if caps is not None else caps_for(registry)
+        self.delay = VectorHistogram.from_catalogue("modelwatch_label_delay_seconds", registry)
+        self._forgotten: set[str] = set()  # dropped by the model registry, until labels come
+        self.caps.on_forget(self.forget)
         registry.register(self)
+
+    def forget(self, model: str) -> None:
+        """Hide the model's series (the engine keeps its totals) until it joins labels again."""
+        self._forgotten.add(model)
+        self.delay.remove_where(0, model)
 
     def observe_join(self, result: JoinResult) -> None:
         for model, delays in result.delays_s.items():
-            self.delay.observe_many((model,), delays)
+            self._forgotten.discard(model)
+            self.delay.observe_many((self.caps.model(model),), delays)
 
     def collect(self) -> Iterator[Metric]:
         e = self.engine
@@ -102,28 +88,27 @@ class LabelMetrics(Collector):
                 continue
         else:
             return
-        for name, doc, key in COUNTERS:
-            fam = CounterMetricFamily(name, doc, labels=["model"])
+        forgotten = set(self._forgotten)
+        models = [m for m in models if m not in forgotten]
+        closed = [(key, doc) for key, doc in closed if key[0] not in forgotten]
+        shown = {m: self.caps.model(m) for m in models}
+        for name, key in COUNTERS:
+            fam = family(name)
+            summed: dict[str, float] = {}
             for m in models:
-                fam.add_metric([m], float(totals[m][key]))
+                summed[shown[m]] = summed.get(shown[m], 0.0) + float(totals[m][key])
+            for m, value in summed.items():
+                fam.add_metric([m], value)
             yield fam
-        perf = GaugeMetricFamily(
-            "modelwatch_model_performance",
-            "Performance of the latest closed window (by prediction time)",
-            labels=["model", "version", "metric"],
-        )
-        rate = GaugeMetricFamily(
-            "modelwatch_join_rate",
-            "Joined labels / predictions, latest closed window",
-            labels=["model"],
-        )
-        versus = GaugeMetricFamily(
-            "modelwatch_performance_vs_reference",
-            "Latest closed window's metric minus the reference profile's (labelled data)",
-            labels=["model", "version", "metric"],
-        )
+        perf = family("modelwatch_model_performance")
+        versus = family("modelwatch_performance_vs_reference")
+        rate = family("modelwatch_label_join_ratio")
         latest: dict[str, tuple[int, float]] = {}
         for (model, version), doc in closed:
+            model = self.caps.model(model)
+            version = self.caps.version(model, version)
+            if OTHER in (model, version):
+                continue
             for metric, value in doc["performance"].items():
                 if isinstance(value, float) and math.isfinite(value):
                     perf.add_metric([model, version, metric], value)
@@ -137,9 +122,7 @@ class LabelMetrics(Collector):
         yield perf
         yield versus
         yield rate
-        early = GaugeMetricFamily(
-            "modelwatch_early_labels_waiting", "Labels waiting for their prediction"
-        )
+        early = family("modelwatch_early_labels_waiting")
         early.add_metric([], float(len(e.early)))
         yield early
 

@@ -1,7 +1,10 @@
 """Mergeable regression metrics: MAE, RMSE, MAPE, bias from five sums.
 
-MAPE follows scikit-learn: ``|y - p| / max(|y|, eps)`` averaged over all rows.
-Bias is ``mean(prediction - truth)`` (positive: the model over-predicts).
+MAPE is ``|y - p| / |y|`` averaged over the rows whose label is not zero: a zero label
+has no percentage error (scikit-learn divides by ``eps`` there and reports ~1e14), so
+those rows are skipped and counted in ``mape_skipped_zero_labels``; with only zero labels
+there is no MAPE. Bias is ``mean(prediction - truth)`` (positive: the model
+over-predicts).
 
 >>> import numpy as np
 >>> r = RegressionAccumulator()
@@ -10,6 +13,9 @@ Bias is ``mean(prediction - truth)`` (positive: the model over-predicts).
 (0.5, -0.16666666666666666, 0.6455)
 >>> RegressionAccumulator.from_bytes(r.to_bytes()).metrics() == m
 True
+>>> z = RegressionAccumulator(); z.update(np.array([0.0, 2.0]), np.array([1.0, 3.0]))
+>>> z.metrics()["mape"], z.metrics()["mape_skipped_zero_labels"]
+(0.5, 1.0)
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ import struct
 
 import numpy as np
 
-EPS = float(np.finfo(np.float64).eps)
-_S = struct.Struct("<qdddd")
+_S0 = struct.Struct("<qdddd")  # before mape_n (every row counted)
+_S = struct.Struct("<qddddq")
 
 
 class RegressionAccumulator:
@@ -30,6 +36,7 @@ class RegressionAccumulator:
         self.sum_sq = 0.0
         self.sum_err = 0.0
         self.sum_ape = 0.0
+        self.mape_n = 0  # rows with a non-zero label (the MAPE's denominator)
 
     def update(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         """Add rows; rows where either side is NaN are skipped."""
@@ -43,7 +50,9 @@ class RegressionAccumulator:
         self.sum_abs += float(a.sum())
         self.sum_sq += float((err * err).sum())
         self.sum_err += float(err.sum())
-        self.sum_ape += float((a / np.maximum(np.abs(yt), EPS)).sum())
+        nz = yt != 0.0
+        self.sum_ape += float((a[nz] / np.abs(yt[nz])).sum())
+        self.mape_n += int(nz.sum())
 
     def merge(self, other: RegressionAccumulator) -> None:
         self.n += other.n
@@ -51,24 +60,33 @@ class RegressionAccumulator:
         self.sum_sq += other.sum_sq
         self.sum_err += other.sum_err
         self.sum_ape += other.sum_ape
+        self.mape_n += other.mape_n
 
     def metrics(self) -> dict[str, float]:
         if self.n == 0:
             return {}
         n = self.n
-        return {
+        out = {
             "mae": self.sum_abs / n,
             "rmse": math.sqrt(self.sum_sq / n),
-            "mape": self.sum_ape / n,
             "bias": self.sum_err / n,
             "labels": float(n),
         }
+        if self.mape_n:
+            out["mape"] = self.sum_ape / self.mape_n
+        if self.mape_n < n:
+            out["mape_skipped_zero_labels"] = float(n - self.mape_n)
+        return out
 
     def to_bytes(self) -> bytes:
-        return _S.pack(self.n, self.sum_abs, self.sum_sq, self.sum_err, self.sum_ape)
+        return _S.pack(self.n, self.sum_abs, self.sum_sq, self.sum_err, self.sum_ape, self.mape_n)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RegressionAccumulator:
         r = cls()
-        r.n, r.sum_abs, r.sum_sq, r.sum_err, r.sum_ape = _S.unpack(data)
+        if len(data) == _S0.size:  # state written before zero labels were skipped
+            r.n, r.sum_abs, r.sum_sq, r.sum_err, r.sum_ape = _S0.unpack(data)
+            r.mape_n = r.n
+        else:
+            r.n, r.sum_abs, r.sum_sq, r.sum_err, r.sum_ape, r.mape_n = _S.unpack(data)
         return r

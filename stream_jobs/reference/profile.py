@@ -10,6 +10,9 @@
 >>> age, plan = prof["features"]
 >>> round(age["mean"]), plan["categories"], plan["missing"]
 (40, {'a': 2, 'b': 1}, 1)
+>>> flag = build_profile("m", numeric={"flag": np.array([True, False, True])})["features"][0]
+>>> flag["kind"], flag["categories"]
+('categorical', {'true': 2, 'false': 1})
 >>> stats = {"model": "m", "model_version": "1", "window_start_ms": 60_000, "count": 3,
 ...          "features": [{"name": "c", "kind": "categorical", "count": 3, "missing": 0,
 ...                        "categories": {"a": 3}}]}
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 from datasketches import kll_doubles_sketch
 
+from schemas.column_types import python_text
 from schemas.columnar import CategoricalArray
 from stream_jobs.windows.categorical import CategoricalPartial
 from stream_jobs.windows.numeric import NumericPartial
@@ -73,7 +77,7 @@ def categorical_column_profile(name: str, values: Values, cap: int = 100) -> dic
     """ColumnProfile of a categorical column (None = missing), categories capped."""
     if not isinstance(values, CategoricalArray):
         values = CategoricalArray.from_values(
-            [None if v is None or v != v else str(v) for v in values]
+            [None if v is None or v != v else python_text(v) for v in values]
         )
     p = CategoricalPartial(cap)
     p.update(values)
@@ -93,11 +97,14 @@ def categorical_column_profile(name: str, values: Values, cap: int = 100) -> dic
 
 
 def _is_numeric(values: Values) -> bool:
+    """Numbers are numeric; booleans are categorical (:mod:`schemas.column_types`)."""
     if isinstance(values, CategoricalArray):
         return False
     if isinstance(values, np.ndarray):
-        return values.dtype.kind in "fiub"
-    return all(v is None or isinstance(v, int | float) for v in values)
+        return values.dtype.kind in "fiu"
+    return all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+    )
 
 
 def column_profile(name: str, values: Values, k: int = 400, cap: int = 100) -> dict[str, Any]:
@@ -126,8 +133,12 @@ def build_profile(
     :func:`stream_jobs.performance.reference.reference_performance`), which production
     windows are compared with once their labels join.
     """
-    features = [numeric_column_profile(n, v, k) for n, v in (numeric or {}).items()]
-    features += [categorical_column_profile(n, v, cap) for n, v in (categorical or {}).items()]
+    numeric = dict(numeric or {})
+    categorical = dict(categorical or {})
+    for n in [n for n, v in numeric.items() if not _is_numeric(v)]:  # booleans
+        categorical[n] = numeric.pop(n)
+    features = [numeric_column_profile(n, v, k) for n, v in numeric.items()]
+    features += [categorical_column_profile(n, v, cap) for n, v in categorical.items()]
     return {
         "model": model,
         "model_version": version,

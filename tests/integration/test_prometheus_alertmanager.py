@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from schemas import metrics_catalogue as catalogue
 from tests.integration.test_prometheus_queries import (
     StandInExporter,
     free_port,
@@ -56,11 +57,11 @@ def test_a_prometheus_alert_is_routed_by_severity(
     alertmanager: tuple[str, httpx.Client], tmp_path: Path
 ) -> None:
     address, am = alertmanager
-    worker = StandInExporter(metrics_reference.WORKER)
-    notifier = StandInExporter(metrics_reference.NOTIFIER)
+    worker = StandInExporter(catalogue.WORKER)
+    notifier = StandInExporter(*catalogue.ALERTING)
     targets = {
-        metrics_reference.JOBS[metrics_reference.WORKER]: [f"127.0.0.1:{worker.port}"],
-        metrics_reference.JOBS[metrics_reference.NOTIFIER]: [f"127.0.0.1:{notifier.port}"],
+        metrics_reference.JOBS[catalogue.WORKER]: [f"127.0.0.1:{worker.port}"],
+        metrics_reference.JOBS[catalogue.NOTIFIER]: [f"127.0.0.1:{notifier.port}"],
     }
     routed: dict[str, set[str]] = {}
 

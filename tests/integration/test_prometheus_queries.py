@@ -9,7 +9,8 @@ without error, and it must return data unless it is listed in ``NO_DATA_EXPECTED
 
 STAND-IN: the scrape targets come from the ``metrics_targets`` fixture, which for now starts
 :class:`StandInExporter` -- a small in-process prometheus_client exporter that serves every
-metric of ``infra/metrics_reference.py`` under its exact name and labels, with moving values.
+metric of the catalogue (``schemas/metrics_catalogue.py``) under its exact name and labels,
+with moving values.
 It stands in for the real worker (``modelwatch worker --metrics-port ...``) fed by the
 simulator and the real notifier while those are being written. To switch, replace the body of
 ``metrics_targets`` with a fixture that starts the embedded broker, the worker, the notifier
@@ -35,10 +36,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
 from modelwatch.broker import free_port
+from schemas import metrics_catalogue as catalogue
 from tests.support import infra
 
 pytestmark = pytest.mark.integration
@@ -87,28 +89,28 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "severity": ("critical", "major", "minor"),
     "sink": ("webhook", "alertmanager"),
     "outcome": ("ok", "error"),
+    "label": ("error_type", "version"),
+    "python_version": ("3.11.2",),
+    "reason": ("overflow",),
 }
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BUILDERS = {"counter": catalogue.counter, "gauge": catalogue.gauge,
+            "histogram": catalogue.histogram}  # fmt: skip
 
 
 class StandInExporter:
     """STAND-IN for the real worker / notifier: serves the listed metrics with moving values.
 
-    One instance per component (``worker`` or ``notifier``), each on its own loopback port,
+    One instance per Prometheus job (the worker; the evaluator and notifier together), each
+    on its own loopback port,
     with the standard process metrics of prometheus_client.
     """
 
-    def __init__(self, component: str) -> None:
+    def __init__(self, *components: str) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.metrics: list[tuple[Any, Any, tuple[str, ...]]] = []
-        for m in metrics_reference.METRICS:
-            if m.component != component:
-                continue
-            name = m.name.removesuffix("_total") if m.type == "counter" else m.name
-            cls: Any = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}[m.type]
-            kwargs: dict[str, Any] = {"buckets": BUCKETS} if m.type == "histogram" else {}
-            metric = cls(name, m.help, list(m.labels), registry=self.registry, **kwargs)
+        for m in catalogue.exported_by(*components):
+            metric = BUILDERS[m.type](m.name, self.registry)
             self.metrics.append((m, metric, m.labels))
         self.rng = random.Random(6)
         self.stop = threading.Event()
@@ -117,7 +119,9 @@ class StandInExporter:
         )
         self.port = int(self.server.server_port)
         self.tick()
-        self.thread = threading.Thread(target=self._run, name=f"stand-in-{component}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"stand-in-{'-'.join(components)}", daemon=True
+        )
         self.thread.start()
 
     def tick(self) -> None:
@@ -154,12 +158,12 @@ class StandInExporter:
 @pytest.fixture(scope="module")
 def metrics_targets() -> Iterator[dict[str, list[str]]]:
     """job name -> scrape addresses. STAND-IN: replace with the real worker and notifier."""
-    worker = StandInExporter(metrics_reference.WORKER)
-    notifier = StandInExporter(metrics_reference.NOTIFIER)
+    worker = StandInExporter(catalogue.WORKER)
+    notifier = StandInExporter(*catalogue.ALERTING)
     try:
         yield {
-            metrics_reference.JOBS[metrics_reference.WORKER]: [f"127.0.0.1:{worker.port}"],
-            metrics_reference.JOBS[metrics_reference.NOTIFIER]: [f"127.0.0.1:{notifier.port}"],
+            metrics_reference.JOBS[catalogue.WORKER]: [f"127.0.0.1:{worker.port}"],
+            metrics_reference.JOBS[catalogue.NOTIFIER]: [f"127.0.0.1:{notifier.port}"],
         }
     finally:
         worker.close()
@@ -283,7 +287,10 @@ def test_the_stand_in_serves_every_listed_metric(metrics_targets: dict[str, list
     for addresses in metrics_targets.values():
         for address in addresses:
             served += httpx.get(f"http://{address}/metrics", timeout=5).text
-    for m in metrics_reference.METRICS:
+    scraped = {catalogue.WORKER, *catalogue.ALERTING, catalogue.PROCESS}
+    for m in catalogue.CATALOGUE:
+        if not scraped & set(m.exported_by):
+            continue
         for series in m.series_names:
             assert f"\n{series}" in served or served.startswith(series), series
 

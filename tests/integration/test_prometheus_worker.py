@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,19 +28,28 @@ from modelwatch.baseline import publish_reference, simulated_reference
 from modelwatch.broker import free_port
 from modelwatch.demo import DEMO_POLICY
 from producers.simulator.scenario import Scenario
+from schemas import metrics_catalogue as catalogue
 from tests.integration.test_prometheus_queries import (
     PANELS,
     RECORDING,
     dashboards,
     has_data,
-    metrics_reference,
     query,
     running_prometheus,
     wait_for,
 )
+from tests.support.catalogue_check import disagreements
 from tests.support.processes import ModelwatchProcess, WorkerProcess
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    client: httpx.Client  # the Prometheus API
+    model: str
+    worker_metrics: str  # URL of the worker's /metrics
+    evaluator_metrics: str
 
 SCENARIO: dict[str, Any] = {
     "name": "prometheus-queries",
@@ -87,7 +97,7 @@ EXPECT_RECORDING = {
     "instance:process_cpu_seconds:rate5m",
     "job:modelwatch_rebalances:increase1h",
     "model:modelwatch_features_drifted:sum",
-    "model_kind_severity:modelwatch_detections:increase1h",
+    "model_kind:modelwatch_detections:increase1h",
     "model:modelwatch_labels_joined:rate5m",
     "model:modelwatch_label_delay_seconds:p50_5m",
     "model:modelwatch_label_delay_seconds:p90_5m",
@@ -135,7 +145,7 @@ EXPECT_PANELS = {
     ("alerts", "Major firing"),
     ("alerts", "Minor firing"),
     ("alerts", "Prometheus alerts firing"),
-    ("alerts", "Detections by kind and severity (last hour)"),
+    ("alerts", "Detections by kind (last hour)"),
     ("alerts", "Alerts firing by severity"),
     ("alerts", "Alerts firing by model"),
     ("performance", "Accuracy (worst model)"),
@@ -154,7 +164,7 @@ EXPECT_PANELS = {
 @pytest.fixture(scope="module")
 def pipeline(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[httpx.Client, str]]:
+) -> Iterator[Pipeline]:
     tmp = tmp_path_factory.mktemp("prometheus-worker")
     model = f"prom-{uuid.uuid4().hex[:6]}"
     scenario_file = tmp / "scenario.yml"
@@ -198,7 +208,8 @@ def pipeline(
             "modelwatch-notifier": [f"127.0.0.1:{evaluator_port}"],
         }
         with running_prometheus(targets, tmp) as client:
-            yield client, model
+            yield Pipeline(client, model, f"http://127.0.0.1:{worker.port}/metrics",
+                           f"http://127.0.0.1:{evaluator_port}/metrics")
     finally:
         for proc in reversed(processes):
             proc.stop()
@@ -214,9 +225,9 @@ def test_expectations_name_shipped_queries() -> None:
 
 
 def test_every_query_evaluates_and_the_exercised_ones_return_data(
-    pipeline: tuple[httpx.Client, str],
+    pipeline: Pipeline,
 ) -> None:
-    client, model = pipeline
+    client, model = pipeline.client, pipeline.model
     for rule in RECORDING:
         query(client, rule["expr"])
     for _board, _panel, expr in PANELS:
@@ -231,9 +242,9 @@ def test_every_query_evaluates_and_the_exercised_ones_return_data(
 
 
 def test_the_drifted_feature_shows_on_the_drift_dashboard(
-    pipeline: tuple[httpx.Client, str],
+    pipeline: Pipeline,
 ) -> None:
-    client, model = pipeline
+    client, model = pipeline.client, pipeline.model
     expr = f'max by (feature) (modelwatch_feature_drift_detected{{model="{model}"}}) == 1'
 
     def drifted() -> bool:
@@ -242,26 +253,40 @@ def test_the_drifted_feature_shows_on_the_drift_dashboard(
     wait_for("credit_score to be the drifted feature", drifted)
 
 
-def test_every_exported_metric_is_in_the_metrics_reference(
-    pipeline: tuple[httpx.Client, str],
-) -> None:
-    client, _model = pipeline
-    known = metrics_reference.known_series_names()
+def test_the_processes_metrics_and_the_catalogue_agree_both_ways(pipeline: Pipeline) -> None:
+    """Straight from the worker's and the evaluator's ``/metrics``: every registered family
+    (with or without samples yet) against the catalogue -- names, types, help and label
+    names, both ways."""
+    client = pipeline.client
+    wait_for("the worker to have closed a drift window",
+             lambda: has_data(client, "modelwatch_windows_closed_total"))  # fmt: skip
+    wait_for("an alert event", lambda: has_data(client, "modelwatch_alert_events_total"))
+    text = httpx.get(pipeline.worker_metrics, timeout=10).text
+    assert "modelwatch_predictions_total{" in text
+    assert disagreements(text, {catalogue.WORKER, catalogue.PROCESS}) == []
+    text = httpx.get(pipeline.evaluator_metrics, timeout=10).text
+    assert "modelwatch_alert_events_total{" in text
+    assert disagreements(text, {catalogue.EVALUATOR, catalogue.PROCESS}) == []
+
+
+def test_what_prometheus_stores_is_in_the_catalogue(pipeline: Pipeline) -> None:
+    client = pipeline.client
+    known = catalogue.known_series_names()
     result = query(client, 'group by (__name__) ({__name__=~"modelwatch_.+"})')
     names = {r["metric"]["__name__"] for r in result}
-    assert "modelwatch_predictions_total" in names
+    assert "modelwatch_predictions_total" in names and "modelwatch_build_info" in names
     unlisted = {n for n in names if n not in known and not n.endswith("_created")}
-    assert unlisted == set(), "add them to infra/metrics_reference.py"
+    assert unlisted == set(), "add them to schemas/metrics_catalogue.py"
     listed = {
         series: set(m.labels) | ({"le"} if m.type == "histogram" else set())
-        for m in metrics_reference.METRICS
+        for m in catalogue.CATALOGUE
         for series in m.series_names
+        if not series.endswith(("_sum", "_count"))
     }
-    extra: dict[str, set[str]] = {}
+    wrong: dict[str, set[str]] = {}
     for r in query(client, '{__name__=~"modelwatch_.+"}'):
         name = r["metric"]["__name__"]
-        if name in listed:
-            labels = set(r["metric"]) - {"__name__", "job", "instance"}
-            if labels - listed[name]:
-                extra.setdefault(name, set()).update(labels - listed[name])
-    assert extra == {}, "labels missing from infra/metrics_reference.py"
+        labels = set(r["metric"]) - {"__name__", "job", "instance"}
+        if name in listed and labels != listed[name]:
+            wrong.setdefault(name, set()).update(labels ^ listed[name])
+    assert wrong == {}, "label sets differ from schemas/metrics_catalogue.py"

@@ -340,7 +340,9 @@ def test_replay_keeps_timestamps_and_publishes_labels(
     got = {}
     for _, _, d in labels:
         cols = LabelColumns.from_record(d.record)
-        got.update(zip(cols.prediction_ids, cols.label_value.tolist(), strict=True))
+        # a 0/1 label column is a classification: its labels are the classes "1" / "0"
+        assert cols.label_value is None
+        got.update(zip(cols.prediction_ids, cols.label_class.values(), strict=True))
         for pid, t in zip(cols.prediction_ids, cols.event_time_ms.tolist(), strict=True):
             assert t == time_of[pid] + 3_600_000
-    assert len(got) == n - n // 10 and got["req-7"] == 1.0 and got["req-8"] == 0.0
+    assert len(got) == n - n // 10 and got["req-7"] == "1" and got["req-8"] == "0"

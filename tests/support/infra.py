@@ -26,3 +26,7 @@ def metrics_reference() -> ModuleType:
 
 def dashboards() -> ModuleType:
     return load_module("infra_grafana_generate", ROOT / "infra" / "grafana" / "generate.py")
+
+
+def rules() -> ModuleType:
+    return load_module("infra_prometheus_generate", ROOT / "infra" / "prometheus" / "generate.py")

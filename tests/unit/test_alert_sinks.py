@@ -73,9 +73,80 @@ def test_alertmanager_payload_labels_and_ends_at() -> None:
                                 "severity": "critical", "subject": "traffic",
                                 "source": "modelwatch", "team": "ds"}
     assert firing["startsAt"] == "1970-01-01T00:00:01.000Z"
-    assert firing["endsAt"] == "1970-01-01T00:16:40.000Z"  # now + 3 × 5 min
+    # like Prometheus: now + 4 resend intervals (1 min), whatever the repeat interval
+    assert firing["endsAt"] == "1970-01-01T00:05:40.000Z"
     assert resolved["endsAt"] == "1970-01-01T00:00:09.000Z"
     assert firing["annotations"]["runbook_url"] == "https://runbooks/x"
+    assert firing["generatorURL"] == "https://runbooks/x"  # no template: the runbook
+
+
+def test_alertmanager_generator_url_template_is_url_quoted() -> None:
+    a = dict(alert("a"), model="churn v2/eu")
+    (body,) = alertmanager_payload(
+        notification([a]), now_ms=0,
+        url_template="https://grafana/d/modelwatch-drift?var-model={model}&fp={fingerprint}")
+    assert body["generatorURL"] == "https://grafana/d/modelwatch-drift?var-model=churn%20v2%2Feu&fp=a"
+    a.pop("runbook_url")
+    assert "generatorURL" not in alertmanager_payload(notification([a]), now_ms=0)[0]
+
+
+def test_alertmanager_sink_settings_are_strict_and_secrets_come_from_env(tmp_path: Path) -> None:
+    env = {"AM_URL": "http://127.0.0.1:9", "AM_TOKEN": "tok", "AM_PASS": "pw"}
+    sink = build_sink("am", {"type": "alertmanager", "url_env": "AM_URL",
+                             "bearer_token_env": "AM_TOKEN", "resend_interval": "30s"}, env)
+    assert sink.resend_interval_ms == 30_000  # type: ignore[attr-defined]
+    assert "tok" not in repr(sink)
+    with pytest.raises(SinkConfigError, match="unknown keys"):
+        build_sink("am", {"type": "alertmanager", "url": "http://x", "token": "t"}, env)
+    with pytest.raises(SinkConfigError, match="not both"):
+        build_sink("am", {"type": "alertmanager", "url": "http://x", "bearer_token_env": "AM_TOKEN",
+                          "username": "u", "password_env": "AM_PASS"}, env)
+    with pytest.raises(SinkConfigError, match="both 'username' and 'password_env'"):
+        build_sink("am", {"type": "alertmanager", "url": "http://x", "username": "u"}, env)
+    with pytest.raises(SinkConfigError, match="AM_NOPE is not set"):
+        build_sink("am", {"type": "alertmanager", "url": "http://x",
+                          "bearer_token_env": "AM_NOPE"}, env)
+    with pytest.raises(SinkConfigError, match="is not a file"):
+        build_sink("am", {"type": "alertmanager", "url": "https://x",
+                          "ca_file": str(tmp_path / "missing.pem")}, env)
+
+
+def test_alertmanager_refresh_resends_every_interval_with_fresh_ends_at() -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[tuple[str | None, list[dict[str, Any]]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((self.headers.get("Authorization"), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sink = build_sink("am", {"type": "alertmanager",
+                                 "url": f"http://127.0.0.1:{server.server_port}",
+                                 "bearer_token_env": "T", "resend_interval": "10s"}, {"T": "tok"})
+        refresh = sink.refresh  # type: ignore[attr-defined]
+        assert refresh([alert("a")], now_ms=100_000) is True
+        assert refresh([alert("a")], now_ms=105_000) is False  # within the interval
+        assert refresh([alert("a")], now_ms=110_000) is True
+        assert refresh([], now_ms=120_000) is False  # nothing open: nothing sent
+        assert [g[0] for g in got] == ["Bearer tok", "Bearer tok"]
+        assert [g[1][0]["endsAt"] for g in got] == ["1970-01-01T00:02:20.000Z",
+                                                    "1970-01-01T00:02:30.000Z"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert refresh([alert("a")], now_ms=200_000) is False  # a failure is logged, not raised
 
 
 def test_email_message() -> None:

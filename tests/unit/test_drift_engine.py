@@ -249,7 +249,7 @@ def test_metrics_exporter_sets_series_and_caps_features(shifted_run) -> None:
     assert val("modelwatch_feature_drift_detected", model="m", feature="f7") == 1.0
     assert val("modelwatch_feature_drift_detected", model="m", feature="f1") == 0.0
     assert val("modelwatch_feature_drift_score", model="m", feature="f7", test="wasserstein") >= 0.1
-    assert val("modelwatch_drift_share", model="m") == pytest.approx(1 / 25)
+    assert val("modelwatch_drift_share_ratio", model="m") == pytest.approx(1 / 25)
     assert val("modelwatch_dataset_drift_detected", model="m") == 0.0
     assert val("modelwatch_prediction_drift_score", model="m", test="wasserstein") < 0.1
     assert val("modelwatch_feature_missing_ratio", model="m", feature="f0") == 0.0

@@ -12,22 +12,20 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from schemas import metrics_catalogue as catalogue
 from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "infra" / "grafana"
 EXPECTED = {"overview", "drift", "performance", "alerts", "pipeline"}
 
-
-
-
 gen = infra.dashboards()
-metrics_reference = infra.metrics_reference()
 
 
 def dashboards() -> dict[str, dict]:
@@ -104,10 +102,10 @@ def test_the_dashboards_show_what_the_issue_asks_for() -> None:
         ],
         "drift": [
             "modelwatch_feature_drift_score",
-            "modelwatch_drift_share",
+            "modelwatch_drift_share_ratio",
             "modelwatch_detections_total",
         ],
-        "performance": ["accuracy", "f1", "mae", "label_delay", "join_rate"],
+        "performance": ["accuracy", "f1", "mae", "label_delay", "label_join_ratio"],
         "alerts": ["modelwatch_alerts_firing", "ALERTS"],
         "pipeline": [
             "events_processed",
@@ -145,7 +143,7 @@ def test_substitute_replaces_every_variable() -> None:
 
 
 def test_expressions_use_known_metrics_and_recording_rules() -> None:
-    known = metrics_reference.known_series_names() | recorded_names() | {"ALERTS"}
+    known = catalogue.known_series_names() | recorded_names() | {"ALERTS"}
     token = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
     for board, panel, expr in gen.all_expressions():
         text = re.sub(r'"[^"]*"', '""', gen.substitute(expr))
@@ -192,3 +190,17 @@ def test_provisioning_matches_compose_mounts() -> None:
     assert source["url"] == "http://prometheus:9090"
     assert "prometheus" in compose["services"]
     assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+
+
+def test_job_names_are_set_at_generation_time(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "grafana" / "generate.py"), "--out", str(tmp_path),
+         "--worker-job", "mw-w", "--notifier-job", "mw-n"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    text = "".join(p.read_text() for p in sorted(tmp_path.glob("*.json")))
+    assert 'up{job=\\"mw-w\\"}' in text and 'job=~\\"mw-w|mw-n\\"' in text
+    assert "modelwatch-worker" not in text and "modelwatch-notifier" not in text
+    for _board, _panel, expr in gen.all_expressions():
+        assert "job=" not in expr or "modelwatch-worker" in expr, expr

@@ -7,15 +7,21 @@ test that shows it both firing and not firing.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from alerting.policy import load_policy
+from alerting.sinks import alertmanager as alertmanager_sink
+from schemas import metrics_catalogue as catalogue
+from schemas.detection import DetectionKind
 from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,10 +33,8 @@ SEVERITIES = {"critical", "major", "minor"}
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 TOKEN = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
-
-
-
 metrics_reference = infra.metrics_reference()
+rules_generator = infra.rules()
 
 
 def promtool() -> str:
@@ -110,21 +114,82 @@ def test_every_alert_has_a_severity_and_annotations() -> None:
 
 def test_the_required_alerts_exist() -> None:
     exprs = {a["alert"]: a["expr"] for a in rules("alert")}
-    # InstanceDown / FeaturesDrift / TargetDrift / HighCPU and the rest of issue 6
+    # InstanceDown / HighCPU and the pipeline conditions only Prometheus can see
     wanted = {
         "ModelwatchWorkerDown": "up{",
+        "ModelwatchWorkersAbsent": "absent(up{",
+        "ModelwatchNotifierDown": "up{",
         "ModelwatchConsumerLagGrowing": "modelwatch_consumer_lag",
         "ModelwatchDeadLetters": "modelwatch_dead_letters",
-        "ModelwatchNoTraffic": "modelwatch_predictions",
-        "ModelwatchHighErrorRate": "modelwatch_prediction_errors",
-        "ModelwatchLatencyP99SLO": "modelwatch_prediction_latency_seconds:p99",
-        "ModelwatchFeatureDrift": "modelwatch_feature_drift_detected",
-        "ModelwatchTargetDrift": "modelwatch_label_drift_score",
+        "ModelwatchNotificationDeadLetters": "modelwatch_notification_dead_letters",
         "ModelwatchHighCPU": "process_cpu_seconds",
     }
     for name, needle in wanted.items():
         assert name in exprs, name
         assert needle in exprs[name], (name, exprs[name])
+
+
+# metric groups of the catalogue whose conditions the worker turns into detections
+DETECTED_GROUPS = {"golden signals", "drift", "performance"}
+
+
+def _metrics_read(expr: str, recorded: dict[str, str]) -> set[str]:
+    """Catalogue metric names an expression reads, through recording rules."""
+    series_of = {s: m.name for m in catalogue.CATALOGUE for s in m.series_names}
+    out: set[str] = set()
+    for token in metric_tokens(expr):
+        if token in recorded:
+            out |= _metrics_read(recorded[token], recorded)
+        elif token in series_of:
+            out.add(series_of[token])
+    return out
+
+
+def test_one_paging_path() -> None:
+    """Every alert condition pages through exactly one path: Prometheus rules for the
+    processes and the pipeline, the modelwatch notifier for every detection kind."""
+    recorded = {r["record"]: r["expr"] for r in rules("record")}
+    paths: dict[str, list[str]] = {}
+    for alert in rules("alert"):
+        assert alert["labels"].get("source") == "prometheus", alert["alert"]
+        read = _metrics_read(alert["expr"], recorded)
+        detected = {m for m in read if catalogue.spec(m).group in DETECTED_GROUPS}
+        assert detected == set(), (
+            f"{alert['alert']} reads {sorted(detected)}: the worker already detects that "
+            "condition and the notifier pages on it"
+        )
+        paths.setdefault(alert["alert"], []).append("prometheus")
+    policy = load_policy()
+    for kind in DetectionKind:
+        rule = policy.rule(str(kind))
+        assert rule is not None and rule.severity in SEVERITIES, kind
+        paths.setdefault(str(kind), []).append("notifier")
+    assert {c: p for c, p in paths.items() if len(p) != 1} == {}
+    # the notifier's Alertmanager alerts are told apart from Prometheus's
+    assert "source" in inspect.getsource(alertmanager_sink.am_alert)
+
+
+def test_shipped_rule_files_are_the_generated_ones() -> None:
+    assert rules_generator.stale() == []
+
+
+def test_job_names_are_set_at_generation_time(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, str(PROM / "generate.py"), "--out", str(tmp_path),
+         "--worker-job", "mw-w", "--notifier-job", "mw-n"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    text = "".join(p.read_text() for p in sorted(tmp_path.glob("*.yml")))
+    assert 'up{job="mw-w"}' in text and 'up{job="mw-n"}' in text
+    assert "modelwatch-worker" not in text and "modelwatch-notifier" not in text
+    check = run(promtool(), "check", "rules", *map(str, sorted(tmp_path.glob("*.yml"))))
+    assert check.returncode == 0, check.stdout + check.stderr
+    stale = subprocess.run(
+        [sys.executable, str(PROM / "generate.py"), "--check", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert stale.returncode == 1  # files for other jobs are not the defaults
 
 
 def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
@@ -148,7 +213,7 @@ def test_recording_rule_names_follow_the_convention() -> None:
 
 
 def test_rules_use_only_known_metrics() -> None:
-    known = metrics_reference.known_series_names()
+    known = catalogue.known_series_names()
     recorded = {r["record"] for r in rules("record")}
     for rule in rules("record") + rules("alert"):
         for token in metric_tokens(rule["expr"]):

@@ -41,7 +41,7 @@ def test_counters_survive_restart_and_gauges_follow_closed_windows(tmp_path):
     acc = _value(reg, "modelwatch_model_performance",
                  {"model": "m", "version": "7", "metric": "accuracy"})
     assert acc == 6 / 8
-    assert _value(reg, "modelwatch_join_rate", {"model": "m"}) == 0.8
+    assert _value(reg, "modelwatch_label_join_ratio", {"model": "m"}) == 0.8
     e.store.close()
 
     e2 = LabelEngine(cfg, RocksStore(tmp_path / "db"))
