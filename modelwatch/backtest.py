@@ -68,6 +68,7 @@ class BacktestResult:
     drain_s: float
     wall_s: float
     report: Path | None
+    startup_s: float = 0.0
     detections: list[dict[str, Any]] = field(default_factory=list)
     windows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -263,6 +264,7 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
                     return False
 
             wait_until(worker_up, 120, "the worker to start", stop)
+            startup_s = time.monotonic() - t_start
             console.print(f"[green]stack[/] broker {broker.bootstrap}, worker, evaluator "
                           f"(logs in {plan.work_dir}/)")
             stats, _pub, left = replay_with_progress(
@@ -287,7 +289,7 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
                 child.stop()
     return BacktestResult(
         alerts, stats.rows, stats.predictions, stats.labels, stats.wall_s, drain_s,
-        time.monotonic() - t_start, report,
+        time.monotonic() - t_start, report, startup_s=startup_s,
         detections=[d for d in detections if d["model"] == plan.model],
         windows=[w for w in windows if w["model"] == plan.model],
     )  # fmt: skip

@@ -126,8 +126,9 @@ def register(app: typer.Typer) -> None:
                   + ("" if policy is None else f"  (policy {policy})"))
         out.print(
             f"{result.rows:,} rows ({result.predictions:,} predictions, {result.labels:,} labels)"
-            f" replayed in {result.replay_s:.1f}s = {result.events_per_s:,.0f} rows/s; drained "
-            f"in {result.drain_s:.1f}s; {result.wall_s:.1f}s in all"
+            f" replayed in {result.replay_s:.1f}s = {result.events_per_s:,.0f} rows/s; stack up "
+            f"in {result.startup_s:.1f}s, drained in {result.drain_s:.1f}s; {result.wall_s:.1f}s "
+            "in all"
         )
         if result.report is not None:
             out.print(f"report: {result.report}")
