@@ -39,14 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
-from alerting.kafka import read_topic
 from alerting.policy import SEVERITIES
 from alerting.sinks.base import iso
 from schemas.codec import DecodeError, default_codec
+from schemas.kafka import KafkaConfig, read_to_end
 from schemas.topics import TopicNames
 
 WORKER_GROUP = "modelwatch-worker"
@@ -145,24 +144,24 @@ def output_signature(samples: Samples, model: str) -> tuple[float, ...] | None:
 
 
 def group_committed(
-    bootstrap: str, group: str, topic: str, partitions: list[int]
+    kafka: str | KafkaConfig, group: str, topic: str, partitions: list[int]
 ) -> dict[int, int]:
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = KafkaConfig.of(kafka).admin()
     req = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
     res = admin.list_consumer_group_offsets([req])[group].result(timeout=10)
     return {tp.partition: tp.offset for tp in res.topic_partitions}
 
 
-def read_to_end(bootstrap: str, topic: str, expect: str) -> tuple[dict[int, int],
-                                                                   list[dict[str, Any]]]:
+def read_decoded(kafka: str | KafkaConfig, topic: str,
+                 expect: str) -> tuple[dict[int, int], list[dict[str, Any]]]:
     """Next offset per partition (found by reading to the fetch's end of partition, as
     Tansu's ListOffsets is wrong) and the decoded ``expect`` records on the way."""
     codec = default_codec()
     ends: dict[int, int] = {}
     records = []
-    for rec in read_topic(bootstrap, topic, timeout_s=60):
+    for rec in read_to_end(kafka, topic, timeout_s=60):
         ends[rec.partition] = max(ends.get(rec.partition, 0), rec.offset + 1)
         try:
             records.append(codec.decode(rec.value, expect=(expect,)).record)
@@ -182,15 +181,8 @@ def wait_until(cond: Callable[[], bool], timeout_s: float, what: str,
         stop.wait(every_s)
 
 
-def read_alerts(bootstrap: str, topics: TopicNames) -> list[dict[str, Any]]:
-    codec = default_codec()
-    out = []
-    for rec in read_topic(bootstrap, topics.alerts, timeout_s=60):
-        try:
-            out.append(codec.decode(rec.value, expect=("AlertEvent",)).record)
-        except DecodeError:
-            continue
-    return out
+def read_alerts(kafka: str | KafkaConfig, topics: TopicNames) -> list[dict[str, Any]]:
+    return read_decoded(kafka, topics.alerts, "AlertEvent")[1]
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -235,10 +227,12 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
                         log_file=plan.work_dir / "broker.log") as broker:  # fmt: skip
         try:
             reference = dict(plan.reference, model=plan.model)
-            publish_reference(broker.bootstrap, reference, topics)
+            publish_reference(broker.kafka, reference, topics)
             metrics_port = free_port()
             env = {
                 "MODELWATCH_BOOTSTRAP": broker.bootstrap,
+                "MODELWATCH_PROFILE": "embedded",
+                "MODELWATCH_KAFKA_CONFIG": "",  # the embedded broker is plaintext loopback
                 "MODELWATCH_METRICS_HOST": "127.0.0.1",
                 "MODELWATCH_METRICS_PORT": str(metrics_port),
                 "MODELWATCH_DATA_DIR": str(plan.work_dir / "state"),
@@ -268,7 +262,7 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
             console.print(f"[green]stack[/] broker {broker.bootstrap}, worker, evaluator "
                           f"(logs in {plan.work_dir}/)")
             stats, _pub, left = replay_with_progress(
-                broker.bootstrap, topics, plan.model, plan.version, plan.data, plan.spec,
+                broker.kafka, topics, plan.model, plan.version, plan.data, plan.spec,
                 chunk_rows=plan.chunk_rows, stop=stop,
             )  # fmt: skip
             if left:
@@ -277,13 +271,13 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
             if on_replayed is not None:
                 on_replayed(broker.bootstrap)
             with console.status("waiting for the pipeline to drain"):
-                detections = _drain(plan, broker.bootstrap, topics, url, stats, worker_up, stop)
+                detections = _drain(plan, broker.kafka, topics, url, stats, worker_up, stop)
             drain_s = time.monotonic() - t_drain
             if on_drained is not None:
                 on_drained(broker.bootstrap)
-            alerts = timeline(read_alerts(broker.bootstrap, topics), plan.model)
-            _, windows = read_to_end(broker.bootstrap, topics.window_stats, "WindowStats")
-            report = _write_report(plan, broker.bootstrap, topics) if plan.report else None
+            alerts = timeline(read_alerts(broker.kafka, topics), plan.model)
+            _, windows = read_decoded(broker.kafka, topics.window_stats, "WindowStats")
+            report = _write_report(plan, broker.kafka, topics) if plan.report else None
         finally:
             for child in reversed(children):
                 child.stop()
@@ -295,7 +289,7 @@ def run_backtest(plan: BacktestPlan, console: Console, stop: threading.Event | N
     )  # fmt: skip
 
 
-def _drain(plan: BacktestPlan, bootstrap: str, topics: TopicNames, url: str, stats: Any,
+def _drain(plan: BacktestPlan, kafka: KafkaConfig, topics: TopicNames, url: str, stats: Any,
            alive: Callable[[], bool], stop: threading.Event) -> list[dict[str, Any]]:
     """Wait until drained (see the module doc); returns the detections read on the way."""
     from modelwatch.live_view import scrape
@@ -323,24 +317,24 @@ def _drain(plan: BacktestPlan, bootstrap: str, topics: TopicNames, url: str, sta
         return time.monotonic() - last[1] >= plan.settle_s
 
     wait_until(settled, plan.timeout_s, "the worker's windows and detections to settle", stop)
-    ends, detections = read_to_end(bootstrap, topics.detections, "Detection")
+    ends, detections = read_decoded(kafka, topics.detections, "Detection")
 
     def evaluated() -> bool:
         alive()
-        done = group_committed(bootstrap, EVALUATOR_GROUP, topics.detections, sorted(ends))
+        done = group_committed(kafka, EVALUATOR_GROUP, topics.detections, sorted(ends))
         return all(done.get(p, -1) >= end for p, end in ends.items())
 
     wait_until(evaluated, plan.timeout_s, "the evaluator to judge every detection", stop)
     return detections
 
 
-def _write_report(plan: BacktestPlan, bootstrap: str, topics: TopicNames) -> Path:
+def _write_report(plan: BacktestPlan, kafka: KafkaConfig, topics: TopicNames) -> Path:
     from modelwatch.report.data import select
     from modelwatch.report.render import render_report
     from modelwatch.report.source import read_report_records
 
     assert plan.report is not None
-    records = read_report_records(bootstrap, plan.model, topics, timeout_s=120)
+    records = read_report_records(kafka, plan.model, topics, timeout_s=120)
     data = select(plan.model, records.windows, records.references, records.alerts,
                   now_ms=int(time.time() * 1000))  # fmt: skip
     data.notes.extend(records.notes)

@@ -56,7 +56,7 @@ def replay_spec(
 
 
 def replay_with_progress(
-    bootstrap: str,
+    kafka: Any,
     topics: Any,
     model: str,
     version: str,
@@ -76,7 +76,7 @@ def replay_with_progress(
     stop = stop or threading.Event()
     total = count_rows(data)
     with (
-        ModelwatchPublisher(bootstrap, model, version, topics=topics) as pub,
+        ModelwatchPublisher(kafka, model, version, topics=topics) as pub,
         Progress(
             TextColumn("[bold]replay[/] {task.description}"),
             BarColumn(),
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(
             None, help="model name (default: the scenario's, or churn-classifier)"
         ),
-        version: str = typer.Option("v1", help="model version"),
+        version: str = typer.Option("v1", "--model-version", help="model version"),
         events: int = typer.Option(None, "--events", help="stop after N predictions"),
         duration: float = typer.Option(None, "--duration", help="stop after S wall-clock seconds"),
         rate: float = typer.Option(None, help="events per wall-clock second (0 = unpaced)"),
@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         speed = sc.speedup if speedup is None else speedup
         console.print(
             f"[green]simulating[/] {name}/{version} scenario={sc.name} "
-            f"rate={sc.rate if rate is None else rate}/s speedup={speed}x -> {settings.bootstrap}"
+            f"rate={sc.rate if rate is None else rate}/s speedup={speed}x -> {settings.kafka}"
         )
         for p in sc.phases:
             console.print(
@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
                     f"{s.labels:>10,} labels  event +{s.event_span_s:,.0f}s"  # type: ignore[attr-defined]
                 )
 
-        with ModelwatchPublisher(settings.bootstrap, name, version, topics=settings.topics) as pub:
+        with ModelwatchPublisher(settings.kafka, name, version, topics=settings.topics) as pub:
             stats = run_scenario(
                 pub,
                 sc,
@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
         latency_col: str = typer.Option(None, help="latency column in milliseconds"),
         features: str = typer.Option(None, help="comma-separated feature columns (default: all)"),
         rate: float = typer.Option(0.0, help="rows per second (0 = as fast as possible)"),
-        version: str = typer.Option("replay", help="model version"),
+        version: str = typer.Option("replay", "--model-version", help="model version"),
         chunk_rows: int = typer.Option(50_000, help="rows per chunk read"),
         bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
     ) -> None:
@@ -203,7 +203,7 @@ def register(app: typer.Typer) -> None:
         )
         try:
             stats, pub, left = replay_with_progress(
-                settings.bootstrap, settings.topics, model, version, data, spec,
+                settings.kafka, settings.topics, model, version, data, spec,
                 rate=rate, chunk_rows=chunk_rows, stop=_stop_event(),
             )  # fmt: skip
         except ReplayError as exc:

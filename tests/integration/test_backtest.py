@@ -24,7 +24,7 @@ from modelwatch.backtest import (
     BacktestPlan,
     BacktestResult,
     group_committed,
-    read_to_end,
+    read_decoded,
     run_backtest,
 )
 from modelwatch.commands.produce import replay_spec
@@ -103,7 +103,7 @@ def two_days(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
             topic = TopicNames().detections
 
             def judged() -> bool:
-                ends, dets = read_to_end(bootstrap, topic, "Detection")
+                ends, dets = read_decoded(bootstrap, topic, "Detection")
                 if not any(d["kind"] == "no_traffic" and d["active"] for d in dets):
                     return False
                 done = group_committed(bootstrap, EVALUATOR_GROUP, topic, sorted(ends))
