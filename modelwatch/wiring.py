@@ -77,7 +77,8 @@ def build_worker(settings: Settings) -> Worker:
     )
     pacer.install(worker.app)  # label partitions wait for their prediction partitions
     # partitions another worker processed: their join state is rebuilt from the topics
-    LabelRestore(labels, config.bootstrap, config.topics, default_codec(), registry).install(
+    LabelRestore(labels, config.kafka.properties["bootstrap.servers"], config.topics,
+                 default_codec(), registry).install(
         worker.app, pacer
     )
     return worker
