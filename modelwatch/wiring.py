@@ -77,6 +77,7 @@ def build_worker(settings: Settings) -> Worker:
     references = ReferenceStage(
         feed, [drift.set_reference, labels.set_reference], default_codec(), config.topics, registry
     )
+    references.load_initial()  # the reference in force is settled before the first window
     worker = create_worker(
         config,
         registry,

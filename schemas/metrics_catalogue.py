@@ -135,6 +135,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
        "dead-lettered, the model keeps its previous reference).", W, P),
     _m("modelwatch_reference_feed_up", "gauge", "", "",
        "1 while the reference feed runs and reaches the broker, else 0.", W, P),
+    _m("modelwatch_outputs_pending", "gauge", "", "",
+       "Records the worker has computed (window stats, detections, dead letters) that the "
+       "broker has not acknowledged yet.", W, P),
+    _m("modelwatch_output_polls_total", "counter", "", "",
+       "Completed runs of the worker's output poll (windows closed, judged and sent): one "
+       "that started after the last input was processed means everything is out.", W, P),
     # drift and data quality
     _m("modelwatch_feature_drift_score", "gauge", "model,feature,test", "",
        "Drift score of a feature in the latest closed window against the reference "

@@ -9,6 +9,12 @@ reconnect does not re-install every reference), and each record is decoded and c
 loop. A rejected reference becomes a dead letter and a metric, and the model keeps its
 previous reference. :meth:`ReferenceFeed.alive` says whether the feed still makes contact
 (the health endpoint reports it).
+
+At startup the worker waits until the feed has read every partition to its end and applies
+those references before it consumes any prediction (:meth:`ReferenceStage.load_initial`):
+the reference in force when a model's first window is judged does not depend on which
+thread wins a race, so the same history replayed twice gives the same answers. The end is
+the fetch's end-of-partition, not ListOffsets (Tansu's high watermarks are wrong).
 """
 
 from __future__ import annotations
@@ -88,6 +94,8 @@ class ReferenceFeed(threading.Thread):
         self.positions: dict[int, int] = {}  # partition -> next offset to read
         self.last_contact_s = time.monotonic()
         self.failures = 0  # consecutive failed connection attempts
+        self.caught_up = threading.Event()  # every partition read to its end once
+        self._behind: set[int] = set()  # partitions not read to their end yet
 
     def drain(self) -> list[ReferenceUpdate]:
         out = []
@@ -104,7 +112,8 @@ class ReferenceFeed(threading.Thread):
 
     def _consumer(self) -> Any:
         consumer = self.kafka.consumer(
-            f"modelwatch-refs-{uuid.uuid4().hex}"  # never joins: assign()
+            f"modelwatch-refs-{uuid.uuid4().hex}",  # never joins: assign()
+            **{"enable.partition.eof": True},
         )
         try:
             meta = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
@@ -114,6 +123,8 @@ class ReferenceFeed(threading.Thread):
             consumer.assign(
                 [TopicPartition(self.topic, p, self.positions.get(p, 0)) for p in meta.partitions]
             )
+            if not self.caught_up.is_set():
+                self._behind = set(meta.partitions)
         except Exception:
             consumer.close()
             raise
@@ -127,6 +138,8 @@ class ReferenceFeed(threading.Thread):
                 continue
             err = msg.error()
             if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._reached_end(msg.partition())
                 if err.code() in BROKER_DOWN:
                     log.warning("reference feed: %s", err)
                 else:
@@ -139,6 +152,13 @@ class ReferenceFeed(threading.Thread):
             self.updates.put(
                 check_reference(self.codec, msg.key(), msg.value(), msg.partition(), msg.offset())
             )
+
+    def _reached_end(self, partition: int) -> None:
+        self.last_contact_s = time.monotonic()
+        if self._behind:
+            self._behind.discard(partition)
+            if not self._behind:
+                self.caught_up.set()
 
     def run(self) -> None:
         backoff = 0.5
@@ -185,6 +205,7 @@ class ReferenceStage:
         self.codec = codec or feed.codec
         self.topics = topics or TopicNames()
         self.metrics = ReferenceMetrics(registry) if registry is not None else None
+        self._held: list[Outgoing] = []  # dead letters of load_initial, sent by the next poll
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -203,8 +224,20 @@ class ReferenceStage:
         )
         return Outgoing(self.topics.dead_letter, up.key, self.codec.encode("DeadLetter", rec))
 
+    def load_initial(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the feed has read the references topic to its end, then apply what it
+        read; call before consuming predictions. False (and a warning) on timeout. Dead
+        letters of rejected references are handed out by the next :meth:`poll`."""
+        caught_up = self.feed.caught_up.wait(timeout_s)
+        if not caught_up:
+            log.warning("references topic not read to its end within %.0fs; starting anyway "
+                        "(a model's first windows may be judged without its reference)",
+                        timeout_s)
+        self._held.extend(self.poll(time.time()))
+        return caught_up
+
     def poll(self, now_s: float) -> list[Outgoing]:
-        out: list[Outgoing] = []
+        out, self._held = self._held, []
         if self.metrics is not None:
             self.metrics.feed_up.set(1 if self.feed.alive() else 0)
         for up in self.feed.drain():
