@@ -6,7 +6,8 @@ Per reference feature with at least ``min_sample`` values in the window: the sel
 test (see :mod:`stream_jobs.drift.selection`); p-values of all features are adjusted
 together by Benjamini–Hochberg; the drift share is the fraction of judged features that
 drifted, and the dataset drifts at ``drift_share >= drift_share_threshold``. The
-prediction is judged on its own (not in the share, not in the BH family). Data-quality
+prediction's test joins the same BH family (every p-value test of a window is adjusted
+together) but not the drift share. Data-quality
 checks (missing-rate rise, out-of-range share, unseen-category share, type violations)
 run per reference feature with enough events. A value of the wrong kind (a categorical
 feature arriving as numbers, or the reverse) is one type violation of that feature: it is
@@ -172,15 +173,21 @@ class _Judge:
             if cur is None or _n_values(cur) < c.min_sample or col.n == 0:
                 continue
             judged.append((name, *self.test(col, cur, name)))
-        raw = [r.p_value for _, _, _, r in judged if r.p_value is not None]
+        pred = self.prediction_test()
+        # one family: every p-value test of the window, features and prediction alike
+        family = judged + ([(PREDICTION, *pred)] if pred is not None else [])
+        raw = [r.p_value for _, _, _, r in family if r.p_value is not None]
         adjusted = iter(benjamini_hochberg(raw).tolist() if c.benjamini_hochberg else raw)
         verdicts: list[dict[str, Any]] = []
+        judgements: list[tuple[str, str, float, Any, float | None, bool]] = []
         drifted_n = 0
-        for name, test, threshold, r in judged:
+        for i, (name, test, threshold, r) in enumerate(family):
             p = next(adjusted) if r.p_value is not None else None
             drifted = p <= threshold if p is not None else r.statistic >= threshold
-            drifted_n += drifted
             verdicts.append(self.verdict(name, test, threshold, r, p, drifted))
+            drifted_n += drifted and i < len(judged)
+            judgements.append((name, test, threshold, r, p, drifted))
+        for name, test, threshold, r, p, drifted in judgements[: len(judged)]:
             self.detection(
                 DetectionKind.FEATURE_DRIFT, name, test, p if p is not None else r.statistic,
                 threshold, drifted, statistic=r.statistic, p_value=r.p_value,
@@ -192,23 +199,21 @@ class _Judge:
                 DetectionKind.DATASET_DRIFT, "dataset", "drift_share", share,
                 c.drift_share_threshold, dataset, judged=len(judged), drifted=drifted_n,
             )  # fmt: skip
-        self.prediction(verdicts)
+        for _, test, threshold, r, p, drifted in judgements[len(judged) :]:
+            self.detection(
+                DetectionKind.PREDICTION_DRIFT, PREDICTION_SUBJECT, test,
+                p if p is not None else r.statistic, threshold, drifted,
+                statistic=r.statistic, p_value=r.p_value,
+            )  # fmt: skip
         return verdicts, share, dataset
 
-    def prediction(self, verdicts: list[dict[str, Any]]) -> None:
+    def prediction_test(self) -> tuple[str, float, Any] | None:
         col, cur = self.ref.prediction, self.w.prediction
         if col is None or cur is None or col.n == 0 or _n_values(cur) < self.config.min_sample:
-            return
+            return None
         if (col.kind == NUMERIC) != isinstance(cur, NumericPartial):
-            return
-        test, threshold, r = self.test(col, cur, PREDICTION_SUBJECT)
-        drifted = r.p_value <= threshold if r.p_value is not None else r.statistic >= threshold
-        verdicts.append(self.verdict(PREDICTION, test, threshold, r, r.p_value, drifted))
-        self.detection(
-            DetectionKind.PREDICTION_DRIFT, PREDICTION_SUBJECT, test,
-            r.p_value if r.p_value is not None else r.statistic, threshold, drifted,
-            statistic=r.statistic, p_value=r.p_value,
-        )  # fmt: skip
+            return None
+        return self.test(col, cur, PREDICTION_SUBJECT)
 
     @staticmethod
     def verdict(column: str, test: str, threshold: float, r: Any, p: float | None,

@@ -48,11 +48,13 @@ def _cat(rng: np.random.Generator, n: int, p: np.ndarray = P) -> CategoricalPart
     return c
 
 
-def test_ks_false_verdict_rate_near_alpha_and_power_at_half_sigma(num_ref) -> None:
+def test_ks_false_verdict_rate_at_most_alpha_and_power_at_half_sigma(num_ref) -> None:
+    # the p-value is that of D minus both sketches' rank-error bound: conservative, so
+    # sketch quantisation never lifts the false-verdict rate above alpha
     rng = np.random.default_rng(0)
     runs = 300
     fp = sum(ks_test(num_ref, _num(rng.normal(size=500))).p_value < 0.05 for _ in range(runs))
-    assert 0.01 <= fp / runs <= 0.09, fp / runs
+    assert fp / runs <= 0.05, fp / runs
     hits = sum(ks_test(num_ref, _num(rng.normal(0.5, 1, 200))).p_value < 0.05 for _ in range(100))
     assert hits >= 95
 
