@@ -29,15 +29,23 @@ class DriftConfig(BaseModel):
     hop_ms: int | None = Field(None, description="hopping windows when set; must divide window_ms")
     allowed_lateness_ms: int = Field(10_000, ge=0)
     idle_partition_s: float = Field(
-        30.0, gt=0, description="a partition without any record for this long (clock time) "
-        "no longer holds a model's event clock back"
+        30.0,
+        gt=0,
+        description="a partition without any record for this long (clock time) "
+        "no longer holds a model's event clock back",
     )
     # drift tests
     min_sample: int = Field(100, ge=1, description="no verdict below this many values")
     small_sample_max: int = Field(
         1_000, description="up to this many objects (min of reference and window): p-value tests"
     )
-    alpha: float = 0.05
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="false-discovery rate of a window's p-value tests (features, prediction "
+        "and distance confirmations adjusted together by Benjamini-Hochberg)",
+    )
     wasserstein_threshold: float = 0.1
     jensenshannon_threshold: float = 0.1
     psi_threshold: float = 0.1
@@ -45,6 +53,11 @@ class DriftConfig(BaseModel):
         5, description="numeric with <= this many values: categorical tests"
     )
     benjamini_hochberg: bool = True
+    confirm_distances: bool = Field(
+        True,
+        description="a distance (Wasserstein, JS, PSI) drifts only if its KS / chi-square "
+        "p-value, adjusted with the window's family, is also <= alpha",
+    )
     drift_share_threshold: float = 0.5
     feature_tests: dict[str, FeatureTest] = Field(
         default_factory=dict, description='keyed "model/feature" or "feature"'

@@ -11,6 +11,9 @@ Stationary streams (no change at all; each seed draws new live rows):
 * ``simulator`` — the demo model server's baseline scenario (``producers/simulator``:
   20 numeric features, many of them integer-valued, 5 categorical, a predicted class);
   reference of 50,000 rows from another seed;
+* ``many_categories`` — three categorical features of 100 equally likely values (the category
+  cap) and a uniform score, also in 1,200-row windows (just above ``small_sample_max``,
+  where Jensen–Shannon judges and its sampling noise is largest);
 * ``concept_stationary`` / ``sea_stationary`` / ``shuttle_stationary`` — the streams of
   ``bench_detection`` without their change (3 uniform numeric + 1 categorical; river's SEA
   generator with a frozen Hoeffding tree; real Shuttle rows), reference of 5,000 rows.
@@ -29,6 +32,7 @@ drift (1.0 = caught in the first window after the change).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.columnar import PredictionColumns
+from schemas.columnar import CategoricalArray, PredictionColumns
 from schemas.detection import DetectionKind
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.evaluate import evaluate_window
@@ -51,6 +55,7 @@ WINDOW_KINDS = {
     DetectionKind.PREDICTION_DRIFT,
 }
 SIZES = (1_000, 10_000)
+SIZES_OF = {"many_categories": (1_000, 1_200, 10_000)}
 ROWS = 60_000  # live rows per stream and seed
 SEEDS = 4
 
@@ -62,6 +67,29 @@ def synthetic(seed: int, rows: int, n: int = ROWS) -> tuple[ReferenceView, Windo
     s = SyntheticStream(n_numeric=20, n_categorical=5, rate_per_s=1_000, seed=seed)
     ref = ReferenceView(s.reference())
     return ref, (s.batch(i * 1_000, rows) for i in range(0, n, rows))
+
+
+MANY = [f"k{i}" for i in range(100)]
+MANY_P = np.full(100, 0.01)
+
+
+def many_categories(seed: int, rows: int, n: int = ROWS) -> tuple[ReferenceView, Windows]:
+    """Three categorical features of 100 equally likely values (the category cap), a score."""
+
+    def cols(rng: np.random.Generator, t0: int, m: int) -> PredictionColumns:
+        return PredictionColumns(
+            model="m", model_version="1", prediction_ids=[""] * m,
+            event_time_ms=t0 + np.arange(m, dtype=np.int64), latency_ms=np.ones(m),
+            status=np.zeros(m, np.int8), score=rng.random(m),
+            categorical={
+                f"z{j}": CategoricalArray(MANY, rng.choice(100, m, p=MANY_P).astype("<i4"))
+                for j in range(3)
+            },
+        )  # fmt: skip
+
+    ref = ReferenceView(_columns_profile([cols(np.random.default_rng(99), 0, 50_000)]))
+    rng = np.random.default_rng(seed)
+    return ref, (cols(rng, i, rows) for i in range(0, n, rows))
 
 
 def _columns_profile(cols: list[PredictionColumns]) -> dict[str, Any]:
@@ -135,6 +163,7 @@ def _shuttle(seed: int) -> Any:
 STATIONARY: dict[str, Callable[..., tuple[ReferenceView, Windows]]] = {
     "synthetic": synthetic,
     "simulator": simulator,
+    "many_categories": many_categories,
     "concept_stationary": _from_detection_stream(_concept),
     "sea_stationary": _from_detection_stream(_sea),
     "shuttle_stationary": _from_detection_stream(_shuttle),
@@ -158,7 +187,7 @@ def stationary(config: DriftConfig, seeds: int = SEEDS) -> dict[str, Any]:
     ``kind/detector``."""
     out: dict[str, Any] = {}
     for name, make in STATIONARY.items():
-        for rows in SIZES:
+        for rows in SIZES_OF.get(name, SIZES):
             windows = alarming = n_rows = 0
             by: Counter[str] = Counter()
             for seed in range(seeds):
@@ -238,4 +267,6 @@ def main(config: DriftConfig | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2, default=str))
+    # optional argument: the family's alpha (default: DriftConfig's)
+    alpha = {"alpha": float(sys.argv[1])} if len(sys.argv) > 1 else {}
+    print(json.dumps(main(DriftConfig(**alpha)), indent=2, default=str))

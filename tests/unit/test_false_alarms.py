@@ -63,7 +63,7 @@ def _moved_top(d: float) -> np.ndarray:
     [
         ("f3", "f3", DetectionKind.FEATURE_DRIFT),  # numeric +0.25 sd
         ("c1", "c1", DetectionKind.FEATURE_DRIFT),  # top category 0.30 -> 0.40
-        ("score", "prediction", DetectionKind.PREDICTION_DRIFT),  # score +0.05
+        ("score", "prediction", DetectionKind.PREDICTION_DRIFT),  # score +0.10 (0.35 sd)
     ],
 )
 def test_known_shift_is_caught_in_the_first_window_after_it(shift, subject, kind) -> None:
@@ -74,7 +74,7 @@ def test_known_shift_is_caught_in_the_first_window_after_it(shift, subject, kind
     if shift.startswith("c"):
         s.cat_p[shift] = _moved_top(0.10)
     else:
-        s.shift[shift] = 0.25 if shift.startswith("f") else 0.05
+        s.shift[shift] = 0.25 if shift.startswith("f") else 0.10
     after = _judge(ref, s, 1, cfg)
     flagged = {(d.kind, d.subject) for d in after if d.active and d.kind in WINDOW_KINDS}
     assert flagged == {(kind, subject)}
