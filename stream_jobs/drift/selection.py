@@ -3,7 +3,8 @@
 Up to ``small_sample_max`` objects (the smaller of the reference and the window, so a
 small window is never judged by a fixed distance threshold that its own sampling noise
 can cross): KS for numeric columns with more than ``low_cardinality`` values, chi-square
-(the z-test for two categories) otherwise, both at p < α. Above it: Wasserstein
+(the z-test for two categories) otherwise, both at a family-adjusted p ≤ α (0.01 by
+default, see :mod:`stream_jobs.drift.config`). Above it: Wasserstein
 (normalised by the reference std) ≥ 0.1 for numeric, Jensen–Shannon ≥ 0.1 otherwise.
 A ``feature_tests`` override in the config wins. A distance verdict is *confirmed* (see
 :func:`confirming_test`): the distance must reach its threshold and the sampling noise
@@ -12,7 +13,7 @@ a 100-category feature judged at 1,001 rows scores JS ≈ 0.11 from noise alone.
 
 >>> from stream_jobs.drift.config import DriftConfig
 >>> choose_test("numeric", 7, 50_000, 500, DriftConfig())
-('ks', 0.05)
+('ks', 0.01)
 >>> choose_test("numeric", 7, 50_000, 5_000, DriftConfig())
 ('wasserstein', 0.1)
 >>> choose_test("categorical", 3, 50_000, 5_000, DriftConfig())

@@ -159,11 +159,11 @@ def test_benjamini_hochberg_matches_definition_and_controls_fdr() -> None:
 
 def test_selection_follows_evidently_and_overrides() -> None:
     c = DriftConfig(feature_tests={"age": FeatureTest(test="psi", threshold=0.2)})
-    assert choose_test("numeric", 100, 50_000, 1_000, c) == ("ks", 0.05)
+    assert choose_test("numeric", 100, 50_000, 1_000, c) == ("ks", 0.01)
     assert choose_test("numeric", 100, 50_000, 1_001, c) == ("wasserstein", 0.1)
-    assert choose_test("numeric", 100, 800, 50_000, c) == ("ks", 0.05)  # small reference
-    assert choose_test("numeric", 4, 50_000, 500, c) == ("chisquare", 0.05)
+    assert choose_test("numeric", 100, 800, 50_000, c) == ("ks", 0.01)  # small reference
+    assert choose_test("numeric", 4, 50_000, 500, c) == ("chisquare", 0.01)
     assert choose_test("categorical", 4, 50_000, 5_000, c) == ("jensenshannon", 0.1)
     assert choose_test("numeric", 100, 50_000, 5_000, c, c.override("m", "age")) == ("psi", 0.2)
     bad = FeatureTest(test="ks")
-    assert choose_test("categorical", 4, 50_000, 500, c, bad) == ("chisquare", 0.05)
+    assert choose_test("categorical", 4, 50_000, 500, c, bad) == ("chisquare", 0.01)
