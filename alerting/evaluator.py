@@ -31,19 +31,14 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from alerting.kafka import (
-    consumer_config,
-    make_producer,
-    partitions_of,
-    process_registry,
-    read_topic,
-)
+from alerting.kafka import process_registry
 from alerting.lifecycle import AlertLifecycle, Clock, wall_clock_ms
 from alerting.policy import Policy
 from alerting.retrain import RetrainTrigger
 from alerting.silences import Silence, SilenceStore
 from schemas.codec import DecodeError, default_codec
 from schemas.detection import Detection
+from schemas.kafka import KafkaConfig, partitions_of, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 
@@ -68,10 +63,10 @@ class EvaluatorMetrics:
 
 
 class Evaluator:
-    def __init__(self, bootstrap: str, policy: Policy, topics: TopicNames | None = None,
+    def __init__(self, kafka: str | KafkaConfig, policy: Policy, topics: TopicNames | None = None,
                  group_id: str = "modelwatch-evaluator", clock: Clock = wall_clock_ms,
                  registry: CollectorRegistry | None = None, tick_s: float = 1.0) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = KafkaConfig.of(kafka)
         self.topics = topics or TopicNames()
         self.group_id = group_id
         self.clock = clock
@@ -82,7 +77,7 @@ class Evaluator:
         self.retrain = RetrainTrigger(policy.retrain_min_interval_ms, clock)
         self.registry = registry if registry is not None else process_registry()
         self.metrics = EvaluatorMetrics(self.registry)
-        self.producer = make_producer(bootstrap)
+        self.producer = self.kafka.producer()
         self.ready = threading.Event()
         self.owning = False  # assigned the detections (a standby in the group is not)
 
@@ -106,11 +101,11 @@ class Evaluator:
         Starts from a fresh lifecycle: called whenever this evaluator is assigned the
         detections, so a standby that takes over starts from what the active one published.
         """
-        for rec in read_topic(self.bootstrap, self.topics.silences):
+        for rec in read_to_end(self.kafka, self.topics.silences):
             self._apply_silence(rec.key, rec.value)
         self.lifecycle = AlertLifecycle(self.lifecycle.policy, self.clock, self.silences)
         events = []
-        for rec in read_topic(self.bootstrap, self.topics.alerts):
+        for rec in read_to_end(self.kafka, self.topics.alerts):
             try:
                 events.append(self.codec.decode(rec.value, expect=("AlertEvent",)).record)
             except DecodeError as exc:
@@ -188,13 +183,13 @@ class Evaluator:
         self.metrics.set_firing([])
 
     def run(self, stop: threading.Event, max_seconds: float | None = None) -> None:
-        silences = Consumer(consumer_config(self.bootstrap))
+        silences = self.kafka.consumer()
         parts = partitions_of(silences, self.topics.silences)
         # silences were read up to now by restore(); follow from the beginning again is
         # harmless (last value per key) and avoids relying on watermarks
         silences.assign([TopicPartition(self.topics.silences, p, OFFSET_BEGINNING)
                          for p in parts])
-        consumer = Consumer(consumer_config(self.bootstrap, self.group_id))
+        consumer = self.kafka.consumer(self.group_id)
         consumer.subscribe([self.topics.detections], on_assign=self._on_assign,
                            on_revoke=self._on_revoke)
         self.ready.set()

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from alerting.grouping import Dispatcher, Notification
-from alerting.kafka import consumer_config, make_producer, process_registry, read_topic
+from alerting.kafka import process_registry
 from alerting.lifecycle import Clock, wall_clock_ms
 from alerting.offsets import OffsetTracker
 from alerting.retry import deliver_with_retry
@@ -44,6 +44,7 @@ from alerting.routes import Route, RoutesConfig
 from alerting.sentlog import SentLog
 from alerting.sinks.base import Sink, redact
 from schemas.codec import DecodeError, default_codec
+from schemas.kafka import KafkaConfig, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 
@@ -66,14 +67,14 @@ class _InFlight:
 
 
 class Notifier:
-    def __init__(self, bootstrap: str, routes: RoutesConfig, sinks: dict[str, Sink],
+    def __init__(self, kafka: str | KafkaConfig, routes: RoutesConfig, sinks: dict[str, Sink],
                  state_dir: Path | str, topics: TopicNames | None = None,
                  group_id: str = "modelwatch-notifier", clock: Clock = wall_clock_ms,
                  registry: CollectorRegistry | None = None) -> None:
         missing = {s for r in routes.routes for s in r.sinks} - set(sinks)
         if missing:
             raise ValueError(f"routes use sinks that were not built: {sorted(missing)}")
-        self.bootstrap = bootstrap
+        self.kafka = KafkaConfig.of(kafka)
         self.routes = routes
         self.sinks = sinks
         self.topics = topics or TopicNames()
@@ -85,7 +86,7 @@ class Notifier:
         self.tracker = OffsetTracker()
         self.registry = registry if registry is not None else process_registry()
         self.metrics = NotifierMetrics(self.registry)
-        self.producer = make_producer(bootstrap)
+        self.producer = self.kafka.producer()
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{name}")
                            for name in sinks}
         self._inflight: list[_InFlight] = []
@@ -149,7 +150,7 @@ class Notifier:
         committed = consumer.committed(partitions, timeout=10)
         upto = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
         last: dict[str, tuple[int, int, dict[str, Any]]] = {}
-        for rec in read_topic(self.bootstrap, self.topics.alerts, partitions=parts,
+        for rec in read_to_end(self.kafka, self.topics.alerts, partitions=parts,
                               upto={p: upto.get(p, 0) for p in parts}):
             try:
                 ev = self.codec.decode(rec.value, expect=("AlertEvent",)).record
@@ -253,7 +254,7 @@ class Notifier:
 
     def run(self, stop: threading.Event, max_seconds: float | None = None,
             drain_s: float = 10.0) -> None:
-        consumer = Consumer(consumer_config(self.bootstrap, self.group_id))
+        consumer = self.kafka.consumer(self.group_id)
         consumer.subscribe([self.topics.alerts], on_assign=self._on_assign,
                            on_revoke=self._on_revoke)
         self.ready.set()

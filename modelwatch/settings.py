@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from schemas.kafka import KafkaConfig
 from schemas.label_caps import LabelCapsConfig
 from schemas.topics import TopicNames
 
@@ -44,17 +45,26 @@ class Settings(BaseSettings):
     )
 
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_config: str | None = Field(
+        None,
+        description="client properties file (bootstrap.servers, security.protocol, SASL, SSL) "
+        "for every Kafka client; its bootstrap.servers wins over `bootstrap`",
+    )
+    profile: Literal["cluster", "embedded"] = Field(
+        "cluster",
+        description="cluster: production client defaults; embedded: the embedded broker's "
+        "fast group timeouts and no idempotent producer",
+    )
+    replication_factor: int = Field(-1, description="of created topics; -1 = broker default")
+    topic_config: dict[str, str] = Field(
+        default_factory=dict, description="topic configs applied to every created topic"
+    )
     topic_prefix: str = ""
     partitions: int = Field(4, description="partitions of predictions and labels topics")
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"
     group_id: str = "modelwatch-worker"
     log_level: str = "warn"
-    # Consumer-group settings that make the embedded broker (Tansu) fast: a join waits
-    # session/2 there, so librdkafka's 45 s default means a ~23 s wait before the first
-    # message. 6 s / 1 s gets the first message in ~3 s.
-    session_timeout_s: float = 6.0
-    heartbeat_interval_s: float = 1.0
     drift: dict[str, Any] = Field(default_factory=dict, description="stream_jobs DriftConfig")
     golden_checks: dict[str, Any] = Field(
         default_factory=dict, description="stream_jobs GoldenChecksConfig (error rate, SLOs)"
@@ -71,6 +81,11 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> TopicNames:
         return TopicNames.with_prefix(self.topic_prefix)
+
+    @property
+    def kafka(self) -> KafkaConfig:
+        """The one Kafka client configuration every client of this process is built from."""
+        return KafkaConfig.load(self.bootstrap, self.kafka_config, self.profile)
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,8 @@ from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
+from stream_jobs.label_pacing import LabelPacer
+from stream_jobs.label_restore import LabelRestore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
@@ -26,14 +28,12 @@ from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        bootstrap=settings.bootstrap,
+        kafka=settings.kafka,
         topics=settings.topics,
         group_id=settings.group_id,
         metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
         log_level=settings.log_level,
-        session_timeout_s=settings.session_timeout_s,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
         drift=settings.drift,
         data_dir=settings.data_dir,
     )
@@ -59,15 +59,24 @@ def build_worker(settings: Settings) -> Worker:
         drift=DriftConfig(**settings.drift),
     )
     label_metrics = LockedLabelMetrics(registry, label_engine)
-    labels = LabelStage(label_engine, label_metrics, sink, default_codec(), config.topics)
+    pacer = LabelPacer(config.topics, registry)
+    labels = LabelStage(
+        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
+    )
     label_metrics.lock = labels.lock
-    feed = ReferenceFeed(config.bootstrap, config.topics.references, default_codec())
+    feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
-    return create_worker(
+    worker = create_worker(
         config,
         registry,
         observers=[golden_checks, drift, labels],
         pollers=[references, golden_checks, drift, labels],
         label_observer=labels,
     )
+    pacer.install(worker.app)  # label partitions wait for their prediction partitions
+    # partitions another worker processed: their join state is rebuilt from the topics
+    LabelRestore(labels, config.bootstrap, config.topics, default_codec(), registry).install(
+        worker.app, pacer
+    )
+    return worker

@@ -76,6 +76,7 @@ from producers.rows import (
 )
 from schemas.codec import default_codec
 from schemas.columnar import STATUS_CODES, LabelColumns, PredictionColumns
+from schemas.kafka import KafkaConfig, build_client
 from schemas.topics import TopicNames
 
 log = logging.getLogger("modelwatch.sdk")
@@ -112,7 +113,8 @@ class ModelwatchPublisher:
     """Buffered, partition-aware, never-blocking publisher of predictions and labels.
 
     Args:
-        bootstrap: Kafka bootstrap servers, e.g. ``"127.0.0.1:9092"``.
+        bootstrap: Kafka bootstrap servers, e.g. ``"127.0.0.1:9092"``, or a
+            :class:`schemas.kafka.KafkaConfig` (client properties file: SASL, TLS).
         model, model_version: stamped on every prediction (and the label's ``model``).
         topics: topic names (:class:`schemas.topics.TopicNames`).
         batch_size: events per batch and partition before a send.
@@ -128,7 +130,7 @@ class ModelwatchPublisher:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: str | KafkaConfig,
         model: str,
         model_version: str,
         topics: TopicNames | None = None,
@@ -147,7 +149,8 @@ class ModelwatchPublisher:
             raise ValueError("model must be a non-empty string")
         if batch_size <= 0 or linger_ms < 0 or max_buffered_events <= 0:
             raise ValueError("batch_size and max_buffered_events must be > 0, linger_ms >= 0")
-        self.bootstrap = bootstrap
+        kafka = KafkaConfig.of(bootstrap)
+        self.bootstrap = kafka.bootstrap
         self.model = model
         self.model_version = model_version
         self.topics = topics or TopicNames()
@@ -179,8 +182,8 @@ class ModelwatchPublisher:
             for lane in self._lanes.values():
                 self._set_partitions(lane, partitions)
         queue_max = max(64, 4 * max_buffered_events // batch_size)
-        config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
+        # the client properties (security, bootstrap) under what batching per partition needs
+        config: dict[str, Any] = kafka.producer_config(**{
             "enable.idempotence": idempotence,
             "compression.type": compression,
             "linger.ms": 5,
@@ -192,9 +195,9 @@ class ModelwatchPublisher:
             "reconnect.backoff.max.ms": 2_000,
             "logger": logging.getLogger("modelwatch.sdk.librdkafka"),
             "error_cb": self._on_client_error,
-        }
+        })  # fmt: skip
         config.update(producer_config or {})
-        self._producer = Producer(config)
+        self._producer = build_client(Producer, kafka, config)
         self._sender = threading.Thread(
             target=self._run, name=f"modelwatch-sdk-{model}", daemon=True
         )

@@ -163,8 +163,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _m("modelwatch_labels_joined_total", "counter", "model", "",
        "Labels joined to their prediction.", W, F),
     _m("modelwatch_orphan_labels_total", "counter", "model", "",
-       "Labels whose prediction never came (TTL) or that overflowed the early-label buffer.",
-       W, F),
+       "Labels whose prediction never came within the TTL.", W, F),
     _m("modelwatch_orphan_predictions_total", "counter", "model", "",
        "Predictions whose label never came within the TTL.", W, F),
     _m("modelwatch_duplicate_labels_total", "counter", "model", "",
@@ -173,6 +172,26 @@ CATALOGUE: tuple[MetricSpec, ...] = (
        "Labels joined after their performance window was closed.", W, F),
     _m("modelwatch_early_labels_waiting", "gauge", "", "",
        "Labels waiting for their prediction to arrive.", W, F),
+    _m("modelwatch_early_labels_total", "counter", "model", "",
+       "Labels read before their prediction; they wait on disk until it comes (none is "
+       "dropped for being early).", W, F),
+    _m("modelwatch_duplicate_predictions_total", "counter", "model", "",
+       "Predictions whose (model, prediction_id) was already pending or joined: ignored, "
+       "the first write wins.", W, F),
+    _m("modelwatch_valueless_labels_total", "counter", "model", "",
+       "Labels with neither a class nor a finite value: dead-lettered, the prediction stays "
+       "free for its real label.", W, F),
+    _m("modelwatch_label_partition_pauses_total", "counter", "", "",
+       "Label partitions paused because their event time ran ahead of their prediction "
+       "partition's (the two topics are read in step).", W, F),
+    _m("modelwatch_label_partitions_paused", "gauge", "", "",
+       "Label partitions paused now, waiting for their predictions to catch up.", W, F),
+    _m("modelwatch_label_restore_seconds", "histogram", "", "seconds",
+       "Time to rebuild the label join of a partition another worker processed, from the "
+       "topics (on assignment).", W, F, (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)),
+    _m("modelwatch_label_records_restored_total", "counter", "", "",
+       "Prediction and label records re-read to rebuild the label join of partitions "
+       "another worker processed.", W, F),
     _m("modelwatch_model_performance", "gauge", "model,version,metric", "",
        "Performance of the latest closed window (accuracy, f1, precision, recall, log_loss, "
        "roc_auc, mae, rmse...).", W, F),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Largest ReferenceProfile record (a training set's sketches of up to a few hundred
+# features); producers of references and the references topic's max.message.bytes agree.
+REFERENCE_MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -10,6 +15,13 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, str]:
+        """Topic configs to create it with."""
+        base = {"cleanup.policy": "compact"} if self.compacted else {}
+        return {**base, **self.extra_config}
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,10 @@ class TopicNames:
         return [
             TopicSpec(self.predictions, partitions),
             TopicSpec(self.labels, partitions),
-            TopicSpec(self.references, 1, compacted=True),
+            TopicSpec(
+                self.references, 1, compacted=True,
+                extra_config={"max.message.bytes": str(REFERENCE_MAX_BYTES)},
+            ),
             TopicSpec(self.window_stats, 1),
             TopicSpec(self.detections, 1),
             TopicSpec(self.alerts, max(1, min(partitions, 4))),

@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 
 from schemas.codec import default_codec
+from schemas.kafka.faust_settings import faust_settings
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import (
@@ -51,16 +52,14 @@ class Worker:
 def faust_app(config: WorkerConfig) -> faust.App:
     return faust.App(
         config.group_id,
-        broker=f"kafka://{config.bootstrap}",
+        # broker list, credentials, group timeouts (profile), acks=all: the client properties
+        **faust_settings(config.kafka),
         store="memory://",
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,  # topics are created explicitly with their partition counts
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=config.session_timeout_s,
-        broker_heartbeat_interval=config.heartbeat_interval_s,
         broker_commit_interval=1.0,
-        producer_acks=1,
         producer_compression_type="lz4",
         processing_guarantee="at_least_once",
         datadir=config.data_dir,
@@ -133,10 +132,14 @@ def create_worker(
             value_serializer="raw",
         )
 
+        wait_turn = getattr(label_observer, "wait_turn", None)  # in step with predictions
+
         @app.agent(labels_topic, name="labels")
         async def on_labels(stream: faust.StreamT) -> AsyncIterator[None]:
             async for event in stream.events():
                 msg = event.message
+                if wait_turn is not None:
+                    await wait_turn(msg.partition)
                 outgoing = label_handler.handle(
                     msg.key, msg.value, msg.partition, msg.offset, time.time()
                 )

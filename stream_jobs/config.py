@@ -6,22 +6,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.kafka import KafkaConfig
 from schemas.topics import TopicNames
 
 
 class WorkerConfig(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    bootstrap: str = "127.0.0.1:9092"
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: TopicNames = Field(default_factory=TopicNames)
     group_id: str = "modelwatch-worker"
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9108
     log_level: str = "warn"
-    # Tansu makes a joining member wait session_timeout/2: librdkafka/aiokafka defaults
-    # (45 s / 10 s) mean a 5-23 s wait before the first message; 6 s / 1 s gives ~3 s.
-    session_timeout_s: float = 6.0
-    heartbeat_interval_s: float = 1.0
     window_poll_s: float = 1.0
     drift: dict[str, Any] = Field(default_factory=dict)
     data_dir: str = ".modelwatch"

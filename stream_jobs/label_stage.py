@@ -27,7 +27,9 @@ from schemas.topics import TopicNames
 from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.handler import Outgoing
 from stream_jobs.join.engine import JoinResult, LabelEngine, LabelOutputs, Orphan
+from stream_jobs.label_pacing import LabelPacer
 from stream_jobs.outputs import DetectionSink
+from stream_jobs.performance.judge import performance_part
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.reference.view import ReferenceView
 
@@ -43,8 +45,10 @@ class LabelStage:
         sink: DetectionSink,
         codec: Codec,
         topics: TopicNames,
+        pacer: LabelPacer | None = None,
     ) -> None:
         self.engine = engine
+        self.pacer = pacer
         self.metrics = metrics
         self.sink = sink
         self.codec = codec
@@ -66,6 +70,9 @@ class LabelStage:
             )
         self._check_skipped(result, self.topics.predictions, partition, offset)
         self.metrics.observe_join(result)
+        if self.pacer is not None:
+            t = int(cols.event_time_ms.max()) if cols.n else None
+            self.pacer.predictions(partition, t)
 
     def _check_skipped(self, result: JoinResult, topic: str, partition: int, offset: int) -> None:
         """A replay after a crash skips a few batches; skipping far behind means the store
@@ -86,6 +93,12 @@ class LabelStage:
                 offset,
             )
 
+    async def wait_turn(self, partition: int) -> None:
+        """Called by the worker before a label record of ``partition``: waits while that
+        partition's event time is ahead of its prediction partition's (reads in step)."""
+        if self.pacer is not None:
+            await self.pacer.wait_turn(partition)
+
     def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
         """Join; labels orphaned at once wait in the outbox for the next :meth:`poll`."""
         with self.lock:
@@ -98,6 +111,8 @@ class LabelStage:
             )
         self._check_skipped(result, self.topics.labels, partition, offset)
         self.metrics.observe_join(result)
+        if self.pacer is not None and labels.n:
+            self.pacer.labels(partition, int(labels.event_time_ms.max()))
         return []
 
     def poll(self, now_s: float) -> list[Outgoing]:
@@ -115,36 +130,12 @@ class LabelStage:
 
     def _encoder(self, partition: int, offset: int):
         def encode(out: LabelOutputs) -> list[tuple[str, bytes, bytes]]:
-            recs = [self.sink.encode_window_stats(self._performance_part(w)) for w in out.windows]
+            recs = [self.sink.encode_window_stats(performance_part(w)) for w in out.windows]
             recs += self.sink.encode(out.detections)
             recs += [self._orphan(o, partition, offset) for o in out.orphans]
             return [(r.topic, r.key or b"", r.value) for r in recs]
 
         return encode
-
-    @staticmethod
-    def _performance_part(w: dict[str, Any]) -> dict[str, Any]:
-        performance = {
-            k: float(v) for k, v in w["performance"].items() if isinstance(v, int | float)
-        }
-        return {
-            "model": w["model"],
-            "model_version": w["model_version"],
-            "window_start_ms": w["window_start_ms"],
-            "window_end_ms": w["window_end_ms"],
-            "count": int(performance.get("predictions", 0)),
-            "errors": 0,
-            "fallbacks": 0,
-            "late_events": 0,
-            "features": [],
-            "prediction": None,
-            "label": w.get("label"),
-            "performance": performance,
-            "performance_reference": dict(w.get("performance_reference") or {}),
-            "drift": [],
-            "drift_share": None,
-            "dataset_drift": False,
-        }
 
     def _orphan(self, orphan: Orphan, partition: int, offset: int) -> Outgoing:
         reason = f"{orphan.reason}: prediction_id {orphan.prediction_id} of model {orphan.model}"
@@ -153,7 +144,7 @@ class LabelStage:
             key=orphan.prediction_id.encode(),
             value=None,
             reason=reason,
-            error_kind="orphan",
+            error_kind="invalid" if orphan.reason == "no_value" else "orphan",
             topic=topic,
             partition=partition,
             offset=offset,

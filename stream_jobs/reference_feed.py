@@ -11,17 +11,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from schemas.codec import Codec, DecodeError
+from schemas.kafka import KafkaConfig
 
 log = logging.getLogger("modelwatch.references")
 
 
 class ReferenceFeed(threading.Thread):
-    def __init__(self, bootstrap: str, topic: str, codec: Codec) -> None:
+    def __init__(self, kafka: str | KafkaConfig, topic: str, codec: Codec) -> None:
         super().__init__(daemon=True, name="reference-feed")
-        self.bootstrap = bootstrap
+        self.kafka = KafkaConfig.of(kafka)
         self.topic = topic
         self.codec = codec
         self.updates: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -36,12 +37,8 @@ class ReferenceFeed(threading.Thread):
                 return out
 
     def run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"modelwatch-refs-{uuid.uuid4().hex}",  # never joins: assign()
-                "enable.auto.commit": False,
-            }
+        consumer = self.kafka.consumer(
+            f"modelwatch-refs-{uuid.uuid4().hex}"  # never joins: assign()
         )
         try:
             meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]

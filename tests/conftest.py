@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,11 @@ from modelwatch.broker import EmbeddedBroker
 from schemas.topics import TopicNames
 
 TEST_PARTITIONS = 4
+
+# Every client a test opens (in-process or in a subprocess, which inherits the environment)
+# talks to the embedded broker: its profile, and no client properties file from the shell.
+os.environ["MODELWATCH_PROFILE"] = "embedded"
+os.environ.pop("MODELWATCH_KAFKA_CONFIG", None)
 
 
 @pytest.fixture(scope="session")

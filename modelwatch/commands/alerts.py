@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
 from alerting.durations import format_duration_ms, parse_duration_ms
-from alerting.kafka import consumer_config, make_producer, partitions_of, read_topic
 from alerting.silences import Silence, SilenceStore
 from alerting.sinks.base import iso
 from alerting.sinks.log import alert_text
 from schemas.codec import DecodeError, default_codec
 from schemas.detection import DetectionKind
+from schemas.kafka import KafkaConfig, follow, read_to_end
 
 BOOTSTRAP_HELP = "Kafka bootstrap servers (env MODELWATCH_BOOTSTRAP, default 127.0.0.1:9092)"
 
@@ -61,15 +60,16 @@ def _serve_metrics(registry: Any, port: int, host: str) -> None:
         start_http_server(port, addr=host, registry=registry)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr; exit 2 (usage) by default, 1 for runtime failures."""
     Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
-def _read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+def _read_alerts(kafka: KafkaConfig, topic: str) -> list[dict[str, Any]]:
     codec = default_codec()
     out = []
-    for rec in read_topic(bootstrap, topic):
+    for rec in read_to_end(kafka, topic):
         try:
             out.append(codec.decode(rec.value, expect=("AlertEvent",)).record)
         except DecodeError:
@@ -77,10 +77,10 @@ def _read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return out
 
 
-def _read_silences(bootstrap: str, topic: str) -> SilenceStore:
+def _read_silences(kafka: KafkaConfig, topic: str) -> SilenceStore:
     codec = default_codec()
     store = SilenceStore()
-    for rec in read_topic(bootstrap, topic):
+    for rec in read_to_end(kafka, topic):
         if rec.key is None:
             continue
         if rec.value is None:
@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
             pol = load_policy(policy or settings.alert_policy_file)
         except PolicyError as exc:
             _fail(str(exc))
-        evaluator = Evaluator(settings.bootstrap, pol, settings.topics, group_id=group_id)
+        evaluator = Evaluator(settings.kafka, pol, settings.topics, group_id=group_id)
         _serve_metrics(evaluator.registry, metrics_port, settings.metrics_host)
         evaluator.run(_stop_on_signals())
 
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         except (RoutesError, SinkConfigError) as exc:
             _fail(str(exc))
         notifier = Notifier(
-            settings.bootstrap,
+            settings.kafka,
             conf,
             sinks,
             state_dir or Path(settings.data_dir) / "notify",
@@ -175,41 +175,36 @@ def register(app: typer.Typer) -> None:
         codec = default_codec()
         console = Console(highlight=False)
         topic = settings.topics.alerts
-        consumer = Consumer(consumer_config(settings.bootstrap))
-        # Read from the beginning and, unless --from-beginning, skip what was produced
+        # Follow from the beginning and, unless --from-beginning, skip what was produced
         # before we started: the embedded broker answers ListOffsets (OFFSET_END) wrongly.
-        consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions_of(consumer, topic)]
-        )
         start_ms = int(time.time() * 1000) - 1000
         stop = _stop_on_signals()
-        started = time.monotonic()
+        if timeout:
+            timer = threading.Timer(timeout, stop.set)
+            timer.daemon = True
+            timer.start()
         shown = 0
+        records = follow(settings.kafka, topic, stop, poll_s=0.2)
         try:
-            while not stop.is_set():
-                if timeout and time.monotonic() - started > timeout:
-                    break
-                for msg in consumer.consume(100, timeout=0.2):
-                    if msg.error() is not None:
-                        continue
-                    if not from_beginning and msg.timestamp()[1] < start_ms:
-                        continue
-                    try:
-                        ev = codec.decode(msg.value(), expect=("AlertEvent",)).record
-                    except DecodeError:
-                        continue
-                    if wanted and ev["severity"] not in wanted:
-                        continue
-                    if as_json:
-                        sys.stdout.write(json.dumps(ev, sort_keys=True) + "\n")
-                        sys.stdout.flush()
-                    else:
-                        console.print(alert_text(ev))
-                    shown += 1
-                    if max_alerts and shown >= max_alerts:
-                        return
+            for msg in records:
+                if not from_beginning and msg.timestamp_ms < start_ms:
+                    continue
+                try:
+                    ev = codec.decode(msg.value, expect=("AlertEvent",)).record
+                except DecodeError:
+                    continue
+                if wanted and ev["severity"] not in wanted:
+                    continue
+                if as_json:
+                    sys.stdout.write(json.dumps(ev, sort_keys=True) + "\n")
+                    sys.stdout.flush()
+                else:
+                    console.print(alert_text(ev))
+                shown += 1
+                if max_alerts and shown >= max_alerts:
+                    return
         finally:
-            consumer.close()
+            records.close()
 
     @alerts_app.command("list")
     def list_alerts(
@@ -219,7 +214,7 @@ def register(app: typer.Typer) -> None:
         """Show what is firing now (last event per fingerprint is 'firing')."""
         settings = _settings(bootstrap)
         last: dict[str, dict[str, Any]] = {}
-        for ev in _read_alerts(settings.bootstrap, settings.topics.alerts):
+        for ev in _read_alerts(settings.kafka, settings.topics.alerts):
             last[ev["fingerprint"]] = ev
         firing = sorted(
             (e for e in last.values() if e["status"] == "firing"),
@@ -288,14 +283,14 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             _fail(str(exc))
-        producer = make_producer(settings.bootstrap)
+        producer = settings.kafka.producer()
         producer.produce(
             settings.topics.silences,
             key=silence.id.encode(),
             value=default_codec().encode("Silence", silence.to_record()),
         )
         if producer.flush(15):
-            _fail("the broker did not acknowledge the silence")
+            _fail("the broker did not acknowledge the silence", 1)
         typer.echo(
             f"{silence.id}  silences {model}{'/' + kind if kind else ''} until "
             f"{iso(silence.expires_at_ms)} ({format_duration_ms(ms)})"
@@ -308,7 +303,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show active silences."""
         settings = _settings(bootstrap)
-        store = _read_silences(settings.bootstrap, settings.topics.silences)
+        store = _read_silences(settings.kafka, settings.topics.silences)
         now = int(time.time() * 1000)
         silences = store.all() if show_all else store.active(now)
         if not silences:
@@ -328,11 +323,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """End a silence now (writes a tombstone)."""
         settings = _settings(bootstrap)
-        store = _read_silences(settings.bootstrap, settings.topics.silences)
+        store = _read_silences(settings.kafka, settings.topics.silences)
         if store.get(silence_id) is None:
             _fail(f"no silence with id {silence_id!r}")
-        producer = make_producer(settings.bootstrap)
+        producer = settings.kafka.producer()
         producer.produce(settings.topics.silences, key=silence_id.encode(), value=None)
         if producer.flush(15):
-            _fail("the broker did not acknowledge the tombstone")
+            _fail("the broker did not acknowledge the tombstone", 1)
         typer.echo(f"{silence_id} expired")

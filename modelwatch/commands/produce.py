@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(
             None, help="model name (default: the scenario's, or churn-classifier)"
         ),
-        version: str = typer.Option("v1", help="model version"),
+        version: str = typer.Option("v1", "--model-version", help="model version"),
         events: int = typer.Option(None, "--events", help="stop after N predictions"),
         duration: float = typer.Option(None, "--duration", help="stop after S wall-clock seconds"),
         rate: float = typer.Option(None, help="events per wall-clock second (0 = unpaced)"),
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         speed = sc.speedup if speedup is None else speedup
         console.print(
             f"[green]simulating[/] {name}/{version} scenario={sc.name} "
-            f"rate={sc.rate if rate is None else rate}/s speedup={speed}x -> {settings.bootstrap}"
+            f"rate={sc.rate if rate is None else rate}/s speedup={speed}x -> {settings.kafka}"
         )
         for p in sc.phases:
             console.print(
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
                     f"{s.labels:>10,} labels  event +{s.event_span_s:,.0f}s"  # type: ignore[attr-defined]
                 )
 
-        with ModelwatchPublisher(settings.bootstrap, name, version, topics=settings.topics) as pub:
+        with ModelwatchPublisher(settings.kafka, name, version, topics=settings.topics) as pub:
             stats = run_scenario(
                 pub,
                 sc,
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         latency_col: str = typer.Option(None, help="latency column in milliseconds"),
         features: str = typer.Option(None, help="comma-separated feature columns (default: all)"),
         rate: float = typer.Option(0.0, help="rows per second (0 = as fast as possible)"),
-        version: str = typer.Option("replay", help="model version"),
+        version: str = typer.Option("replay", "--model-version", help="model version"),
         chunk_rows: int = typer.Option(50_000, help="rows per chunk read"),
         bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
     ) -> None:
@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         stop = _stop_event()
         total = count_rows(data)
         with (
-            ModelwatchPublisher(settings.bootstrap, model, version, topics=settings.topics) as pub,
+            ModelwatchPublisher(settings.kafka, model, version, topics=settings.topics) as pub,
             Progress(
                 TextColumn("[bold]replay[/] {task.description}"),
                 BarColumn(),

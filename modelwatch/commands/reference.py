@@ -3,7 +3,6 @@ production window, written to a file and/or published to the compacted reference
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,7 @@ def publish_profile(record: dict[str, Any], bootstrap: str | None = None) -> str
     from modelwatch.settings import load_settings
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    return publish_reference(settings.bootstrap, record, settings.topics)
+    return publish_reference(settings.kafka, record, settings.topics)
 
 
 def emit_profile(
@@ -126,51 +125,25 @@ def emit_profile(
 def find_window(
     model: str, start_ms: int, version: str | None, bootstrap: str | None, timeout_s: float
 ) -> dict[str, Any] | None:
-    """Read the window-stats topic from the beginning; the last matching window wins."""
-    from confluent_kafka import Consumer, TopicPartition
-
+    """Read the window-stats topic to its end; the last matching window wins."""
     from modelwatch.settings import load_settings
     from schemas.codec import DecodeError, default_codec
+    from schemas.kafka import read_to_end
 
     settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
-    topic = settings.topics.window_stats
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"modelwatch-reference-pin-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
     codec = default_codec()
     found = None
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        ends = {
-            tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in parts
-        }
-        consumer.assign(parts)
-        pending = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                pending.discard(msg.partition())
-            try:
-                rec = codec.decode(msg.value(), expect=("WindowStats",)).record
-            except DecodeError:
-                continue
-            if (
-                rec["model"] == model
-                and rec["window_start_ms"] == start_ms
-                and (version is None or rec["model_version"] == version)
-            ):
-                found = rec
-    finally:
-        consumer.close()
+    for msg in read_to_end(settings.kafka, settings.topics.window_stats, timeout_s=timeout_s):
+        try:
+            rec = codec.decode(msg.value, expect=("WindowStats",)).record
+        except DecodeError:
+            continue
+        if (
+            rec["model"] == model
+            and rec["window_start_ms"] == start_ms
+            and (version is None or rec["model_version"] == version)
+        ):
+            found = rec
     return found
 
 
@@ -181,7 +154,7 @@ def register(app: typer.Typer) -> None:
     @ref_app.command("build")
     def build(
         model: str = typer.Option(..., help="model name"),
-        version: str = typer.Option("", help="model version ('' = every version)"),
+        version: str = typer.Option("", "--model-version", help="('' = every version)"),
         data: Path = typer.Option(..., exists=True, dir_okay=False, help="train.csv|.parquet"),
         features: list[str] = typer.Option(
             None, "--features", help="feature columns (repeat or comma-separate; default all)"
@@ -230,7 +203,7 @@ def register(app: typer.Typer) -> None:
     def pin(
         model: str = typer.Option(..., help="model name"),
         window: int = typer.Option(..., help="window start, epoch milliseconds"),
-        version: str = typer.Option(None, help="only this model version's window"),
+        version: str = typer.Option(None, "--model-version", help="only this version's window"),
         out: Path = typer.Option(None, help="also write the profile here (.avro or .json)"),
         publish: bool = typer.Option(
             True, "--publish/--no-publish", help="to the references topic"

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
             None, "--from", help="range start: ISO datetime (UTC if no zone) or epoch ms"
         ),
         end: str = typer.Option(None, "--to", help="range end: ISO datetime or epoch ms"),
-        version: str = typer.Option(None, "--version", help="only this model version"),
+        version: str = typer.Option(None, "--model-version", help="only this model version"),
         out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
         bootstrap: str = typer.Option(
             None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka bootstrap servers"
@@ -42,11 +42,11 @@ def register(app: typer.Typer) -> None:
         settings = load_settings(bootstrap=bootstrap)
         try:
             records = read_report_records(
-                settings.bootstrap, model, settings.topics, timeout_s=timeout_s
+                settings.kafka, model, settings.topics, timeout_s=timeout_s
             )
         except SourceError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(1) from None
         data = select(
             model, records.windows, records.references, records.alerts,
             start_ms=start_ms, end_ms=end_ms, version=version,
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             known = ", ".join(records.other_models[:20]) or "none"
             which = f" version {version!r}" if version is not None else ""
             typer.echo(
-                f"error: no data for model {model!r}{which} on {settings.bootstrap} "
+                f"error: no data for model {model!r}{which} on {settings.kafka} "
                 f"(no window stats, reference or alerts); models with window stats: {known}",
                 err=True,
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from modelwatch.settings import load_settings
-from modelwatch.wiring import build_worker
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +15,7 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option(None, help="crit|error|warn|info|debug"),
     ) -> None:
         """Consume predictions and labels; export golden signals, drift and detections."""
+        from modelwatch.wiring import build_worker
         from stream_jobs.app import run_worker
 
         settings = load_settings(

@@ -17,11 +17,6 @@ class LabelConfig(BaseModel):
         description="how long a prediction waits for its "
         "label, and a label for its prediction (event time)",
     )
-    max_early_labels: int = Field(
-        100_000,
-        ge=0,
-        description="labels waiting for their prediction, at most; more are orphaned at once",
-    )
     expiry_bucket_ms: int = Field(
         60_000,
         gt=0,
@@ -35,6 +30,13 @@ class LabelConfig(BaseModel):
         description="a window closes when the model's label event time passes window end + horizon",
     )
     task: Literal["auto", "classification", "regression"] = "auto"
+    max_classes: int = Field(
+        1_000,
+        gt=1,
+        le=32_000,
+        description="classes per model version; later ones count as __other__ (a label and "
+        "a prediction both in __other__ count as agreeing)",
+    )
     tasks: dict[str, Literal["classification", "regression"]] = Field(default_factory=dict)
     positive_class: str = "1"
     negative_class: str = "0"

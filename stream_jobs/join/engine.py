@@ -15,15 +15,18 @@ or below the stored offset is skipped. The worker commits broker offsets after t
 returns, so after a SIGKILL it re-reads at most the batches it had applied but not
 committed, and they are skipped: nothing lost, nothing counted twice.
 
-**Store layout** (one byte prefix per kind of key):
+**Store layout** (one byte prefix per kind of key; every value is sealed with the state
+codec's version byte, :mod:`stream_jobs.join.codec`, and the key layout is versioned by
+the ``#format`` key: a store of another version starts clean, loudly):
 
 =========  ===============================================  ================================
 prefix     key                                              value
 =========  ===============================================  ================================
-``p``      prediction_id                                    packed prediction / JOINED
-``l``      prediction_id                                    early label (waits, bounded)
+``#``      ``format``                                       layout version (:data:`FORMAT`)
+``p``      model (u2 length + bytes) + prediction_id        packed prediction / JOINED
+``l``      model (u2 length + bytes) + prediction_id        early label (waits on disk)
 ``t``      expiry ms (BE) + kind + source + seq             prediction_ids to expire then
-``w``      catalog id + window start (BE)                   :class:`WindowPerformance`
+``w``      catalog id (u4 BE) + window start (BE)                   :class:`WindowPerformance`
 ``m``      catalog id                                       :class:`Catalog` of a version
 ``k``      catalog id                                       closed-before ms (windows)
 ``c``      model                                            totals
@@ -68,14 +71,22 @@ them: the state change that emitted them is never replayed.
 **Orphans.** A prediction still unlabelled ``ttl_ms`` after its event time, and an early
 label whose prediction has not come ``ttl_ms`` after the label's time, are returned by
 :meth:`LabelEngine.poll` (the caller dead-letters them, ``error_kind="orphan"``) and
-counted; early labels beyond ``max_early_labels`` are orphaned at once (in the
-:class:`JoinResult`). A joined prediction leaves a one-byte marker until its TTL, so a
-second label for it counts as a duplicate, once, and changes nothing else.
+counted. A label read before its prediction waits on disk (no count cap: the worker reads
+the two topics in step by event time, :mod:`stream_jobs.join.in_step`, so few wait). A
+joined prediction leaves a one-byte marker until its TTL, so a second label for it counts
+as a duplicate, once, and changes nothing else.
+
+**The join key is (model, prediction_id)**, and the first write wins: a prediction whose
+key is already pending or joined is a duplicate (counted, otherwise ignored), so a label
+never joins twice, and a label of model B never meets model A's prediction. A label with
+neither a class nor a finite value is returned as an orphan ``no_value`` (the caller
+dead-letters it) and leaves the prediction free for its real label.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import struct
 from collections import defaultdict
@@ -92,6 +103,7 @@ from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.pooled import PooledErrorTest
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.drift.config import DriftConfig
+from stream_jobs.join.codec import StateVersionError
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.records import (
     HAS_CLASS,
@@ -104,20 +116,18 @@ from stream_jobs.join.records import (
     unpack_label,
     unpack_predictions,
 )
-from stream_jobs.join.store import KeyValueStore
+from stream_jobs.join.store import KeyValueStore, VersionedStore
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
+from stream_jobs.performance.judge import collapse, versus_reference, window_doc
 from stream_jobs.performance.label_drift import judge_label_drift
-from stream_jobs.performance.reference import (
-    compare_with_reference,
-    drop_bar,
-    performance_drops,
-)
 from stream_jobs.performance.slices import SliceTable, explain, rank_segments
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
 
+log = logging.getLogger(__name__)
 _BE8 = struct.Struct(">q")
 _BE2 = struct.Struct(">H")
+_CID = struct.Struct(">I")  # catalog ids in keys
 _I8 = struct.Struct("<q")
 TOTAL_FIELDS = (
     "predictions",
@@ -129,16 +139,20 @@ TOTAL_FIELDS = (
     "orphan_labels",
     "orphan_predictions",
     "label_watermark_ms",
+    "duplicate_predictions",
+    "valueless_labels",
 )
 _TOTALS = struct.Struct("<" + "q" * len(TOTAL_FIELDS))
 NO_TIME = -(2**62)
+FORMAT = b"\x03"  # store layout version: a store of another layout starts clean, loudly
+_FORMAT_KEY = b"#format"
 
 
 @dataclass(frozen=True)
 class Orphan:
     prediction_id: str
     model: str
-    reason: str  # "no_label" | "no_prediction" | "early_label_overflow"
+    reason: str  # "no_label" | "no_prediction" | "no_value"
     event_time_ms: int
 
 
@@ -164,6 +178,21 @@ class LabelOutputs:
 Encoder = Callable[[LabelOutputs], list[tuple[str, bytes, bytes]]]
 
 
+def _model_key(model: str) -> bytes:
+    """The join key's model part (length-prefixed: no model/id pair can collide)."""
+    m = model.encode()
+    return _BE2.pack(len(m)) + m  # (model names are capped far below 64 KiB)
+
+
+def _expiry_entry(model: str, pids: list[str]) -> bytes:
+    return pack_blobs(model.encode(), pack_strings(pids))
+
+
+def _read_expiry_entry(data: bytes) -> tuple[str, list[str]]:
+    model, pids = unpack_blobs(data)
+    return model.decode(), unpack_strings(pids)
+
+
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
 
@@ -181,7 +210,8 @@ class LabelEngine:
         self, config: LabelConfig, store: KeyValueStore, drift: DriftConfig | None = None
     ) -> None:
         self.config = config
-        self.store = store
+        self.raw_store = store
+        self.store = VersionedStore(store)  # every value sealed with the state codec
         self.drift = drift or DriftConfig()
         self.references: dict[tuple[str, str], ReferenceView] = {}
         self.catalogs: dict[int, Catalog] = {}
@@ -199,7 +229,44 @@ class LabelEngine:
         self._load()
 
     # ---- state -------------------------------------------------------------------------
+    def _check_format(self) -> None:
+        found = self.raw_store.get(_FORMAT_KEY)
+        if found != FORMAT:
+            self._start_clean(f"layout {found!r}, this version writes {FORMAT!r}")
+
+    def _start_clean(self, why: str) -> None:
+        s = self.raw_store
+        stale = [k for k, _ in s.scan(b"")]
+        if stale:
+            log.error(
+                "label store has %s: starting clean (%d keys dropped; the join re-learns "
+                "from the topics)",
+                why,
+                len(stale),
+            )
+        s.write({_FORMAT_KEY: FORMAT}, stale)
+
     def _load(self) -> None:
+        self._check_format()
+        try:
+            self._read_state()
+        except StateVersionError as exc:
+            self._reset_memory()
+            self._start_clean(str(exc))
+
+    def _reset_memory(self) -> None:
+        self.catalogs.clear()
+        self._cid.clear()
+        self.windows.clear()
+        self.closed_before.clear()
+        self._totals.clear()
+        self.monitors.clear()
+        self.votes.clear()
+        self.baselines.clear()
+        self.early = set()
+        self._outbox_seq = 0
+
+    def _read_state(self) -> None:
         s = self.store
         for _, v in s.scan(b"m"):
             cat = Catalog.from_bytes(v)
@@ -207,21 +274,21 @@ class LabelEngine:
             self._cid[(cat.model, cat.version)] = cat.cid
         for k, v in s.scan(b"w"):
             w = WindowPerformance.from_bytes(v)
-            self.windows[(_BE2.unpack(k[1:3])[0], w.start_ms)] = w
+            self.windows[(_CID.unpack(k[1:5])[0], w.start_ms)] = w
         for k, v in s.scan(b"k"):
-            self.closed_before[_BE2.unpack(k[1:3])[0]] = _I8.unpack(v)[0]
+            self.closed_before[_CID.unpack(k[1:5])[0]] = _I8.unpack(v)[0]
         for k, v in s.scan(b"c"):
             self._totals[k[1:].decode()] = list(_TOTALS.unpack(v))
         for k, v in s.scan(b"z"):
-            cid, part = _BE2.unpack(k[1:3])[0], struct.unpack(">i", k[3:7])[0]
+            cid, part = _CID.unpack(k[1:5])[0], struct.unpack(">i", k[5:9])[0]
             self.monitors[(cid, part)] = PartitionMonitor.from_bytes(v)
         for k, v in s.scan(b"v"):
-            self.votes[_BE2.unpack(k[1:3])[0]] = self._new_votebox().load(v)
+            self.votes[_CID.unpack(k[1:5])[0]] = self._new_votebox().load(v)
         for k, v in s.scan(b"q"):
-            self.votes[_BE2.unpack(k[1:3])[0]] = PooledErrorTest.from_bytes(v)
+            self.votes[_CID.unpack(k[1:5])[0]] = PooledErrorTest.from_bytes(v)
         for k, v in s.scan(b"r"):
-            self.baselines[_BE2.unpack(k[1:3])[0]] = SliceTable.from_bytes(v)
-        self.early = {k[1:].decode() for k, _ in s.scan(b"l")}
+            self.baselines[_CID.unpack(k[1:5])[0]] = SliceTable.from_bytes(v)
+        self.early = {k[1:] for k, _ in s.scan(b"l")}
         for k, _ in s.scan(b"x"):
             self._outbox_seq = max(self._outbox_seq, _BE8.unpack(k[1:9])[0] + 1)
 
@@ -277,6 +344,14 @@ class LabelEngine:
         if keys:
             self.store.write({}, list(keys))
 
+    def waiting_labels(self) -> set[tuple[str, str]]:
+        """``(model, prediction_id)`` of the labels waiting for their prediction."""
+        out = set()
+        for key in self.early:
+            n = _BE2.unpack(key[:2])[0]
+            out.add((key[2 : 2 + n].decode(), key[2 + n :].decode()))
+        return out
+
     def applied_offset(self, topic: str, partition: int) -> int:
         v = self.store.get(_offset_key(topic, partition))
         return -1 if v is None else _I8.unpack(v)[0]
@@ -284,10 +359,8 @@ class LabelEngine:
     def _catalog(self, model: str, version: str, b: _Batch) -> Catalog:
         cid = self._cid.get((model, version))
         if cid is None:
-            cid = len(self.catalogs) + 1
-            if cid > 0xFFFF:
-                raise OverflowError("more than 65535 model versions in one join store")
-            cat = Catalog(cid, model, version)
+            cid = len(self.catalogs) + 1  # u4: billions of model versions
+            cat = Catalog(cid, model, version, max_classes=self.config.max_classes)
             self.catalogs[cid] = cat
             self._cid[(model, version)] = cid
         return self.catalogs[cid]
@@ -338,28 +411,50 @@ class LabelEngine:
         for cid, start in touched_windows:
             w = self.windows.get((cid, start))
             if w is not None:
-                b.puts[b"w" + _BE2.pack(cid) + _BE8.pack(start)] = w.to_bytes()
+                b.puts[b"w" + _CID.pack(cid) + _BE8.pack(start)] = w.to_bytes()
         for cat in self.catalogs.values():
             if cat.dirty:
-                b.puts[b"m" + _BE2.pack(cat.cid)] = cat.to_bytes()
+                b.puts[b"m" + _CID.pack(cat.cid)] = cat.to_bytes()
                 cat.dirty = False
         self.store.write(b.puts, b.deletes)
 
     # ---- predictions -----------------------------------------------------------------
     def observe_predictions(
-        self, topic: str, partition: int, offset: int, cols: PredictionColumns
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        cols: PredictionColumns,
+        *,
+        restore: bool = False,
     ) -> JoinResult:
         """Store a batch's predictions pending their labels (skipped if already applied).
 
         Labels that were waiting for these predictions join now: the result counts them.
+        With ``restore`` (rebuilding the join state of a partition another worker
+        processed, :mod:`stream_jobs.join.restore`): pending records and their expiry only,
+        first write wins, no counts, windows, joins or applied offset.
         """
         okey = _offset_key(topic, partition)
-        if offset <= self.applied_offset(topic, partition):
+        if not restore and offset <= self.applied_offset(topic, partition):
             return JoinResult(skipped=True)
         c = self.config
         b = _Batch()
         touched: set[str] = set()
         twin: set[tuple[int, int]] = set()
+        # first write wins: a prediction_id already pending (or joined) for this model, or
+        # repeated in the batch, is a duplicate and changes nothing
+        mkey = _model_key(cols.model)
+        first: dict[bytes, int] = {}
+        for i, pid in enumerate(cols.prediction_ids):
+            first.setdefault(mkey + pid.encode(), i)
+        stored = self.store.get_many([b"p" + k for k in first])
+        fresh = [i for i, rec in zip(first.values(), stored, strict=True) if rec is None]
+        dup_predictions = cols.n - len(fresh)
+        if not restore:
+            self._bump(cols.model, "duplicate_predictions", dup_predictions, touched)
+        if dup_predictions:
+            cols = cols.subset(np.array(fresh, dtype=np.int64))
         cat = self._catalog(cols.model, cols.model_version, b)
         n = cols.n
         t = np.asarray(cols.event_time_ms, dtype=np.int64)
@@ -394,8 +489,12 @@ class LabelEngine:
             )
             segs[:, j] = np.where(arr.codes >= 0, dc[np.maximum(arr.codes, 0)], -1)
         records = pack_predictions(cat, t, cols.score, cls, probs, segs)
-        keys = [b"p" + pid.encode() for pid in cols.prediction_ids]
-        b.puts.update(zip(keys, records, strict=True))
+        jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
+        b.puts.update(zip([b"p" + k for k in jkeys], records, strict=True))
+        if restore:  # join keys only
+            self._restore_expiry(topic, partition, offset, cols, b)
+            self._flush(b, set(), set())
+            return JoinResult(skipped=False)
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
         starts = (t // c.window_ms) * c.window_ms
         closed = self.closed_before.get(cat.cid, NO_TIME)
@@ -423,17 +522,19 @@ class LabelEngine:
         pids = cols.prediction_ids
         for e in np.unique(exp).tolist():
             idx = np.flatnonzero(exp == e).tolist()
-            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = pack_strings([pids[i] for i in idx])
+            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(
+                cols.model, [pids[i] for i in idx]
+            )
         # -- labels that came first
         result = JoinResult()
         if self.early:
-            waiting = [i for i, pid in enumerate(pids) if pid in self.early]
+            waiting = [i for i, k in enumerate(jkeys) if k in self.early]
             if waiting:
-                lkeys = [b"l" + pids[i].encode() for i in waiting]
+                lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
                 b.deletes.extend(lkeys)
                 for i in waiting:
-                    self.early.discard(pids[i])
+                    self.early.discard(jkeys[i])
                 lab_t = np.array([x[1] for x in labs], dtype=np.int64)
                 lab_v = np.array([x[2] for x in labs], dtype=np.float64)
                 lab_c = [x[3] for x in labs]
@@ -454,6 +555,57 @@ class LabelEngine:
         b.puts[okey] = _I8.pack(offset)
         self._flush(b, touched, twin)
         return result
+
+    def _restore_expiry(
+        self, topic: str, partition: int, offset: int, cols: PredictionColumns, b: _Batch
+    ) -> None:
+        c = self.config
+        t = np.asarray(cols.event_time_ms, dtype=np.int64)
+        exp = (t // c.expiry_bucket_ms + 1) * c.expiry_bucket_ms + c.ttl_ms
+        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        for e in np.unique(exp).tolist():
+            idx = np.flatnonzero(exp == e).tolist()
+            ids = [cols.prediction_ids[i] for i in idx]
+            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(cols.model, ids)
+
+    def restore_labels(self, topic: str, partition: int, offset: int, labels: LabelColumns) -> int:
+        """Rebuild what labels already did to a partition's join state elsewhere: their
+        pending predictions become joined, labels without one wait as early labels. No
+        counts, windows or applied offset. Returns the predictions marked joined."""
+        mkey = _model_key(labels.model)
+        lt = np.asarray(labels.event_time_ms, dtype=np.int64)
+        lv = (
+            np.full(labels.n, np.nan)
+            if labels.label_value is None
+            else np.asarray(labels.label_value, dtype=np.float64)
+        )
+        lc = [None] * labels.n if labels.label_class is None else labels.label_class.values()
+        first: dict[bytes, int] = {}
+        for i, pid in enumerate(labels.prediction_ids):
+            if lc[i] is not None or math.isfinite(lv[i]):
+                first.setdefault(mkey + pid.encode(), i)
+        b = _Batch()
+        joined = 0
+        bucket, ttl = self.config.expiry_bucket_ms, self.config.ttl_ms
+        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        waiting: dict[int, list[str]] = defaultdict(list)
+        for (key, i), rec in zip(
+            first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
+        ):
+            if rec is None:
+                if key not in self.early:
+                    self.early.add(key)
+                    b.puts[b"l" + key] = pack_label(labels.model, int(lt[i]), float(lv[i]), lc[i])
+                    waiting[(int(lt[i]) // bucket + 1) * bucket + ttl].append(
+                        labels.prediction_ids[i]
+                    )
+            elif rec != JOINED:
+                b.puts[b"p" + key] = JOINED
+                joined += 1
+        for e, ids in waiting.items():
+            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(labels.model, ids)
+        self._flush(b, set(), set())
+        return joined
 
     # ---- labels ----------------------------------------------------------------------
     def observe_labels(
@@ -490,20 +642,29 @@ class LabelEngine:
         wm = TOTAL_FIELDS.index("label_watermark_ms")
         if labels.n:
             tot[wm] = max(tot[wm], int(lt.max()))
-        # first occurrence of each id in the batch; the rest are duplicates
-        first: dict[str, int] = {}
+        # a label without a value (no class, no finite number) cannot be scored: it is
+        # dead-lettered and leaves the prediction free for its real label
+        valueless = [i for i in range(labels.n) if lc[i] is None and not math.isfinite(lv[i])]
+        for i in valueless:
+            result.orphans.append(Orphan(pids[i], model, "no_value", int(lt[i])))
+        self._bump(model, "valueless_labels", len(valueless), touched)
+        # first occurrence of each (model, id) in the batch; the rest are duplicates
+        mkey = _model_key(model)
+        skip = set(valueless)
+        first: dict[bytes, int] = {}
         for i, pid in enumerate(pids):
-            first.setdefault(pid, i)
-        dup = labels.n - len(first)
+            if i not in skip:
+                first.setdefault(mkey + pid.encode(), i)
+        dup = labels.n - len(skip) - len(first)
         rows = list(first.values())
-        keys = [b"p" + pids[i].encode() for i in rows]
-        found = self.store.get_many(keys)
+        keys_by_row = {i: k for k, i in first.items()}
+        found = self.store.get_many([b"p" + k for k in first])
         join_pos: list[int] = []
         join_recs: list[bytes] = []
         early_new: list[int] = []
         for i, rec in zip(rows, found, strict=True):
             if rec is None:
-                if pids[i] in self.early:
+                if keys_by_row[i] in self.early:
                     dup += 1
                 else:
                     early_new.append(i)
@@ -514,26 +675,20 @@ class LabelEngine:
                 join_recs.append(rec)
         self._bump(model, "duplicates", dup, touched)
         result.duplicates = dup
-        # early labels wait, bounded
-        room = max(0, self.config.max_early_labels - len(self.early))
+        # early labels wait on disk until their prediction comes or their TTL passes
         bucket = self.config.expiry_bucket_ms
         src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
         waiting: dict[int, list[str]] = defaultdict(list)
         for i in early_new:
-            pid = pids[i]
-            if room > 0:
-                room -= 1
-                self.early.add(pid)
-                b.puts[b"l" + pid.encode()] = pack_label(model, int(lt[i]), float(lv[i]), lc[i])
-                e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
-                waiting[e].append(pid)
-                result.early += 1
-            else:
-                result.orphans.append(Orphan(pid, model, "early_label_overflow", int(lt[i])))
+            key = keys_by_row[i]
+            self.early.add(key)
+            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i])
+            e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
+            waiting[e].append(pids[i])
+            result.early += 1
         for e, ids in waiting.items():
-            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = pack_strings(ids)
+            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(model, ids)
         self._bump(model, "early", result.early, touched)
-        self._bump(model, "orphan_labels", len(result.orphans), touched)
         if join_pos:
             jp = np.array(join_pos)
             self._join(
@@ -571,8 +726,9 @@ class LabelEngine:
         result: JoinResult,
     ) -> None:
         c = self.config
+        mkey = _model_key(label_model)
         for pid in pids:
-            b.puts[b"p" + pid.encode()] = JOINED
+            b.puts[b"p" + mkey + pid.encode()] = JOINED
         for cid, rows, pos in unpack_predictions(records, self.catalogs):
             cat = self.catalogs[cid]
             lt, lv = lab_t[pos], lab_v[pos]
@@ -643,7 +799,7 @@ class LabelEngine:
                         stall_s=self.drift.idle_partition_s,
                     )
                 test.add(partition, stream, stream_t)
-                b.puts[b"q" + _BE2.pack(cid)] = test.to_bytes()
+                b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
             # ... or this partition's error stream, in join order
             elif stream.size:
                 part = partition if c.concept_scope == "partition" else 0
@@ -661,8 +817,8 @@ class LabelEngine:
                 box.seen(part, int(stream_t.max()))
                 for fire in mon.update(stream, stream_t):
                     box.vote(part, fire)
-                b.puts[b"z" + _BE2.pack(cid) + struct.pack(">i", part)] = mon.to_bytes()
-                b.puts[b"v" + _BE2.pack(cid)] = box.to_bytes()
+                b.puts[b"z" + _CID.pack(cid) + struct.pack(">i", part)] = mon.to_bytes()
+                b.puts[b"v" + _CID.pack(cid)] = box.to_bytes()
             n = int(pt.size)
             result.joined += n
             result.joined_by_model[cat.model] = result.joined_by_model.get(cat.model, 0) + n
@@ -775,26 +931,27 @@ class LabelEngine:
         entries = list(self.store.scan(b"t", upto))
         for k, v in entries:
             kind = k[9:10]
-            ids = unpack_strings(v)
+            model, ids = _read_expiry_entry(v)
+            mkey = _model_key(model)
             b.deletes.append(k)
             if kind == b"p":
-                keys = [b"p" + pid.encode() for pid in ids]
+                keys = [b"p" + mkey + pid.encode() for pid in ids]
                 for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
                     if rec is None:
                         continue
                     b.deletes.append(key)
                     if rec != JOINED:
-                        cat = self.catalogs[int.from_bytes(rec[1:3], "little")]
-                        t = struct.unpack_from("<q", rec, 3)[0]
+                        cat = self.catalogs[int.from_bytes(rec[1:5], "little")]
+                        t = struct.unpack_from("<q", rec, 5)[0]
                         out.orphans.append(Orphan(pid, cat.model, "no_label", t))
                         self._bump(cat.model, "orphan_predictions", 1, touched)
             else:
-                keys = [b"l" + pid.encode() for pid in ids]
+                keys = [b"l" + mkey + pid.encode() for pid in ids]
                 for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
                     if rec is None:
                         continue
                     b.deletes.append(key)
-                    self.early.discard(pid)
+                    self.early.discard(key[1:])
                     model, t, _, _ = unpack_label(rec)
                     out.orphans.append(Orphan(pid, model, "no_prediction", t))
                     self._bump(model, "orphan_labels", 1, touched)
@@ -809,9 +966,9 @@ class LabelEngine:
             if w.end_ms + c.label_horizon_ms > wm:
                 continue
             del self.windows[(cid, start)]
-            b.deletes.append(b"w" + _BE2.pack(cid) + _BE8.pack(start))
+            b.deletes.append(b"w" + _CID.pack(cid) + _BE8.pack(start))
             self.closed_before[cid] = max(self.closed_before.get(cid, NO_TIME), w.end_ms)
-            b.puts[b"k" + _BE2.pack(cid)] = _I8.pack(self.closed_before[cid])
+            b.puts[b"k" + _CID.pack(cid)] = _I8.pack(self.closed_before[cid])
             doc = self._window_doc(cat, w, closed=True)
             ref = self._reference(cat)
             column, det = judge_label_drift(w, cat.classes, ref, self.drift)
@@ -828,26 +985,7 @@ class LabelEngine:
             out.detections.extend(self._explain(cat, w, doc, judged, b))
 
     def _window_doc(self, cat: Catalog, w: WindowPerformance, closed: bool) -> dict[str, Any]:
-        regression = w.task == REGRESSION or w.reg.n > w.cls.n
-        doc: dict[str, Any] = {
-            "model": cat.model,
-            "model_version": cat.version,
-            "window_start_ms": w.start_ms,
-            "window_end_ms": w.end_ms,
-            "closed": closed,
-            "task": REGRESSION if regression else CLASSIFICATION,
-            "performance": w.summary(cat.classes),
-            "slices": w.slices.metrics(regression=regression),
-        }
-        if not regression:
-            k = w.cls.confusion.shape[0]
-            true_counts = w.cls.confusion.sum(axis=1)
-            doc["label_counts"] = {
-                cat.classes[i]: int(true_counts[i]) for i in range(k) if true_counts[i]
-            }
-            if w.cls.auc_n:
-                doc["auc_error_bound"] = w.cls.auc_error_bound()
-        return doc
+        return window_doc(w, cat.classes, closed=closed)
 
     def window_partial(self, model: str, version: str, start_ms: int) -> WindowPerformance | None:
         """The open accumulator of a window (mergeable with other workers' partials)."""
@@ -866,46 +1004,7 @@ class LabelEngine:
     def _versus_reference(
         self, cat: Catalog, w: WindowPerformance, doc: dict[str, Any], ref: ReferenceView | None
     ) -> list[Detection]:
-        """Window metrics minus the reference's; a performance_drop per toleranced metric."""
-        c = self.config
-        perf = doc["performance"]
-        n = perf.get("labels", 0.0)
-        if ref is None or not ref.performance or n < c.min_labels_for_comparison:
-            return []
-        delta = compare_with_reference(perf, ref.performance)
-        doc["performance_reference"] = {m: float(ref.performance[m]) for m in delta}
-        doc["performance_delta"] = delta
-        accuracy = perf.get("accuracy")
-        sampling = {
-            "accuracy": accuracy,
-            "n": n,
-            "reference_n": float(ref.performance.get("labels", 0.0)),
-            "z": c.performance_z,
-        }
-        drops = performance_drops(delta, c.performance_tolerance, **sampling)
-        return [
-            Detection(
-                model=cat.model,
-                kind=DetectionKind.PERFORMANCE_DROP,
-                subject=metric,
-                detector="vs_reference",
-                value=delta[metric],
-                threshold=drop_bar(metric, delta, bound, **sampling),
-                event_time_ms=w.end_ms,
-                model_version=cat.version,
-                active=metric in drops,
-                window_start_ms=w.start_ms,
-                window_end_ms=w.end_ms,
-                details={
-                    "window": f"{perf[metric]:.6g}",
-                    "reference": f"{ref.performance[metric]:.6g}",
-                    "labels": str(int(n)),
-                    "reference_source": ref.source,
-                },
-            )
-            for metric, bound in c.performance_tolerance.items()
-            if metric in delta
-        ]
+        return versus_reference(self.config, w, doc, ref)
 
     def _explain(
         self,
@@ -923,7 +1022,7 @@ class LabelEngine:
                 baseline = self.baselines[cat.cid] = SliceTable()
             baseline.scale(c.baseline_decay)
             baseline.merge(w.slices)
-            b.puts[b"r" + _BE2.pack(cat.cid)] = baseline.to_bytes()
+            b.puts[b"r" + _CID.pack(cat.cid)] = baseline.to_bytes()
             return judged
         if baseline is None or baseline.empty:
             return judged
@@ -938,34 +1037,7 @@ class LabelEngine:
         ]
 
     def _collapse(self, cat: Catalog, w: WindowPerformance, perf: dict[str, float]):
-        c = self.config
-        if perf.get("labels", 0.0) < c.min_labels_for_performance:
-            return []
-        dets = []
-        checks = [(m, v, True) for m, v in c.performance_floors.items()]
-        checks += [(m, v, False) for m, v in c.performance_ceilings.items()]
-        for metric, bound, floor in checks:
-            if metric not in perf:
-                continue
-            value = perf[metric]
-            bad = value < bound if floor else value > bound
-            dets.append(
-                Detection(
-                    model=cat.model,
-                    kind=DetectionKind.PERFORMANCE_COLLAPSE,
-                    subject=metric,
-                    detector="floor" if floor else "ceiling",
-                    value=value,
-                    threshold=bound,
-                    event_time_ms=w.end_ms,
-                    model_version=cat.version,
-                    active=bad,
-                    window_start_ms=w.start_ms,
-                    window_end_ms=w.end_ms,
-                    details={"labels": str(int(perf["labels"]))},
-                )
-            )
-        return dets
+        return collapse(self.config, w, perf)
 
     def _concept_detection(
         self, cat: Catalog, box: VoteBox, w: WindowPerformance | None = None
@@ -1020,4 +1092,4 @@ class LabelEngine:
             det = self._concept_detection(cat, box)
             out.detections.append(det)
             prefix = b"q" if isinstance(box, PooledErrorTest) else b"v"
-            b.puts[prefix + _BE2.pack(cid)] = box.to_bytes()
+            b.puts[prefix + _CID.pack(cid)] = box.to_bytes()

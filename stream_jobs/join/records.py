@@ -2,14 +2,14 @@
 
 A pending prediction is one fixed-layout little-endian record per prediction_id::
 
-    flags u1 | catalog id u2 | event time i8 | score f8 | predicted class i2
+    flags u1 | catalog id u4 | event time i8 | score f8 | predicted class i2
     | class probabilities f4 x k | segment value codes i2 x s
 
 ``k`` and ``s`` are fixed per model version by its :class:`Catalog` entry (class names,
 probability column order, segment tags and their values, all interned to small codes),
 so a batch packs with one numpy structured-array ``tobytes`` and unpacks with one
 ``np.frombuffer`` per (catalog id, width) group. A binary model with two probabilities
-and two segment tags takes 21 + 8 + 4 = 33 bytes. Probabilities are stored as float32
+and two segment tags takes 23 + 8 + 4 = 35 bytes. Probabilities are stored as float32
 (relative error 6e-8, far below what log loss or calibration can resolve).
 
 A joined prediction is replaced by the one-byte :data:`JOINED` marker, which keeps
@@ -45,8 +45,9 @@ _LABEL = struct.Struct("<qdH")
 class Catalog:
     """Interned names of one model version: classes, probability columns, segments."""
 
-    def __init__(self, cid: int, model: str, version: str) -> None:
+    def __init__(self, cid: int, model: str, version: str, max_classes: int = 1000) -> None:
         self.cid = cid
+        self.max_classes = max_classes
         self.model = model
         self.version = version
         self.classes: list[str] = []
@@ -61,6 +62,8 @@ class Catalog:
     def class_code(self, name: str) -> int:
         code = self._class_index.get(name)
         if code is None:
+            if len(self.classes) >= self.max_classes and name != OTHER:
+                return self.class_code(OTHER)  # bounded: codes are int16, matrices k x k
             code = self._class_index[name] = len(self.classes)
             self.classes.append(name)
             self.dirty = True
@@ -98,7 +101,7 @@ class Catalog:
     def dtype(self) -> np.dtype:
         fields: list[tuple] = [
             ("flags", "u1"),
-            ("cid", "<u2"),
+            ("cid", "<u4"),
             ("t", "<i8"),
             ("score", "<f8"),
             ("cls", "<i2"),
@@ -111,7 +114,7 @@ class Catalog:
 
     def to_bytes(self) -> bytes:
         return pack_blobs(
-            struct.pack("<H", self.cid),
+            struct.pack("<I", self.cid),
             self.model.encode(),
             self.version.encode(),
             pack_strings(self.classes),
@@ -123,7 +126,7 @@ class Catalog:
     @classmethod
     def from_bytes(cls, data: bytes) -> Catalog:
         cid, model, version, classes, probs, tags, values = unpack_blobs(data)
-        cat = cls(struct.unpack("<H", cid)[0], model.decode(), version.decode())
+        cat = cls(struct.unpack("<I", cid)[0], model.decode(), version.decode())
         for c in unpack_strings(classes):
             cat.class_code(c)
         cat.prob_classes = unpack_strings(probs[1:]) if probs else None
@@ -179,7 +182,7 @@ def unpack_predictions(
     """
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, r in enumerate(records):
-        groups[(int.from_bytes(r[1:3], "little"), len(r))].append(i)
+        groups[(int.from_bytes(r[1:5], "little"), len(r))].append(i)
     out = []
     for (cid, _), pos in groups.items():
         cat = catalogs[cid]

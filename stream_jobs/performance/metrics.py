@@ -48,6 +48,9 @@ COUNTERS = (
     ("modelwatch_orphan_predictions_total", "orphan_predictions"),
     ("modelwatch_duplicate_labels_total", "duplicates"),
     ("modelwatch_late_labels_total", "late_labels"),
+    ("modelwatch_early_labels_total", "early"),
+    ("modelwatch_duplicate_predictions_total", "duplicate_predictions"),
+    ("modelwatch_valueless_labels_total", "valueless_labels"),
 )
 
 

@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from alerting.evaluator import Evaluator
-from alerting.kafka import make_producer, read_topic
 from alerting.policy import build_policy
 from modelwatch.cli import app
 from schemas.codec import default_codec
 from schemas.detection import Detection
+from schemas.kafka import KafkaConfig, read_to_end
 from schemas.topics import TopicNames
 from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
     alert_event,
@@ -48,7 +48,7 @@ def detection(model: str, kind: str, subject: str, value: float, active: bool = 
 
 
 def publish(bootstrap: str, topics: TopicNames, *dets: Detection, raw: bytes | None = None) -> None:
-    producer = make_producer(bootstrap)
+    producer = KafkaConfig.of(bootstrap).producer()
     for det in dets:
         producer.produce(topics.detections, key=det.model.encode(),
                          value=default_codec().encode("Detection", det.to_record()))
@@ -111,7 +111,7 @@ def test_detections_become_alerts_retrains_and_respect_silences(
         events = wait_until(lambda: at_least(2, alerts()), 30, "resolved")
         assert [e["status"] for e in events] == ["firing", "resolved"]
         assert events[1]["alert_id"] == fired["alert_id"]
-        raw = read_topic(kafka_bootstrap, topics.alerts)
+        raw = read_to_end(kafka_bootstrap, topics.alerts)
         assert {r.key for r in raw} == {fired["fingerprint"].encode()}  # keyed by fingerprint
 
         # retrain action, with evidence, rate-limited per model

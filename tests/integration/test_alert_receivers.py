@@ -144,9 +144,9 @@ def test_cli_pipeline_detection_to_webhook_with_metrics(
         kafka_bootstrap: str, topics: TopicNames, http_server: RecordingServer,
         tmp_path: Path) -> None:
     """`modelwatch evaluate` + `modelwatch notify` as real processes, end to end."""
-    from alerting.kafka import make_producer
     from schemas.codec import default_codec
     from schemas.detection import Detection
+    from schemas.kafka import KafkaConfig
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("rules: {error_rate: {for: 0s}}\n")
@@ -167,7 +167,7 @@ def test_cli_pipeline_detection_to_webhook_with_metrics(
                                   str(tmp_path / "state"), "--metrics-port", str(notify_port)],
                                  env, tmp_path / "notify.log")
     with evaluator, notifier:
-        producer = make_producer(kafka_bootstrap)
+        producer = KafkaConfig.of(kafka_bootstrap).producer()
         det = Detection(model="churn", kind="error_rate", subject="error_rate",
                         detector="rate_over_span", value=0.2, threshold=0.05,
                         event_time_ms=int(time.time() * 1000))

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from alerting.kafka import make_producer, read_topic
 from alerting.notifier import Notifier
 from alerting.routes import build_routes
 from alerting.sinks import build_sinks
-from modelwatch.broker import create_topics
 from schemas.codec import default_codec
+from schemas.kafka import KafkaConfig, create_topics, read_to_end
 from schemas.topics import TopicNames
 
 pytestmark = pytest.mark.integration
@@ -127,7 +126,7 @@ def alert_event(fp: str = "fp-1", status: str = "firing", severity: str = "criti
 
 
 def produce_alerts(bootstrap: str, topics: TopicNames, events: list[dict[str, Any]]) -> None:
-    producer = make_producer(bootstrap)
+    producer = KafkaConfig.of(bootstrap).producer()
     codec = default_codec()
     for ev in events:
         producer.produce(topics.alerts, key=ev["fingerprint"].encode(),
@@ -137,7 +136,7 @@ def produce_alerts(bootstrap: str, topics: TopicNames, events: list[dict[str, An
 
 def read_records(bootstrap: str, topic: str, name: str) -> list[dict[str, Any]]:
     codec = default_codec()
-    return [codec.decode(r.value, expect=(name,)).record for r in read_topic(bootstrap, topic)]
+    return [codec.decode(r.value, expect=(name,)).record for r in read_to_end(bootstrap, topic)]
 
 
 def routes_config(sinks: dict[str, Any], sink_names: list[str], send_resolved: bool = True,

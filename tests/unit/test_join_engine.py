@@ -58,7 +58,7 @@ def test_label_first_waits_then_joins_when_prediction_arrives():
     assert e.totals("m")["early"] == 2
     r2 = e.observe_predictions(PT, 0, 0, preds(["a", "x"], [1_000, 1_500], [0.7, 0.2]))
     assert r2.joined == 1 and r2.delays_s["m"].tolist() == [4.0]
-    assert e.early == {"b"}
+    assert e.waiting_labels() == {("m", "b")}
     assert e.totals("m")["joined"] == 1
     [w] = e.open_windows("m")
     assert w["performance"]["accuracy"] == 1.0 and w["performance"]["predictions"] == 2.0
@@ -92,16 +92,91 @@ def test_ttl_expiry_reports_orphans_both_ways():
     assert e.poll(30_000).orphans == []  # reported once
     t = e.totals("m")
     assert (t["orphan_predictions"], t["orphan_labels"]) == (1, 1)
-    assert e.early == set()
+    assert e.waiting_labels() == set()
     # the joined marker expired too: store holds no p/l keys any more
     assert not [k for k in e.store.data if k[:1] in (b"p", b"l", b"t")]
 
 
-def test_early_label_overflow_is_orphaned_at_once():
-    e = engine(max_early_labels=2)
-    r = e.observe_labels(LT, 0, 0, labels(["a", "b", "c"], [1, 2, 3], ["1", "1", "0"]))
-    assert r.early == 2 and [o.reason for o in r.orphans] == ["early_label_overflow"]
-    assert e.totals("m")["orphan_labels"] == 1
+def test_early_labels_are_never_dropped_however_many_wait():
+    e = engine()
+    ids = [f"id{i}" for i in range(250_000)]
+    r = e.observe_labels(LT, 0, 0, labels(ids, [1] * len(ids), ["1"] * len(ids)))
+    assert r.early == len(ids) and r.orphans == []
+    assert e.totals("m")["orphan_labels"] == 0
+    r = e.observe_predictions(PT, 0, 0, preds(ids, [0] * len(ids), [0.9] * len(ids)))
+    assert r.joined == len(ids) and e.waiting_labels() == set()
+
+
+def test_join_key_is_model_and_prediction_id():
+    e = engine()
+    e.observe_predictions(PT, 0, 0, preds(["a"], [1_000], [0.9], model="A"))
+    r = e.observe_labels(LT, 0, 0, labels(["a"], [2_000], ["1"], model="B"))
+    assert (r.joined, r.early) == (0, 1)  # model B's label waits for model B's prediction
+    r = e.observe_labels(LT, 0, 1, labels(["a"], [2_000], ["0"], model="A"))
+    assert r.joined == 1
+    assert e.totals("A")["joined"] == 1 and e.totals("B")["joined"] == 0
+    assert e.waiting_labels() == {("B", "a")}
+
+
+def test_duplicate_prediction_never_lets_a_label_join_twice():
+    e = engine()
+    e.observe_predictions(PT, 0, 0, preds(["a", "a"], [1_000, 1_000], [0.9, 0.1]))
+    assert e.totals("m")["duplicate_predictions"] == 1
+    assert e.observe_labels(LT, 0, 0, labels(["a"], [2_000], ["1"])).joined == 1
+    # the same prediction again after it joined: ignored (first write wins)
+    e.observe_predictions(PT, 0, 1, preds(["a"], [1_000], [0.1]))
+    r = e.observe_labels(LT, 0, 1, labels(["a"], [3_000], ["1"]))
+    assert (r.joined, r.duplicates) == (0, 1)
+    t = e.totals("m")
+    assert (t["joined"], t["duplicate_predictions"], t["predictions"]) == (1, 2, 1)
+    [w] = e.open_windows("m")
+    assert w["performance"]["predictions"] == 1.0 and w["performance"]["accuracy"] == 1.0
+
+
+def test_valueless_label_is_dead_lettered_and_leaves_the_prediction_free():
+    e = engine()
+    e.observe_predictions(PT, 0, 0, preds(["a"], [1_000], [0.9]))
+    empty = LabelColumns(model="m", prediction_ids=["a"], event_time_ms=np.array([2_000]),
+                         label_value=np.array([np.nan]))
+    r = e.observe_labels(LT, 0, 0, empty)
+    assert r.joined == 0 and [o.reason for o in r.orphans] == ["no_value"]
+    assert e.totals("m")["valueless_labels"] == 1
+    r = e.observe_labels(LT, 0, 1, labels(["a"], [3_000], ["1"]))
+    assert (r.joined, r.duplicates) == (1, 0)
+
+
+def test_classes_are_bounded_and_never_wrap():
+    e = engine(max_classes=50)
+    n = 40_000
+    ids = [f"p{i}" for i in range(n)]
+    cols = preds(ids, [1_000] * n, [0.5] * n)
+    cols.score = None
+    cols.predicted_class = CategoricalArray.from_values([f"c{i}" for i in range(n)])
+    e.observe_predictions(PT, 0, 0, cols)
+    r = e.observe_labels(LT, 0, 0, labels(ids, [2_000] * n, [f"c{i}" for i in range(n)]))
+    assert r.joined == n
+    [cat] = e.catalogs.values()
+    assert len(cat.classes) == 51 and cat.classes[-1] == "__other__"
+    [w] = e.open_windows("m")
+    assert w["performance"]["accuracy"] == 1.0  # no wrapped code mismatches a class
+
+
+def test_catalog_ids_beyond_65535_still_join():
+    e = engine()
+    for v in range(65_540):
+        e._catalog("m", str(v), None)
+    e.observe_predictions(PT, 0, 0, preds(["a"], [1_000], [0.9], version="new"))
+    assert e.observe_labels(LT, 0, 0, labels(["a"], [2_000], ["1"])).joined == 1
+    e2 = engine(store=e.raw_store)  # reloads the wide catalog ids
+    assert e2.catalogs[65_541].version == "new"
+
+
+def test_store_of_another_layout_starts_clean():
+    store = MemoryStore()
+    store.write({b"p" + b"old-layout-id": b"\x01junk", b"c" + b"m": b"short"}, [])
+    e = engine(store=store)
+    assert e.totals("m")["predictions"] == 0
+    assert set(store.data) == {b"#format"}
 
 
 def test_replay_of_an_applied_offset_is_skipped():
@@ -258,3 +333,40 @@ def test_a_store_from_an_earlier_life_of_the_topic_is_reported(caplog):
         restarted.observe(0, 1, preds(["d"], [1_000], [0.9]))
     [rec] = caplog.records
     assert "earlier life of the topic" in rec.getMessage()
+
+
+def test_every_stored_value_carries_the_state_codec_version():
+    store = MemoryStore()
+    e = engine(store=store)
+    e.observe_predictions(PT, 0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.2]))
+    e.observe_labels(LT, 0, 0, labels(["a", "q"], [2_000, 2_000], ["1", "0"]))
+    values = {k: v for k, v in store.data.items() if k != b"#format"}
+    assert values and all(v[0] == 1 for v in values.values())
+    # a record of a version this build does not know: start clean, loudly
+    key = next(k for k in store.data if k.startswith(b"w"))
+    store.data[key] = b"\x09" + store.data[key][1:]
+    e2 = engine(store=store)
+    assert e2.open_windows() == [] and set(store.data) == {b"#format"}
+
+
+def test_restore_rebuilds_a_partition_processed_elsewhere_without_counting():
+    ids = [f"id{i}" for i in range(10)]
+    p = preds(ids, [1_000] * 10, [0.9] * 10)
+    first = labels(ids[:4], [2_000] * 4, ["1"] * 4)
+    early = labels(["late-pred"], [2_000], ["1"])
+    old = engine()  # the worker that processed the partition, then left
+    old.observe_predictions(PT, 3, 0, p)
+    old.observe_labels(LT, 3, 0, first)
+    old.observe_labels(LT, 3, 1, early)
+    new = engine()  # the next owner rebuilds from the topics
+    new.observe_predictions(PT, 3, 0, p, restore=True)
+    assert new.restore_labels(LT, 3, 0, first) == 4
+    assert new.restore_labels(LT, 3, 1, early) == 0
+    assert new.totals("m") == engine().totals("m")  # nothing counted
+    assert new.open_windows() == [] and new.applied_offset(PT, 3) == -1
+    assert new.waiting_labels() == {("m", "late-pred")}
+    # then it reads on from the committed offsets: the rest join, the first four are repeats
+    r = new.observe_labels(LT, 3, 2, labels(ids, [3_000] * 10, ["1"] * 10))
+    assert (r.joined, r.duplicates) == (6, 4)
+    r = new.observe_predictions(PT, 3, 1, preds(["late-pred"], [1_500], [0.9]))
+    assert r.joined == 1

@@ -27,6 +27,8 @@ from stream_jobs.golden import GoldenSignals
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import JoinResult, LabelEngine
 from stream_jobs.join.store import MemoryStore
+from stream_jobs.label_pacing import LabelPacer
+from stream_jobs.label_restore import LabelRestore
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.pipeline_metrics import PipelineMetrics
@@ -71,6 +73,8 @@ def worker_registry() -> tuple[CollectorRegistry, dict[str, object]]:
     engine = LabelEngine(LabelConfig(), MemoryStore())
     engine._bump("m", "joined", 5, set())  # noqa: SLF001 - a counter to scrape
     labels = LabelMetrics(reg, engine)
+    LabelPacer(TopicNames(), reg)  # label partitions read in step with their predictions
+    LabelRestore(None, "", TopicNames(), default_codec(), reg).seconds.observe(1.0)
     engine.latest_closed[("m", "1")] = {
         "window_end_ms": 60_000, "performance": {"accuracy": 0.9, "join_rate": 0.8},
         "performance_delta": {"accuracy": -0.05},
