@@ -35,7 +35,9 @@ rows before the change went from 1.5 / 0.56 / 1.5 / 1.33 (concept_10_21, agrawal
 shuttle_shift, shuttle_stationary) to 0 / 0 / 0 / 0; ``shuttle_shift`` is still caught
 in its first window (delay 999 rows); the label-only changes (concept_10_21, sea_0_3,
 agrawal_0_2 — features and predictions keep their distribution) no longer get a window
-alarm after the change either (before: 5,999 / 6,999 rows later, chance alarms). Before, one window in ten alarmed on stationary data — the prediction test alone
+alarm after the change either (before: 5,999 / 6,999 rows later, chance alarms).
+
+Before, one window in ten alarmed on stationary data — the prediction test alone
 at p < 0.05 outside the correction, KS p-values from sketch statistics inflated by
 quantisation (8 % instead of 5 %), Jensen–Shannon ≥ 0.1 reached by the sampling noise of
 a 100-category feature at ~1,000 rows (every window), and far outliers kept by a
