@@ -16,6 +16,7 @@ from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.drift_stage import DriftStage
 from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
+from stream_jobs.input_rules import InputRules
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
@@ -24,6 +25,7 @@ from stream_jobs.label_restore import LabelRestore
 from stream_jobs.label_stage import LabelStage, LockedLabelMetrics
 from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
+from stream_jobs.state_identity import ensure_worker_state
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -36,6 +38,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
         log_level=settings.log_level,
         drift=settings.drift,
         data_dir=settings.data_dir,
+        input_rules=InputRules(**settings.input_rules),
+        health_stall_s=settings.health_stall_s,
     )
 
 
@@ -53,6 +57,10 @@ def build_worker(settings: Settings) -> Worker:
         DriftMetrics(registry, max_features=settings.max_features_per_model),
         sink,
     )
+    ensure_worker_state(  # before any store opens: state of another topic life starts clean
+        config.kafka, config.topics.predictions, config.topics.labels, settings.data_dir,
+        settings.group_id,
+    )
     label_engine = LabelEngine(
         LabelConfig(**settings.labels),
         RocksStore(Path(settings.data_dir) / f"join-{settings.group_id}"),
@@ -66,7 +74,9 @@ def build_worker(settings: Settings) -> Worker:
     label_metrics.lock = labels.lock
     feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
-    references = ReferenceStage(feed, [drift.set_reference, labels.set_reference])
+    references = ReferenceStage(
+        feed, [drift.set_reference, labels.set_reference], default_codec(), config.topics, registry
+    )
     worker = create_worker(
         config,
         registry,
@@ -76,7 +86,8 @@ def build_worker(settings: Settings) -> Worker:
     )
     pacer.install(worker.app)  # label partitions wait for their prediction partitions
     # partitions another worker processed: their join state is rebuilt from the topics
-    LabelRestore(labels, config.bootstrap, config.topics, default_codec(), registry).install(
+    LabelRestore(labels, config.kafka.bootstrap, config.topics, default_codec(), registry).install(
         worker.app, pacer
     )
+    worker.health.check("reference feed", feed.alive)
     return worker

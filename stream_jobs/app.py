@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 from aiokafka.errors import KafkaError
@@ -21,7 +21,6 @@ from faust.types import TP
 from prometheus_client import (
     CollectorRegistry,
     disable_created_metrics,
-    start_http_server,
 )
 
 from schemas.codec import default_codec
@@ -35,6 +34,7 @@ from stream_jobs.handler import (
     Outgoing,
     PredictionHandler,
 )
+from stream_jobs.health import ProgressTracker, start_metrics_and_health
 from stream_jobs.outputs import Poller
 from stream_jobs.pipeline_metrics import PipelineMetrics
 
@@ -47,6 +47,7 @@ class Worker:
     config: WorkerConfig
     registry: CollectorRegistry
     handler: PredictionHandler
+    health: ProgressTracker = field(default_factory=ProgressTracker)
 
 
 def faust_app(config: WorkerConfig) -> faust.App:
@@ -78,9 +79,10 @@ def create_worker(
     app = faust_app(config)
     pipeline = PipelineMetrics(registry)
     handler = PredictionHandler(
-        default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or []
+        default_codec(), config.topics, GoldenSignals(registry), pipeline, observers or [],
+        rules=config.input_rules,
     )
-    worker = Worker(app, config, registry, handler)
+    worker = Worker(app, config, registry, handler, ProgressTracker(config.health_stall_s))
     predictions = app.topic(
         config.topics.predictions,
         key_type=bytes,
@@ -111,6 +113,7 @@ def create_worker(
         highwater = app.consumer.highwater(TP(topic, partition))
         if highwater is not None:
             pipeline.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
+        worker.health.progress(topic, partition, offset, (highwater or 0) - offset - 1)
 
     @app.agent(predictions, name="predictions")
     async def on_predictions(stream: faust.StreamT) -> AsyncIterator[None]:
@@ -123,7 +126,9 @@ def create_worker(
             yield None
 
     if label_observer is not None:
-        label_handler = LabelHandler(default_codec(), config.topics, pipeline, label_observer)
+        label_handler = LabelHandler(
+            default_codec(), config.topics, pipeline, label_observer, rules=config.input_rules
+        )
         labels_topic = app.topic(
             config.topics.labels,
             key_type=bytes,
@@ -150,6 +155,11 @@ def create_worker(
 
     @app.timer(config.window_poll_s)
     async def poll_outputs() -> None:
+        worker.health.beat("output timer")  # a stalled event loop stops beating
+        for tp in app.consumer.assignment():  # new input for an agent that stopped moving
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                worker.health.highwater(tp.topic, tp.partition, highwater)
         if not app.producer.started or app.should_stop:
             return
         now = time.time()
@@ -176,7 +186,10 @@ def run_worker(worker: Worker) -> None:
     """Run until SIGINT/SIGTERM (Faust installs the signal handlers)."""
     config = worker.config
     disable_created_metrics()
-    start_http_server(config.metrics_port, addr=config.metrics_host, registry=worker.registry)
-    log.warning("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+    start_metrics_and_health(
+        config.metrics_port, config.metrics_host, worker.registry, worker.health
+    )
+    log.warning("metrics on http://%s:%d/metrics (health: /healthz)", config.metrics_host,
+                config.metrics_port)
     faust_worker = faust.Worker(worker.app, loglevel=config.log_level, quiet=True)
     faust_worker.execute_from_commandline()
