@@ -291,8 +291,9 @@ class DriftEngine:
             for p in parts[1:]:
                 merged.merge(p)
             model = key[0]
-            self._closed_until[model] = max(self._closed_until.get(model, -(2**62)), key[2]
-                                            + self.assigner.size_ms)
+            self._closed_until[model] = max(
+                self._closed_until.get(model, -(2**62)), key[2] + self.assigner.size_ms
+            )
             late = self.late_pending.pop(model, 0)
             out.append(evaluate_window(merged, self.reference(model, key[1]), self.config, late))
         for model, t in self._max_t.items():
