@@ -35,8 +35,9 @@ from alerting.kafka import process_registry
 from alerting.lifecycle import AlertLifecycle, Clock, wall_clock_ms
 from alerting.policy import Policy
 from alerting.retrain import RetrainTrigger
-from alerting.silences import Silence, SilenceStore
+from alerting.silences import Silence, SilenceStore, silence_key
 from schemas.codec import DecodeError, default_codec
+from schemas.dead_letter import dead_letter_record
 from schemas.detection import Detection
 from schemas.kafka import KafkaConfig, partitions_of, read_to_end
 from schemas.metrics_catalogue import counter, gauge
@@ -51,6 +52,8 @@ class EvaluatorMetrics:
         self.detections = counter("modelwatch_evaluator_detections_total", registry)
         self.events = counter("modelwatch_alert_events_total", registry)
         self.retrains = counter("modelwatch_retrain_requests_total", registry)
+        self.silences = counter("modelwatch_evaluator_silences_total", registry)
+        self.tick_errors = counter("modelwatch_evaluator_tick_errors_total", registry)
         self._shown: set[tuple[str, str]] = set()
 
     def set_firing(self, firing: list[dict[str, Any]]) -> None:
@@ -82,18 +85,25 @@ class Evaluator:
         self.owning = False  # assigned the detections (a standby in the group is not)
 
     # -- state from topics -------------------------------------------------------------
-    def _apply_silence(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply_silence(self, key: bytes | None, value: bytes | None) -> bool:
+        """Apply one record of the silences topic; False (logged, counted) if unusable."""
         if key is None:
-            return
+            self.metrics.silences.labels("invalid").inc()
+            return False
         if value is None:
-            self.silences.apply(key.decode(), None)
-            return
+            self.silences.apply(silence_key(key), None)
+            self.metrics.silences.labels("ok").inc()
+            return True
         try:
             rec = self.codec.decode(value, expect=("Silence",)).record
-        except DecodeError as exc:
-            log.warning("ignoring undecodable silence %r: %s", key, exc)
-            return
-        self.silences.apply(key.decode(), Silence.from_record(rec))
+            silence = Silence.from_record(rec)
+        except (DecodeError, TypeError, KeyError) as exc:
+            log.warning("ignoring undecodable silence %r: %s", key[:100], exc)
+            self.metrics.silences.labels("invalid").inc()
+            return False
+        self.silences.apply(silence_key(key), silence)
+        self.metrics.silences.labels("ok").inc()
+        return True
 
     def restore(self) -> list[dict[str, Any]]:
         """Load silences and open alerts from their topics; return events to publish.
@@ -111,7 +121,19 @@ class Evaluator:
             except DecodeError as exc:
                 log.warning("ignoring undecodable alert at %d/%d: %s", rec.partition,
                             rec.offset, exc)
-        out = self.lifecycle.restore(events)
+        try:
+            out = self.lifecycle.restore(events)
+        except Exception:  # one bad event must not keep the evaluator from starting
+            log.exception("restoring %d alert events failed; restoring them one by one",
+                          len(events))
+            self.lifecycle = AlertLifecycle(self.lifecycle.policy, self.clock, self.silences)
+            out = []
+            for ev in events:
+                try:
+                    out += self.lifecycle.restore([ev])
+                except Exception as exc:
+                    log.error("skipping unrestorable alert event %r: %r",
+                              str(ev.get("fingerprint"))[:100], exc)
         self.metrics.set_firing(self.lifecycle.firing())
         return out
 
@@ -142,11 +164,11 @@ class Evaluator:
                               value=self.codec.encode("RetrainRequest", req))
         self.metrics.retrains.labels(req["model"]).inc()
 
-    def _dead_letter(self, msg: Any, reason: str) -> None:
-        rec = {"key": msg.key(), "value": msg.value(), "reason": reason, "error_kind": "decode",
-               "source_topic": msg.topic(), "source_partition": msg.partition(),
-               "source_offset": msg.offset(), "failed_at_ms": self.clock(),
-               "component": "evaluator"}
+    def _dead_letter(self, msg: Any, reason: str, kind: str = "decode") -> None:
+        rec = dead_letter_record(key=msg.key(), value=msg.value(), reason=reason,
+                                 error_kind=kind, topic=msg.topic(), partition=msg.partition(),
+                                 offset=msg.offset(), now_ms=self.clock(),
+                                 component="evaluator")
         self.producer.produce(self.topics.dead_letter, key=msg.key(),
                               value=self.codec.encode("DeadLetter", rec))
 
@@ -165,8 +187,18 @@ class Evaluator:
             if msg is not None:
                 self._dead_letter(msg, str(exc))
             return []
+        try:
+            events = self.lifecycle.observe(Detection.from_record(rec))
+            for ev in events:  # what cannot be published must not be half-applied later
+                self.codec.encode("AlertEvent", ev)
+        except Exception as exc:  # a bug on one detection must not stop the evaluator
+            log.exception("detection could not be evaluated")
+            self.metrics.detections.labels("error").inc()
+            if msg is not None:
+                self._dead_letter(msg, f"unexpected {type(exc).__name__}: {exc}", "processing")
+            return []
         self.metrics.detections.labels("ok").inc()
-        return self.lifecycle.observe(Detection.from_record(rec))
+        return events
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.publish(self.restore())
@@ -215,7 +247,11 @@ class Evaluator:
                     events += self.handle_detection(msg.value(), msg)
                 if self.owning and time.monotonic() - last_tick >= self.tick_s:
                     last_tick = time.monotonic()
-                    events += self.lifecycle.tick()
+                    try:
+                        events += self.lifecycle.tick()
+                    except Exception:  # logged and counted; the next tick tries again
+                        log.exception("alert lifecycle tick failed")
+                        self.metrics.tick_errors.inc()
                 self.publish(events)
                 if consumed:
                     self._flush()  # the events a detection caused are durable before its commit

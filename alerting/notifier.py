@@ -39,11 +39,12 @@ from alerting.grouping import Dispatcher, Notification
 from alerting.kafka import process_registry
 from alerting.lifecycle import Clock, wall_clock_ms
 from alerting.offsets import OffsetTracker
-from alerting.retry import deliver_with_retry
+from alerting.retry import DeliveryError, deliver_with_retry
 from alerting.routes import Route, RoutesConfig
 from alerting.sentlog import SentLog
 from alerting.sinks.base import Sink, redact
 from schemas.codec import DecodeError, default_codec
+from schemas.dead_letter import dead_letter_record
 from schemas.kafka import KafkaConfig, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
@@ -58,6 +59,7 @@ class NotifierMetrics:
         self.dead_letters = counter("modelwatch_notification_dead_letters_total", registry)
         self.attempts = counter("modelwatch_notification_attempts_total", registry)
         self.open_alerts = gauge("modelwatch_notifier_open_alerts", registry)
+        self.rejected = counter("modelwatch_notifier_rejected_total", registry)
 
 
 @dataclass
@@ -111,7 +113,14 @@ class Notifier:
 
         def attempt() -> None:
             self.metrics.attempts.labels(sink_name).inc()
-            sink.send(n)
+            try:
+                sink.send(n)
+            except (DeliveryError, OSError):
+                raise
+            except Exception as exc:  # a sink bug on this alert: retrying will not help
+                log.exception("sink %s failed on a notification", sink_name)
+                raise DeliveryError(f"{sink_name}: {type(exc).__name__}: {exc}",
+                                    retryable=False) from None
 
         result = deliver_with_retry(attempt, self.routes.retry,
                                     should_stop=self._stopping.is_set)
@@ -160,8 +169,12 @@ class Notifier:
         restored = 0
         for fp, (p, off, ev) in last.items():
             if ev["status"] == "firing":
+                try:
+                    self.dispatcher.ingest(ev)
+                except Exception as exc:  # _ingest dead-lettered it when it came: skip it
+                    log.error("not restoring the alert at %d/%d: %r", p, off, exc)
+                    continue
                 self._fp_origin[fp] = (p, off)
-                self.dispatcher.ingest(ev)
                 restored += 1
         self.assigned = set(parts)
         log.info("assigned partitions %s; restored %d open alert(s)", parts, restored)
@@ -179,22 +192,33 @@ class Notifier:
             self._committed.pop(p, None)
 
     # -- the loop ----------------------------------------------------------------------
+    def _reject(self, msg: Any, reason: str, kind: str) -> None:
+        """Dead-letter one record of the alerts topic; its offset may then be committed."""
+        p, off = msg.partition(), msg.offset()
+        rec = dead_letter_record(key=msg.key(), value=msg.value(), reason=reason,
+                                 error_kind=kind, topic=msg.topic(), partition=p, offset=off,
+                                 now_ms=self.clock(), component="notifier")
+        self.producer.produce(self.topics.notify_dead_letter, key=msg.key(),
+                              value=self.codec.encode("DeadLetter", rec))
+        if self.producer.flush(30):
+            raise RuntimeError("dead letter not acknowledged within 30 s") from None
+        self.metrics.rejected.labels(kind).inc()
+        self.tracker.add(p, off, refs=0)
+
     def _ingest(self, msg: Any) -> None:
         p, off = msg.partition(), msg.offset()
         try:
             ev = self.codec.decode(msg.value(), expect=("AlertEvent",)).record
         except DecodeError as exc:
-            rec = {"key": msg.key(), "value": msg.value(), "reason": str(exc),
-                   "error_kind": "decode", "source_topic": msg.topic(), "source_partition": p,
-                   "source_offset": off, "failed_at_ms": self.clock(), "component": "notifier"}
-            self.producer.produce(self.topics.notify_dead_letter, key=msg.key(),
-                                  value=self.codec.encode("DeadLetter", rec))
-            if self.producer.flush(30):
-                raise RuntimeError("dead letter not acknowledged within 30 s") from None
-            self.tracker.add(p, off, refs=0)
+            self._reject(msg, str(exc), "decode")
+            return
+        try:
+            taken = self.dispatcher.ingest(ev, token=(p, off))
+        except Exception as exc:  # a record no route can hold must not stop the partition
+            log.exception("alert at %d/%d could not be grouped", p, off)
+            self._reject(msg, f"unexpected {type(exc).__name__}: {exc}", "processing")
             return
         self._fp_origin[ev["fingerprint"]] = (p, off)
-        taken = self.dispatcher.ingest(ev, token=(p, off))
         self.tracker.add(p, off, refs=taken)
 
     def _release(self, n: Notification) -> None:

@@ -32,9 +32,9 @@ ACTIONS = ("retrain",)
 
 _RULE_KEYS = {
     "severity", "for", "keep_firing_for", "stale_after", "min_value", "labels",
-    "runbook_url", "action", "enabled", "summary",
+    "runbook_url", "action", "enabled", "summary", "liveness",
 }
-_DEFAULT_KEYS = {"for", "keep_firing_for", "stale_after", "retrain_min_interval"}
+_DEFAULT_KEYS = {"for", "keep_firing_for", "stale_after", "retrain_min_interval", "live_within"}
 
 
 class PolicyError(ValueError):
@@ -55,6 +55,7 @@ class Rule:
     runbook_url: str | None = None
     action: str | None = None
     summary: str | None = None
+    liveness: bool = False  # judged on the wall clock: only while the model is live
 
     def is_active(self, active: bool, value: float) -> bool:
         """Whether an observation counts as the condition holding under this rule."""
@@ -69,6 +70,7 @@ class Policy:
 
     rules: Mapping[str, Rule]
     retrain_min_interval_ms: int = 6 * 3_600_000
+    live_within_ms: int = 10 * 60_000  # event time this close to the wall clock: live
 
     def rule(self, kind: str) -> Rule | None:
         """The rule for ``kind``; ``None`` when the kind is disabled or unknown."""
@@ -122,6 +124,7 @@ def build_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
     d_stale = _duration(source, "defaults.stale_after", defaults.get("stale_after", "15m"))
     retrain_every = _duration(source, "defaults.retrain_min_interval",
                               defaults.get("retrain_min_interval", "6h"))
+    live_within = _duration(source, "defaults.live_within", defaults.get("live_within", "10m"))
     rules: dict[str, Rule] = {}
     for kind, fields in (data.get("rules") or {}).items():
         where = f"rule {kind!r}"
@@ -146,6 +149,10 @@ def build_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         labels = fields.get("labels") or {}
         if not isinstance(labels, dict):
             raise PolicyError(f"{source}: {where}: labels must be a mapping")
+        liveness = fields.get("liveness", False)
+        if not isinstance(liveness, bool):
+            raise PolicyError(f"{source}: {where}: liveness must be true or false, "
+                              f"got {liveness!r}")
         min_value = fields.get("min_value")
         if min_value is not None:
             try:
@@ -168,8 +175,9 @@ def build_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
             runbook_url=fields.get("runbook_url"),
             action=action,
             summary=fields.get("summary"),
+            liveness=liveness,
         )
-    return Policy(rules=rules, retrain_min_interval_ms=retrain_every)
+    return Policy(rules=rules, retrain_min_interval_ms=retrain_every, live_within_ms=live_within)
 
 
 def load_policy(override: Path | str | None = None,

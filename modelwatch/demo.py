@@ -18,6 +18,7 @@ from rich.live import Live
 
 from modelwatch.baseline import publish_reference, simulated_reference
 from modelwatch.broker import EmbeddedBroker, free_port
+from modelwatch.lifetime import die_with_parent, stop_on_signals
 from modelwatch.live_view import by_labels, drift_rows, golden_rows, render, scrape
 from producers.simulator.scenario import Scenario
 from schemas.codec import DecodeError, default_codec
@@ -69,6 +70,7 @@ class Child:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # we forward the stop ourselves
+            preexec_fn=die_with_parent(),  # and the child goes when we go, however we go
         )
 
     def stop(self) -> None:
@@ -100,7 +102,7 @@ def run_demo(
     notifier_port = free_port()
     children: list[Child] = []
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_on_signals(stop)  # SIGTERM, and SIGHUP when the terminal closes
     with EmbeddedBroker(
         port=port, partitions=4, topics=topics, log_file=log_dir / "broker.log"
     ) as broker:

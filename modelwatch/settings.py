@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     partitions: int = Field(4, description="partitions of predictions and labels topics")
     metrics_port: int = 9108
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = Field(
+        "127.0.0.1", description="address /metrics binds to (0.0.0.0 to expose it, e.g. in compose)"
+    )
     group_id: str = "modelwatch-worker"
     log_level: str = "warn"
     drift: dict[str, Any] = Field(default_factory=dict, description="stream_jobs DriftConfig")
@@ -77,6 +79,12 @@ class Settings(BaseSettings):
     alert_policy_file: str | None = None
     routes_file: str | None = None
     data_dir: str = ".modelwatch"
+    health_stall_s: float = Field(
+        60.0, description="/healthz fails when a stage with input has not moved this long"
+    )
+    input_rules: dict[str, Any] = Field(
+        default_factory=dict, description="stream_jobs InputRules (event-time skew bounds)"
+    )
 
     @property
     def topics(self) -> TopicNames:

@@ -16,6 +16,7 @@ from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.drift_stage import DriftStage
 from stream_jobs.golden_checks import GoldenChecks, GoldenChecksConfig
+from stream_jobs.input_rules import InputRules
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
@@ -27,6 +28,7 @@ from stream_jobs.outputs import DetectionSink, GoldenChecksStage
 from stream_jobs.performance.merger import PerformanceMerger
 from stream_jobs.reference_feed import ReferenceFeed, ReferenceStage
 from stream_jobs.state.metrics import StateMetrics
+from stream_jobs.state_identity import ensure_worker_state
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -39,6 +41,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
         log_level=settings.log_level,
         drift=settings.drift,
         data_dir=settings.data_dir,
+        input_rules=InputRules(**settings.input_rules),
+        health_stall_s=settings.health_stall_s,
     )
 
 
@@ -61,6 +65,10 @@ def build_worker(settings: Settings) -> Worker:
         drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics,
         mergers=[PerformanceMerger(LabelConfig(**settings.labels), drift_config)],
     )
+    ensure_worker_state(  # before any store opens: state of another topic life starts clean
+        config.kafka, config.topics.predictions, config.topics.labels, settings.data_dir,
+        settings.group_id,
+    )
     label_engine = LabelEngine(
         LabelConfig(**settings.labels),
         RocksStore(Path(settings.data_dir) / f"join-{settings.group_id}"),
@@ -75,8 +83,10 @@ def build_worker(settings: Settings) -> Worker:
     feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(
-        feed, [drift.set_reference, merge.set_reference, labels.set_reference]
+        feed, [drift.set_reference, merge.set_reference, labels.set_reference], default_codec(),
+        config.topics, registry,
     )
+    references.load_initial()  # the reference in force is settled before the first window
     worker = create_worker(
         config,
         registry,
@@ -90,4 +100,5 @@ def build_worker(settings: Settings) -> Worker:
     LabelRestore(labels, config.kafka.bootstrap, config.topics, default_codec(), registry).install(
         worker.app, pacer
     )
+    worker.health.check("reference feed", feed.alive)
     return worker

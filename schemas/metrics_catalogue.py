@@ -156,6 +156,17 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _m("modelwatch_outputs_dead_lettered_total", "counter", "topic", "",
        "Outgoing records that could not be stored and were dead-lettered, by target topic.",
        W, P),
+    _m("modelwatch_references_total", "counter", "outcome", "",
+       "Reference profiles read from the references topic, by outcome (loaded, rejected: "
+       "dead-lettered, the model keeps its previous reference).", W, P),
+    _m("modelwatch_reference_feed_up", "gauge", "", "",
+       "1 while the reference feed runs and reaches the broker, else 0.", W, P),
+    _m("modelwatch_outputs_pending", "gauge", "", "",
+       "Records the worker has computed (window stats, detections, dead letters) that the "
+       "broker has not acknowledged yet.", W, P),
+    _m("modelwatch_output_polls_total", "counter", "", "",
+       "Completed runs of the worker's output poll (windows closed, judged and sent): one "
+       "that started after the last input was processed means everything is out.", W, P),
     # drift and data quality
     _m("modelwatch_feature_drift_score", "gauge", "model,feature,test", "",
        "Drift score of a feature in the latest closed window against the reference "
@@ -246,6 +257,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
        "Delivery attempts, retries included.", NO, A),
     _m("modelwatch_notifier_open_alerts", "gauge", "", "",
        "Firing alerts held by this notifier.", NO, A),
+    _m("modelwatch_notifier_rejected_total", "counter", "error_kind", "",
+       "Records of the alerts topic dead-lettered before delivery (undecodable, ungroupable).",
+       NO, A),
+    _m("modelwatch_evaluator_silences_total", "counter", "outcome", "",
+       "Records of the silences topic applied (ok) or ignored (invalid).", EV, A),
+    _m("modelwatch_evaluator_tick_errors_total", "counter", "", "",
+       "Alert lifecycle ticks that raised (logged; the next tick tries again).", EV, A),
     # the publishing SDK
     _m("modelwatch_sdk_events_published_total", "counter", "model,kind", "",
        "Events the broker acknowledged.", SDK, S),

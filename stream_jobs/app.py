@@ -33,7 +33,7 @@ from typing import Any
 
 import faust
 from faust.types import TP
-from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from schemas.codec import default_codec
 from schemas.columnar import LabelColumns
@@ -41,6 +41,7 @@ from schemas.kafka.faust_settings import faust_settings
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import LabelHandler, Outgoing, PredictionHandler
+from stream_jobs.health import ProgressTracker, start_metrics_and_health
 from stream_jobs.merge.stage import MergeStage
 from stream_jobs.pipeline_metrics import PipelineMetrics
 from stream_jobs.sender import Sender, SenderMetrics
@@ -60,6 +61,7 @@ class Worker:
     registry: CollectorRegistry
     handler: PredictionHandler
     loop: WorkerLoop | None = None
+    health: ProgressTracker = field(default_factory=ProgressTracker)
 
 
 def faust_app(config: WorkerConfig) -> faust.App:
@@ -181,9 +183,12 @@ class WorkerLoop:
             stage.acknowledge()
         return not q.records
 
-    async def tick(self, now_s: float) -> None:
+    async def tick(self, now_s: float) -> bool:
+        """Poll the stages and send; True when every stage's output is stored (a complete
+        output poll: what was computed before it is out)."""
         if not self.settled.is_set():  # a rebalance is under way: it flushes for itself
-            return
+            return False
+        done = True
         deadline = time.monotonic() + TICK_BUDGET_S
         async with self._send_lock:
             for stage in self.stages:
@@ -199,8 +204,9 @@ class WorkerLoop:
                         q.unacknowledged = True
                     else:
                         stage.acknowledge()
-                await self._drain(stage, deadline)
+                done &= await self._drain(stage, deadline)
             self._ack_durable()
+        return done
 
     # ---- rebalances ------------------------------------------------------------------
     async def on_revoked(self, revoked: set[TP]) -> None:
@@ -312,7 +318,8 @@ def create_worker(
     codec = default_codec()
     all_stages = [as_stage(s) for s in stages] + ([merge] if merge is not None else [])
     handler = PredictionHandler(
-        codec, config.topics, GoldenSignals(registry), pipeline, list(all_stages)
+        codec, config.topics, GoldenSignals(registry), pipeline, list(all_stages),
+        rules=config.input_rules,
     )
 
     async def send_one(rec: Outgoing) -> Any:
@@ -321,7 +328,7 @@ def create_worker(
 
     sender = Sender(send_one, codec, config.topics.dead_letter, SenderMetrics(registry))
     loop = WorkerLoop(app, config, all_stages, sender, pipeline, state_metrics)
-    worker = Worker(app, config, registry, handler, loop)
+    worker = Worker(app, config, registry, handler, loop, ProgressTracker(config.health_stall_s))
 
     def raw_topic(name: str) -> Any:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -331,6 +338,7 @@ def create_worker(
         highwater = app.consumer.highwater(TP(topic, partition))
         if highwater is not None:
             pipeline.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
+        worker.health.progress(topic, partition, offset, (highwater or 0) - offset - 1)
 
     @app.agent(raw_topic(config.topics.predictions), name="predictions")
     async def on_predictions(stream: faust.StreamT) -> AsyncIterator[None]:
@@ -347,7 +355,9 @@ def create_worker(
             yield None
 
     if labels:
-        label_handler = LabelHandler(codec, config.topics, pipeline, _LabelFanOut(all_stages))
+        label_handler = LabelHandler(
+            codec, config.topics, pipeline, _LabelFanOut(all_stages), rules=config.input_rules
+        )
 
         turns = [getattr(getattr(s, "inner", s), "wait_turn", None) for s in all_stages]
         wait_turn = next((t for t in turns if t is not None), None)  # in step with predictions
@@ -386,12 +396,19 @@ def create_worker(
 
     @app.timer(config.window_poll_s)
     async def poll_outputs() -> None:
+        worker.health.beat("output timer")  # a stalled event loop stops beating
+        for tp in app.consumer.assignment():  # new input for an agent that stopped moving
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                worker.health.highwater(tp.topic, tp.partition, highwater)
         if not app.producer.started or app.should_stop:
             return
         try:
-            await loop.tick(time.time())
+            if await loop.tick(time.time()):
+                pipeline.output_polls.inc()
         except Exception:  # an exception in a timer crashes the worker: never let one out
             log.exception("output tick failed")
+        pipeline.outputs_pending.set(sum(len(q.records) for q in loop.queues.values()))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: faust.App, revoked: set[TP], **_: object) -> None:
@@ -411,7 +428,10 @@ def run_worker(worker: Worker) -> None:
     """Run until SIGINT/SIGTERM (Faust installs the signal handlers)."""
     config = worker.config
     disable_created_metrics()
-    start_http_server(config.metrics_port, addr=config.metrics_host, registry=worker.registry)
-    log.warning("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+    start_metrics_and_health(
+        config.metrics_port, config.metrics_host, worker.registry, worker.health
+    )
+    log.warning("metrics on http://%s:%d/metrics (health: /healthz)", config.metrics_host,
+                config.metrics_port)
     faust_worker = faust.Worker(worker.app, loglevel=config.log_level, quiet=True)
     faust_worker.execute_from_commandline()

@@ -13,5 +13,7 @@ class PipelineMetrics:
         self.batches = counter("modelwatch_batches_processed_total", registry)
         self.dead_letters = counter("modelwatch_dead_letters_total", registry)
         self.lag = gauge("modelwatch_consumer_lag", registry)
+        self.outputs_pending = gauge("modelwatch_outputs_pending", registry)
+        self.output_polls = counter("modelwatch_output_polls_total", registry)
         self.rebalances = counter("modelwatch_rebalances_total", registry)
         self.build_info = build_info(registry)

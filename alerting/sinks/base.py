@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,42 @@ class Sink(Protocol):
 
     def send(self, notification: Notification) -> None:
         """Deliver one notification or raise :class:`~alerting.retry.DeliveryError`."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float spelled as a string (JSON has no inf/NaN).
+
+    >>> json_safe({"value": float("inf"), "xs": [1.0, float("nan")], "n": 2})
+    {'value': 'inf', 'xs': [1.0, 'nan'], 'n': 2}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    r"""Text safe for a header or a title: control characters (CR, LF, …) become one space.
+
+    >>> one_line("churn\r\nBcc: victim@example.com")
+    'churn Bcc: victim@example.com'
+    """
+    text = _CONTROL.sub(" ", str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def number(v: Any) -> str:
+    """A detector value or threshold for humans (``inf`` / ``nan`` stay readable)."""
+    try:
+        return f"{float(v):.4g}"
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def redact_url(url: str) -> str:
@@ -75,8 +112,11 @@ def secret_from_env(conf: Mapping[str, Any], key: str, sink: str,
 def iso(ms: int | None) -> str:
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # outside datetime's years 1..9999
+        return f"{ms} ms"
 
 
 def status_of(n: Notification) -> str:
@@ -92,7 +132,7 @@ def title(n: Notification) -> str:
     if n.firing and n.resolved:
         counts += f" RESOLVED:{len(n.resolved)}"
     digest = " digest" if n.is_digest and not n.group_labels.get("model") else ""
-    return f"[{counts}] {'/'.join(severities)}{digest} {group}".rstrip()
+    return one_line(f"[{counts}] {'/'.join(severities)}{digest} {group}".rstrip())
 
 
 def alert_line(a: Mapping[str, Any]) -> str:
@@ -102,7 +142,8 @@ def alert_line(a: Mapping[str, Any]) -> str:
     status = "RESOLVED " if a["status"] == "resolved" else ""
     return (f"{status}{a['severity'].upper()} {a['model']}"
             f"{'@' + a['model_version'] if a.get('model_version') else ''} {a['kind']} "
-            f"{a['subject']}: {a['detector']}={a['value']:.4g} (threshold {a['threshold']:.4g})"
+            f"{a['subject']}: {a['detector']}={number(a['value'])} "
+            f"(threshold {number(a['threshold'])})"
             f"{window}")
 
 
@@ -129,7 +170,7 @@ def post_json(client: httpx.Client, sink: str, url: str, payload: Any,
               headers: Mapping[str, str] | None = None) -> None:
     """POST JSON; map failures to :class:`DeliveryError` with the URL redacted."""
     try:
-        resp = client.post(url, json=payload, headers=dict(headers or {}))
+        resp = client.post(url, json=json_safe(payload), headers=dict(headers or {}))
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{sink}: {type(exc).__name__}: {redact(str(exc), url)}") from None
     if resp.status_code >= 300:

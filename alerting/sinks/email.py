@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 from alerting.grouping import Notification
 from alerting.retry import DeliveryError
-from alerting.sinks.base import redact, text_body, title
+from alerting.sinks.base import one_line, redact, text_body, title
 
 
 class EmailSink:
@@ -29,11 +29,12 @@ class EmailSink:
 
     def message(self, n: Notification) -> EmailMessage:
         msg = EmailMessage()
-        msg["Subject"] = f"[modelwatch] {title(n)}"
+        # header values come from alerts (model names, …): never let CR/LF start a header
+        msg["Subject"] = one_line(f"[modelwatch] {title(n)}", 250)
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
-        msg["X-Modelwatch-Route"] = n.route.name
-        msg.set_content(text_body(n))
+        msg["X-Modelwatch-Route"] = one_line(n.route.name)
+        msg.set_content(text_body(n).encode("utf-8", "replace").decode("utf-8"))
         return msg
 
     def send(self, notification: Notification) -> None:

@@ -1,4 +1,8 @@
-"""Log/console sink: one coloured block per notification (rich)."""
+"""Log/console sink: one coloured block per notification (rich).
+
+Alert text is printed as :class:`~rich.text.Text`, never parsed as console markup, so a
+feature called ``[bold red]x[/]`` prints as written and cannot break the sink.
+"""
 
 from __future__ import annotations
 
@@ -32,5 +36,5 @@ class LogSink:
         self.console.print(Text(title(notification), style="bold"))
         for a in notification.alerts:
             self.console.print(alert_text(a))
-            self.console.print(f"    {a['summary']}  (fired {iso(a['fired_at_ms'])})",
-                               style="dim")
+            self.console.print(Text(f"    {a['summary']}  (fired {iso(a['fired_at_ms'])})",
+                                    style="dim"))

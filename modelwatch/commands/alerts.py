@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alerting.durations import format_duration_ms, parse_duration_ms
-from alerting.silences import Silence, SilenceStore
+from alerting.silences import Silence, SilenceStore, silence_key
 from alerting.sinks.base import iso
 from alerting.sinks.log import alert_text
 from schemas.codec import DecodeError, default_codec
@@ -84,11 +84,11 @@ def _read_silences(kafka: KafkaConfig, topic: str) -> SilenceStore:
         if rec.key is None:
             continue
         if rec.value is None:
-            store.apply(rec.key.decode(), None)
+            store.apply(silence_key(rec.key), None)
             continue
         try:
             store.apply(
-                rec.key.decode(),
+                silence_key(rec.key),
                 Silence.from_record(codec.decode(rec.value, expect=("Silence",)).record),
             )
         except DecodeError:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 
 import typer
 from rich.console import Console
 
 from modelwatch.broker import EmbeddedBroker
+from modelwatch.lifetime import stop_on_signals
 from modelwatch.settings import load_settings
 from schemas.kafka import create_topics, wait_until_answers
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         """Run the embedded Kafka-compatible broker (Tansu) on loopback until Ctrl-C."""
         settings = load_settings()
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop_on_signals(stop)  # SIGTERM, and SIGHUP when the terminal closes
         with EmbeddedBroker(port=port, partitions=partitions, topics=settings.topics) as b:
             console.print(f"[green]broker ready[/] at {b.bootstrap} ({partitions} partitions); "
                           "clients: MODELWATCH_PROFILE=embedded")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,6 +28,77 @@ def _stop_event() -> threading.Event:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     return stop
+
+
+def replay_spec(
+    id_col: str | None,
+    time_col: str | None,
+    prediction_col: str | None,
+    label_col: str | None,
+    label_delay: float,
+    latency_col: str | None,
+    features: str | None,
+    task: str = "auto",
+) -> Any:
+    """The ``ReplaySpec`` of the replay column options (shared by ``replay`` and ``backtest``)."""
+    from producers.replay import ReplaySpec
+
+    return ReplaySpec(
+        task=task,
+        id_col=id_col,
+        time_col=time_col,
+        prediction_col=prediction_col,
+        label_col=label_col,
+        label_delay_s=label_delay,
+        features=[f.strip() for f in features.split(",") if f.strip()] if features else None,
+        latency_col=latency_col,
+    )
+
+
+def replay_with_progress(
+    kafka: Any,
+    topics: Any,
+    model: str,
+    version: str,
+    data: Path,
+    spec: Any,
+    *,
+    rate: float = 0.0,
+    chunk_rows: int = 50_000,
+    stop: threading.Event | None = None,
+) -> tuple[Any, Any, int]:
+    """Replay ``data`` through the SDK with a progress bar; returns (ReplayStats, the
+    publisher, records left unacknowledged). Raises ``ReplayError`` on a bad table."""
+    from producers.replay import count_rows
+    from producers.replay import replay as run_replay
+    from producers.sdk import ModelwatchPublisher
+
+    stop = stop or threading.Event()
+    total = count_rows(data)
+    with (
+        ModelwatchPublisher(kafka, model, version, topics=topics) as pub,
+        Progress(
+            TextColumn("[bold]replay[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress,
+    ):
+        task = progress.add_task(data.name, total=total, speed="")
+
+        def on_progress(s: Any) -> None:
+            rows, wall = s.rows, max(s.wall_s, 1e-9)
+            progress.update(task, completed=rows, speed=f"{rows / wall:,.0f} rows/s")
+
+        stats = run_replay(
+            pub, data, spec, rate=rate, chunk_rows=chunk_rows, on_progress=on_progress,
+            should_stop=stop.is_set,
+        )  # fmt: skip
+        left = pub.flush(60)
+    return stats, pub, left
 
 
 def register(app: typer.Typer) -> None:
@@ -121,57 +193,22 @@ def register(app: typer.Typer) -> None:
         bootstrap: str = typer.Option(None, envvar="MODELWATCH_BOOTSTRAP", help="Kafka servers"),
     ) -> None:
         """Publish a table's rows as prediction (and label) events, keeping its timestamps."""
-        from producers.replay import ReplayError, ReplaySpec, count_rows
-        from producers.replay import replay as run_replay
-        from producers.sdk import ModelwatchPublisher
+        from producers.replay import ReplayError
 
         settings = load_settings(bootstrap=bootstrap) if bootstrap else load_settings()
         if task not in ("auto", "classification", "regression"):
             raise typer.BadParameter(f"--task {task!r}: auto, classification or regression")
-        spec = ReplaySpec(
-            task=task,
-            id_col=id_col,
-            time_col=time_col,
-            prediction_col=prediction_col,
-            label_col=label_col,
-            label_delay_s=label_delay,
-            features=[f.strip() for f in features.split(",") if f.strip()] if features else None,
-            latency_col=latency_col,
+        spec = replay_spec(
+            id_col, time_col, prediction_col, label_col, label_delay, latency_col, features, task
         )
-        stop = _stop_event()
-        total = count_rows(data)
-        with (
-            ModelwatchPublisher(settings.kafka, model, version, topics=settings.topics) as pub,
-            Progress(
-                TextColumn("[bold]replay[/] {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[speed]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            ) as progress,
-        ):
-            task = progress.add_task(data.name, total=total, speed="")
-
-            def on_progress(s: object) -> None:
-                rows, wall = s.rows, max(s.wall_s, 1e-9)  # type: ignore[attr-defined]
-                progress.update(task, completed=rows, speed=f"{rows / wall:,.0f} rows/s")
-
-            try:
-                stats = run_replay(
-                    pub,
-                    data,
-                    spec,
-                    rate=rate,
-                    chunk_rows=chunk_rows,
-                    on_progress=on_progress,
-                    should_stop=stop.is_set,
-                )
-            except ReplayError as exc:
-                console.print(f"[red]replay error:[/] {exc}")
-                raise typer.Exit(2) from None
-            left = pub.flush(60)
+        try:
+            stats, pub, left = replay_with_progress(
+                settings.kafka, settings.topics, model, version, data, spec,
+                rate=rate, chunk_rows=chunk_rows, stop=_stop_event(),
+            )  # fmt: skip
+        except ReplayError as exc:
+            console.print(f"[red]replay error:[/] {exc}")
+            raise typer.Exit(2) from None
         console.print(
             f"[green]done[/] {stats.rows:,} rows -> {stats.predictions:,} predictions, "
             f"{stats.labels:,} labels in {stats.wall_s:.1f}s; published {pub.published}; "

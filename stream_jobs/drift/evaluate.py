@@ -6,7 +6,8 @@ Per reference feature with at least ``min_sample`` values in the window: the sel
 test (see :mod:`stream_jobs.drift.selection`); p-values of all features are adjusted
 together by Benjamini–Hochberg; the drift share is the fraction of judged features that
 drifted, and the dataset drifts at ``drift_share >= drift_share_threshold``. The
-prediction is judged on its own (not in the share, not in the BH family). Data-quality
+prediction's test joins the same BH family (every p-value test of a window is adjusted
+together) but not the drift share. Data-quality
 checks (missing-rate rise, out-of-range share, unseen-category share, type violations)
 run per reference feature with enough events. A value of the wrong kind (a categorical
 feature arriving as numbers, or the reverse) is one type violation of that feature: it is
@@ -39,7 +40,8 @@ from typing import Any
 from schemas.detection import Detection, DetectionKind
 from stream_jobs.drift.bh import benjamini_hochberg
 from stream_jobs.drift.config import DriftConfig
-from stream_jobs.drift.selection import TESTS, choose_test
+from stream_jobs.drift.result import TestResult
+from stream_jobs.drift.selection import TESTS, choose_test, confirming_test
 from stream_jobs.reference.view import ReferenceColumn, ReferenceView
 from stream_jobs.windows.categorical import CategoricalPartial
 from stream_jobs.windows.numeric import NumericPartial
@@ -101,6 +103,32 @@ def _n_values(p: Partial) -> int:
     return p.n if isinstance(p, NumericPartial) else p.count - p.missing
 
 
+@dataclass
+class _Judged:
+    """One subject's test; ``confirm`` is the p-value test behind a distance verdict."""
+
+    column: str
+    test: str
+    threshold: float
+    result: TestResult
+    confirm: TestResult | None = None
+    adjusted: float | None = None  # the family-adjusted p-value (of confirm for distances)
+
+    @property
+    def raw_p(self) -> float | None:
+        return self.result.p_value if self.confirm is None else self.confirm.p_value
+
+    @property
+    def value(self) -> float:
+        return self.adjusted if self.result.p_value is not None else self.result.statistic  # type: ignore[return-value]
+
+    def drifted(self, alpha: float) -> bool:
+        if self.result.p_value is not None:
+            return bool(self.adjusted is not None and self.adjusted <= self.threshold)
+        confirmed = self.adjusted is None or self.adjusted <= alpha
+        return bool(self.result.statistic >= self.threshold and confirmed)
+
+
 class _Judge:
     def __init__(self, w: WindowPartial, ref: ReferenceView, config: DriftConfig) -> None:
         self.w, self.ref, self.config = w, ref, config
@@ -119,12 +147,16 @@ class _Judge:
             )
         )  # fmt: skip
 
-    def test(self, col: ReferenceColumn, cur: Partial, name: str) -> tuple[str, float, Any]:
+    def test(self, col: ReferenceColumn, cur: Partial, name: str) -> _Judged:
         test, threshold = choose_test(
             col.kind, col.unique, col.n, _n_values(cur), self.config,
             self.config.override(self.w.model, name),
         )  # fmt: skip
-        return test, threshold, TESTS[test](col, cur)
+        r = TESTS[test](col, cur)
+        confirm = None
+        if r.p_value is None and self.config.confirm_distances:
+            confirm = TESTS[confirming_test(test, col.kind, col.unique, self.config)](col, cur)
+        return _Judged(name, test, threshold, r, confirm)
 
     def quality(self, name: str, col: ReferenceColumn, cur: Partial | None) -> None:
         c = self.config
@@ -165,26 +197,25 @@ class _Judge:
 
     def run(self) -> tuple[list[dict[str, Any]], float | None, bool]:
         c = self.config
-        judged: list[tuple[str, str, float, Any]] = []
+        judged: list[_Judged] = []
         for name, col in self.ref.columns.items():
             cur = _partial_of(self.w, name, col.kind)
             self.quality(name, col, cur)
             if cur is None or _n_values(cur) < c.min_sample or col.n == 0:
                 continue
-            judged.append((name, *self.test(col, cur, name)))
-        raw = [r.p_value for _, _, _, r in judged if r.p_value is not None]
+            judged.append(self.test(col, cur, name))
+        pred = self.prediction_test()
+        # one family: every p-value of the window (features, prediction, and the p-values
+        # confirming distance verdicts) is adjusted together
+        family = judged + ([pred] if pred is not None else [])
+        raw = [j.raw_p for j in family if j.raw_p is not None]
         adjusted = iter(benjamini_hochberg(raw).tolist() if c.benjamini_hochberg else raw)
-        verdicts: list[dict[str, Any]] = []
-        drifted_n = 0
-        for name, test, threshold, r in judged:
-            p = next(adjusted) if r.p_value is not None else None
-            drifted = p <= threshold if p is not None else r.statistic >= threshold
-            drifted_n += drifted
-            verdicts.append(self.verdict(name, test, threshold, r, p, drifted))
-            self.detection(
-                DetectionKind.FEATURE_DRIFT, name, test, p if p is not None else r.statistic,
-                threshold, drifted, statistic=r.statistic, p_value=r.p_value,
-            )  # fmt: skip
+        for j in family:
+            j.adjusted = next(adjusted) if j.raw_p is not None else None
+        verdicts = [self.verdict(j) for j in family]
+        drifted_n = sum(j.drifted(c.alpha) for j in judged)
+        for j in judged:
+            self.judged_detection(DetectionKind.FEATURE_DRIFT, j.column, j)
         share = drifted_n / len(judged) if judged else None
         dataset = share is not None and share >= c.drift_share_threshold
         if share is not None:
@@ -192,31 +223,35 @@ class _Judge:
                 DetectionKind.DATASET_DRIFT, "dataset", "drift_share", share,
                 c.drift_share_threshold, dataset, judged=len(judged), drifted=drifted_n,
             )  # fmt: skip
-        self.prediction(verdicts)
+        if pred is not None:
+            self.judged_detection(DetectionKind.PREDICTION_DRIFT, PREDICTION_SUBJECT, pred)
         return verdicts, share, dataset
 
-    def prediction(self, verdicts: list[dict[str, Any]]) -> None:
-        col, cur = self.ref.prediction, self.w.prediction
-        if col is None or cur is None or col.n == 0 or _n_values(cur) < self.config.min_sample:
-            return
-        if (col.kind == NUMERIC) != isinstance(cur, NumericPartial):
-            return
-        test, threshold, r = self.test(col, cur, PREDICTION_SUBJECT)
-        drifted = r.p_value <= threshold if r.p_value is not None else r.statistic >= threshold
-        verdicts.append(self.verdict(PREDICTION, test, threshold, r, r.p_value, drifted))
+    def judged_detection(self, kind: str, subject: str, j: _Judged) -> None:
+        extra = {} if j.confirm is None else {
+            "confirm_test": j.confirm.test, "confirm_p_value": j.adjusted,
+        }  # fmt: skip
         self.detection(
-            DetectionKind.PREDICTION_DRIFT, PREDICTION_SUBJECT, test,
-            r.p_value if r.p_value is not None else r.statistic, threshold, drifted,
-            statistic=r.statistic, p_value=r.p_value,
+            kind, subject, j.test, j.value, j.threshold, j.drifted(self.config.alpha),
+            statistic=j.result.statistic, p_value=j.result.p_value, **extra,
         )  # fmt: skip
 
-    @staticmethod
-    def verdict(column: str, test: str, threshold: float, r: Any, p: float | None,
-                drifted: bool) -> dict[str, Any]:  # fmt: skip
+    def prediction_test(self) -> _Judged | None:
+        col, cur = self.ref.prediction, self.w.prediction
+        if col is None or cur is None or col.n == 0 or _n_values(cur) < self.config.min_sample:
+            return None
+        if (col.kind == NUMERIC) != isinstance(cur, NumericPartial):
+            return None
+        j = self.test(col, cur, PREDICTION_SUBJECT)
+        j.column = PREDICTION
+        return j
+
+    def verdict(self, j: _Judged) -> dict[str, Any]:
+        r = j.result
         return {
-            "column": column, "test": test, "statistic": float(r.statistic),
-            "p_value": None if p is None else float(p), "threshold": float(threshold),
-            "drifted": bool(drifted),
+            "column": j.column, "test": j.test, "statistic": float(r.statistic),
+            "p_value": None if r.p_value is None else float(j.adjusted),  # type: ignore[arg-type]
+            "threshold": float(j.threshold), "drifted": j.drifted(self.config.alpha),
         }  # fmt: skip
 
 

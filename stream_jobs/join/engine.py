@@ -214,6 +214,7 @@ class LabelEngine:
         self.store = VersionedStore(store)  # every value sealed with the state codec
         self.drift = drift or DriftConfig()
         self.references: dict[tuple[str, str], ReferenceView] = {}
+        self._regression: dict[str, bool] = {}  # task="auto": decided once per model
         self.catalogs: dict[int, Catalog] = {}
         self._cid: dict[tuple[str, str], int] = {}
         self.windows: dict[tuple[int, int], WindowPerformance] = {}
@@ -830,7 +831,19 @@ class LabelEngine:
         task = self.config.task_for(model)
         if task != "auto":
             return task == "regression"
-        return all(x is None for x in label_classes)
+        decided = self._regression.get(model)
+        if decided is None:  # once per model, so the task never flips mid-stream
+            from_ref = self._reference_is_regression(model)
+            decided = all(x is None for x in label_classes) if from_ref is None else from_ref
+            self._regression[model] = decided
+        return decided
+
+    def _reference_is_regression(self, model: str) -> bool | None:
+        """What the model's reference says its task is (its performance metrics), if any."""
+        for (m, _), ref in sorted(self.references.items(), key=lambda kv: kv[0][1]):
+            if m == model and ref.performance:
+                return "accuracy" not in ref.performance and "mae" in ref.performance
+        return None
 
     def _classification_pieces(
         self, cat: Catalog, rows: np.ndarray, lv: np.ndarray, lcs: list[str | None]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from datasketches import kll_doubles_sketch
 
+from stream_jobs.reference.kll_check import check_kll
 from stream_jobs.windows.categorical import OTHER
 from stream_jobs.windows.spec import PREDICTION, PartialSpec
 
@@ -39,6 +40,8 @@ class ReferenceColumn:
         self.max: float | None = rec.get("max")
         self.unique: int = int(rec.get("unique") or 0)
         raw = rec.get("kll_sketch")
+        if raw:
+            check_kll(raw)  # deserialize trusts its input: corrupt bytes can crash the process
         self.sketch = kll_doubles_sketch.deserialize(raw) if raw else None
         self.categories: dict[str, int] = dict(rec.get("categories") or {})
 

@@ -120,6 +120,7 @@ def alert_event(fp: str = "fp-1", status: str = "firing", severity: str = "criti
         "window_start_ms": None, "window_end_ms": None, "detected_at_ms": fired,
         "fired_at_ms": fired,
         "resolved_at_ms": fired + 1000 if status == "resolved" else None,
+        "event_time_ms": fired + 1000 if status == "resolved" else fired,
         "summary": f"{model} receives no traffic", "runbook_url": "https://runbooks.example.org/x",
         "labels": {"team": "ds"},
     }

@@ -38,10 +38,13 @@ POLICY = build_policy({
 })
 
 
+LIVE_MS = 1_000_000  # the wall clock's start: detections at this event time are live
+
+
 def det(kind: str = "feature_drift", subject: str = "age", active: bool = True,
-        value: float = 0.3, model: str = "churn") -> Detection:
+        value: float = 0.3, model: str = "churn", at: int = LIVE_MS) -> Detection:
     return Detection(model=model, kind=kind, subject=subject, detector="psi", value=value,
-                     threshold=0.2, event_time_ms=42, active=active)
+                     threshold=0.2, event_time_ms=at, active=active)
 
 
 def statuses(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -71,7 +74,7 @@ def test_pending_for_then_firing_once_then_deduplicated(clock: Clock) -> None:
     # the record matches the AlertEvent schema
     payload = default_codec().encode("AlertEvent", fired)
     assert default_codec().decode(payload).record["alert_id"] == fired["alert_id"]
-    assert fastavro.validate(fired, default_codec().schema(5))
+    assert fastavro.validate(fired, default_codec().schema(default_codec().schema_id("AlertEvent")))
 
 
 def test_pending_fires_on_tick_without_new_observation(clock: Clock) -> None:

@@ -48,11 +48,13 @@ def _cat(rng: np.random.Generator, n: int, p: np.ndarray = P) -> CategoricalPart
     return c
 
 
-def test_ks_false_verdict_rate_near_alpha_and_power_at_half_sigma(num_ref) -> None:
+def test_ks_false_verdict_rate_at_most_alpha_and_power_at_half_sigma(num_ref) -> None:
+    # the p-value is that of D minus both sketches' rank-error bound: conservative, so
+    # sketch quantisation never lifts the false-verdict rate above alpha
     rng = np.random.default_rng(0)
     runs = 300
     fp = sum(ks_test(num_ref, _num(rng.normal(size=500))).p_value < 0.05 for _ in range(runs))
-    assert 0.01 <= fp / runs <= 0.09, fp / runs
+    assert fp / runs <= 0.05, fp / runs
     hits = sum(ks_test(num_ref, _num(rng.normal(0.5, 1, 200))).p_value < 0.05 for _ in range(100))
     assert hits >= 95
 
@@ -157,11 +159,11 @@ def test_benjamini_hochberg_matches_definition_and_controls_fdr() -> None:
 
 def test_selection_follows_evidently_and_overrides() -> None:
     c = DriftConfig(feature_tests={"age": FeatureTest(test="psi", threshold=0.2)})
-    assert choose_test("numeric", 100, 50_000, 1_000, c) == ("ks", 0.05)
+    assert choose_test("numeric", 100, 50_000, 1_000, c) == ("ks", 0.01)
     assert choose_test("numeric", 100, 50_000, 1_001, c) == ("wasserstein", 0.1)
-    assert choose_test("numeric", 100, 800, 50_000, c) == ("ks", 0.05)  # small reference
-    assert choose_test("numeric", 4, 50_000, 500, c) == ("chisquare", 0.05)
+    assert choose_test("numeric", 100, 800, 50_000, c) == ("ks", 0.01)  # small reference
+    assert choose_test("numeric", 4, 50_000, 500, c) == ("chisquare", 0.01)
     assert choose_test("categorical", 4, 50_000, 5_000, c) == ("jensenshannon", 0.1)
     assert choose_test("numeric", 100, 50_000, 5_000, c, c.override("m", "age")) == ("psi", 0.2)
     bad = FeatureTest(test="ks")
-    assert choose_test("categorical", 4, 50_000, 500, c, bad) == ("chisquare", 0.05)
+    assert choose_test("categorical", 4, 50_000, 500, c, bad) == ("chisquare", 0.01)

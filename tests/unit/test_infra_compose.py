@@ -148,10 +148,20 @@ def test_alertmanager_target_and_grafana_datasource_match_services() -> None:
     prom = yaml.safe_load((PROM / "prometheus.yml").read_text())
     (target,) = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     host, port = target.split(":")
-    assert host in s and f"{port}:{port}" in s[host]["ports"]
+    assert host in s and f"127.0.0.1:{port}:{port}" in s[host]["ports"]
     assert env(s["notifier"])["ALERTMANAGER_URL"] == f"http://{host}:{port}"
-    assert "9090:9090" in s["prometheus"]["ports"]
-    assert "3000:3000" in s["grafana"]["ports"]
+    assert "127.0.0.1:9090:9090" in s["prometheus"]["ports"]
+    assert "127.0.0.1:3000:3000" in s["grafana"]["ports"]
+
+
+def test_safe_defaults_loopback_ports_no_lifecycle_api_no_anonymous_admin() -> None:
+    s = services()
+    published = [(name, p) for name, svc in s.items() for p in svc.get("ports", [])]
+    assert published and all(str(p).startswith("127.0.0.1:") for _, p in published), published
+    assert not any("lifecycle" in str(arg) for arg in s["prometheus"]["command"])
+    grafana = env(s["grafana"])
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
 
 
 def test_every_bind_mounted_path_exists() -> None:

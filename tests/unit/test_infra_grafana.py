@@ -189,7 +189,7 @@ def test_provisioning_matches_compose_mounts() -> None:
     assert source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
     assert "prometheus" in compose["services"]
-    assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+    assert "127.0.0.1:9090:9090" in compose["services"]["prometheus"]["ports"]
 
 
 def test_job_names_are_set_at_generation_time(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from stream_jobs.label_restore import LabelRestore
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.pipeline_metrics import PipelineMetrics
+from stream_jobs.reference_feed import ReferenceMetrics
 from stream_jobs.sender import SenderMetrics
 from stream_jobs.state.metrics import StateMetrics
 from tests.support.catalogue_check import disagreements
@@ -102,6 +103,9 @@ def worker_registry() -> tuple[CollectorRegistry, dict[str, object]]:
     sender = SenderMetrics(reg)
     sender.dead_lettered.labels("t").inc()
     sender.retries.labels("t").inc()
+    references = ReferenceMetrics(reg)
+    references.references.labels("loaded").inc()
+    references.feed_up.set(1)
     caps = golden.caps
     caps.forget("ghost")
     for i in range(caps.config.error_types + 1):  # one past the cap: the capped counter
@@ -122,6 +126,8 @@ def test_alerting_collectors_and_catalogue_agree_both_ways() -> None:
     ev.detections.labels("fired").inc()
     ev.events.labels("firing", "major").inc()
     ev.retrains.labels("m").inc()
+    ev.silences.labels("ok").inc()
+    ev.tick_errors.inc()
     text = generate_latest(ev_reg).decode()
     assert disagreements(text, {catalogue.EVALUATOR, catalogue.PROCESS}) == []
     no_reg = process_registry()
@@ -129,6 +135,7 @@ def test_alerting_collectors_and_catalogue_agree_both_ways() -> None:
     nm.notifications.labels("log", "delivered").inc()
     nm.dead_letters.labels("log").inc()
     nm.attempts.labels("log").inc()
+    nm.rejected.labels("decode").inc()
     text = generate_latest(no_reg).decode()
     assert disagreements(text, {catalogue.NOTIFIER, catalogue.PROCESS}) == []
 
