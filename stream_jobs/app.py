@@ -173,6 +173,8 @@ class WorkerLoop:
                 if (q.records[0].topic == state_topic) != is_state:
                     break
                 chunk.append(q.records.popleft())
+            if is_state:
+                chunk = [self._owned_key(r) for r in chunk]
             kept = await self.sender.send(chunk)
             if kept:
                 q.records.extendleft(reversed(kept))
@@ -182,6 +184,14 @@ class WorkerLoop:
             q.unacknowledged = False
             stage.acknowledge()
         return not q.records
+
+    def _owned_key(self, rec: Outgoing) -> Outgoing:
+        """State keys carry the consumer group: two applications (or test runs) sharing a
+        cluster never restore each other's partitions."""
+        prefix = f"{self.config.group_id}/".encode()
+        if rec.key is None or rec.key.startswith(prefix):
+            return rec
+        return Outgoing(rec.topic, prefix + rec.key, rec.value)
 
     async def tick(self, now_s: float) -> bool:
         """Poll the stages and send; True when every stage's output is stored (a complete
@@ -278,11 +288,13 @@ class WorkerLoop:
     async def _restore(self, keys: list[str]) -> dict[str, bytes]:
         for attempt in range(3):
             try:
+                prefix = f"{self.config.group_id}/"
                 restored, read = await asyncio.to_thread(
-                    read_latest, self.config.kafka, self.config.topics.worker_state, keys
-                )
+                    read_latest, self.config.kafka, self.config.topics.worker_state,
+                    [prefix + k for k in keys],
+                )  # fmt: skip
                 self.state_metrics.changelog_records_read.inc(read)
-                return restored
+                return {k.removeprefix(prefix): v for k, v in restored.items()}
             except Exception:
                 log.exception("reading the state changelog failed (attempt %d)", attempt + 1)
                 await asyncio.sleep(1.0)

@@ -1,4 +1,5 @@
-"""The worker-state changelog: snapshots of per-partition state, keyed ``<stage>/<partition>``.
+"""The worker-state changelog: snapshots of per-partition state, keyed
+``<consumer group>/<stage>/<partition>`` (the worker loop adds the group).
 
 Writing is an ordinary outgoing record (:func:`state_record`), sent by the worker loop after
 the outputs the snapshot accounts for. Reading (:func:`read_latest`) happens when partitions
