@@ -120,8 +120,8 @@ class WorkerLoop:
         """Wait while a rebalance is under way (``tp``'s state may be being restored);
         False if ``tp`` is not ours once it has settled (the record is left unacknowledged
         for its owner)."""
-        if tp in self.active or (tp.topic not in self.state_topics and self.settled.is_set()):
-            return True  # (labels wait too while predictions' state is restored)
+        if tp.topic not in self.state_topics or tp in self.active:
+            return True
         deadline = time.monotonic() + READY_TIMEOUT_S
         while tp not in self.active and time.monotonic() < deadline:
             if self.app.should_stop or (self.settled.is_set() and tp not in self.active):
@@ -166,7 +166,9 @@ class WorkerLoop:
         the deadline; True when it is empty and the stage was told."""
         q = self.queues[stage.name]
         state_topic = self.config.topics.worker_state
-        while q.records and time.monotonic() < deadline:
+        first = True  # one chunk per stage and tick whatever the budget: none starves
+        while q.records and (first or time.monotonic() < deadline):
+            first = False
             is_state = q.records[0].topic == state_topic
             chunk: list[Outgoing] = []
             while q.records and len(chunk) < self.sender.chunk:
