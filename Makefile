@@ -16,8 +16,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modelwatch demo
 
+# two processes, each with its own embedded broker; a test file stays in one process
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
