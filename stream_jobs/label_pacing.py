@@ -19,6 +19,13 @@ they are fetched again on resume, whereas Faust silently skips records of partit
 removes from that set in the middle of a batch. Nothing is skipped or dropped; the
 waiting record is handled once its predictions have been read (or the prediction
 partition is caught up, or idle: see ``InStep``).
+
+Two waits come before that gate, both while a rebalance moves state: the label partition's
+join state being rebuilt (:meth:`hold` / :meth:`release`, ``label_restore``), and its
+prediction partition's stage state being restored by the worker loop (its prediction
+records wait in the meantime, so labels read then would all run ahead of them). The idle
+time that finally lets labels go counts from when the prediction partition became
+readable, not from when a label first looked.
 """
 
 from __future__ import annotations
