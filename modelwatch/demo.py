@@ -49,6 +49,18 @@ def demo_max_ahead_s(speedup: float, simulator_s: float) -> float:
     return InputRules().max_ahead_s + max(0.0, speedup - 1.0) * simulator_s
 
 
+def worker_env(
+    base: dict[str, str], metrics_port: int, speedup: float, simulator_s: float
+) -> dict[str, str]:
+    """The demo worker's environment: simulated event time runs ahead of the wall clock,
+    so the worker accepts it for the whole run of the simulator."""
+    return {
+        **base,
+        "MODELWATCH_METRICS_PORT": str(metrics_port),
+        "MODELWATCH_INPUT_RULES__MAX_AHEAD_S": str(demo_max_ahead_s(speedup, simulator_s)),
+    }
+
+
 def _port_free(port: int) -> bool:
     import socket
 
@@ -138,13 +150,11 @@ def run_demo(
         publish_reference(broker.kafka, simulated_reference(plan, model), topics)
         console.print(f"[green]reference[/] published for {model} (baseline traffic profile)")
         simulator_s = duration_s or SIMULATOR_DEFAULT_S
-        worker_env = {
-            **env,
-            "MODELWATCH_METRICS_PORT": str(metrics_port),
-            # simulated event time runs ahead of the wall clock: accept it for the whole run
-            "MODELWATCH_INPUT_RULES__MAX_AHEAD_S": str(demo_max_ahead_s(speedup, simulator_s)),
-        }
-        children.append(Child("worker", ["worker"], worker_env, log_dir))
+        children.append(
+            Child(
+                "worker", ["worker"], worker_env(env, metrics_port, speedup, simulator_s), log_dir
+            )
+        )
         for name, args in optional_children(notifier_port):
             children.append(Child(name, args, env, log_dir))
         children.append(
