@@ -12,15 +12,15 @@ already fetched, and a backlog of small label batches arrives whole in the first
 (measured: 40-90 % of a 180k-label backlog joined as early labels). The gate alone lets
 Faust keep fetching labels into the stream buffer; once that buffer is full Faust's
 fetcher blocks on it, for *every* topic, and the predictions the gate waits for stop
-coming (a stall until ``max_wait_s``: 15 s by default, so that a stall of that kind,
-which the fetch pause below makes rare but cannot rule out for records already buffered,
-costs seconds, not a minute; labels released early wait on disk and still join).
-Pausing in aiokafka (in the consumer's own thread and loop, where its fetcher runs) and
-not in Faust's active-partition set matters: records aiokafka had buffered for a paused partition are dropped *without* moving its position, so
-they are fetched again on resume, whereas Faust silently skips records of partitions it
-removes from that set in the middle of a batch. Nothing is skipped or dropped; the
-waiting record is handled once its predictions have been read (or the prediction
-partition is caught up, or idle: see ``InStep``).
+coming (a stall until ``max_wait_s``: 15 s by default, so that a stall of that kind, which
+the fetch pause below makes rare but cannot rule out for records already buffered, costs
+seconds, not a minute; labels released early wait on disk and still join). Pausing in
+aiokafka (in the consumer's own thread and loop, where its fetcher runs) and not in
+Faust's active-partition set matters: records aiokafka had buffered for a paused partition
+are dropped *without* moving its position, so they are fetched again on resume, whereas
+Faust silently skips records of partitions it removes from that set in the middle of a
+batch. Nothing is skipped or dropped; the waiting record is handled once its predictions
+have been read (or the prediction partition is caught up, or idle: see ``InStep``).
 
 Two waits come before that gate, both while a rebalance moves state: the label partition's
 join state being rebuilt (:meth:`hold` / :meth:`release`, ``label_restore``), and its
