@@ -38,7 +38,7 @@ from stream_jobs.merge.protocol import PartialMerger, PartialRecord
 from stream_jobs.merge.votes import VOTE_KIND, decode_vote, load_votes, votes_state
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.reference.view import ReferenceView
-from stream_jobs.stage import StageBase, state_key
+from stream_jobs.stage import StageBase, key_partition, state_key
 from stream_jobs.state.changelog import state_record
 from stream_jobs.state.metrics import StateMetrics
 
@@ -197,6 +197,13 @@ class MergeStage(StageBase):
     def acknowledge(self) -> None:
         self._durable.update(self._handed)
         self._handed.clear()
+
+    def snapshot_refused(self, key: str) -> None:
+        """Not stored: the durable offset stays, and the partition counts as moved since
+        its last snapshot, so the next poll that is due snapshots it again."""
+        q = key_partition(key)
+        self._handed.pop(q, None)
+        self._snap_offset[q] = self._durable.get(q, -1)
 
     def durable_offset(self, topic: str, partition: int) -> int | None:
         return self._durable.get(partition, -1)
