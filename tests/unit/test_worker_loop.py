@@ -179,3 +179,30 @@ def test_a_snapshot_too_large_to_store_never_counts_as_stored() -> None:
         assert [r.topic for r in broker.stored] == ["out", "out", STATE]
 
     asyncio.run(go())
+
+
+def test_a_prediction_partition_is_restoring_until_its_state_is_read() -> None:
+    async def go() -> None:
+        preds = CONFIG.topics.predictions
+        loop = make(Broker(), [Stateful("a", preds, "out-a")])
+        loop._totals[preds] = 2
+        loop.app.conf = SimpleNamespace(broker_session_timeout=6.0)
+        seen: list[tuple[bool, bool]] = []
+
+        async def restore(keys: list[str]) -> dict[str, bytes]:
+            seen.append((loop.prediction_restoring(0), loop.settled.is_set()))
+            return {}
+
+        loop._restore = restore  # type: ignore[method-assign]
+        assert not loop.prediction_restoring(0) and loop.prediction_active_since(0) is None
+        await loop.on_assigned({TP(preds, 0), TP(CONFIG.topics.labels, 0)})
+        assert seen == [(True, False)]  # labels of partition 0 can tell, meanwhile
+        assert not loop.prediction_restoring(0)
+        since = loop.prediction_active_since(0)
+        assert since is not None
+        await loop.on_assigned({TP(preds, 0)})  # kept: active all along, same time
+        assert loop.prediction_active_since(0) == since
+        await loop.on_revoked({TP(preds, 0)})
+        assert loop.prediction_active_since(0) is None
+
+    asyncio.run(go())
