@@ -115,6 +115,7 @@ class WorkerLoop:
         self.memory: dict[str, set[int]] = {t: set() for t in self.state_topics}
         self._totals: dict[str, int] = {}
         self._send_lock = asyncio.Lock()
+        self._largest: dict[str, int] = {}  # per stage, for the snapshot-size log
         self.settled = asyncio.Event()  # no rebalance under way (clear until the first)
 
     # ---- records ---------------------------------------------------------------------
@@ -177,9 +178,15 @@ class WorkerLoop:
                 if (q.records[0].topic == state_topic) != is_state:
                     break
                 chunk.append(q.records.popleft())
+            refused: list[Outgoing] | None = None
             if is_state:
                 chunk = [self._owned_key(r) for r in chunk]
-            kept = await self.sender.send(chunk)
+                refused = []
+            kept = await self.sender.send(chunk, refused)
+            for rec in refused or ():
+                self._refused(stage, rec)
+            for rec in chunk if is_state else ():
+                self._note_size(stage.name, len(rec.value))
             if kept:
                 q.records.extendleft(reversed(kept))
                 log.warning("%s: %d records kept for the next tick", stage.name, len(kept))
@@ -188,6 +195,26 @@ class WorkerLoop:
             q.unacknowledged = False
             stage.acknowledge()
         return not q.records
+
+    def _refused(self, stage: Stage, rec: Outgoing) -> None:
+        """A snapshot was not stored: it must not count as saved (the stage keeps the
+        partition's commits where they were and snapshots it again)."""
+        key = (rec.key or b"").decode(errors="replace")
+        key = key.removeprefix(f"{self.config.group_id}/")
+        self.state_metrics.refused.labels(stage.name).inc()
+        log.error("%s: snapshot %s of %d bytes not stored: its input stays uncommitted",
+                  stage.name, key, len(rec.value))  # fmt: skip
+        try:
+            stage.snapshot_refused(key)
+        except Exception:  # a stage bug must not stop the loop; nothing was acknowledged
+            log.exception("%s.snapshot_refused failed", stage.name)
+
+    def _note_size(self, stage: str, size: int) -> None:
+        """Log a stage's snapshot size each time it doubles the largest seen (growth shows
+        in the log without one line per snapshot)."""
+        if size >= 2 * self._largest.get(stage, 32_768):
+            self._largest[stage] = size
+            log.warning("%s: largest state snapshot so far: %d bytes", stage, size)
 
     def _owned_key(self, rec: Outgoing) -> Outgoing:
         """State keys carry the consumer group: two applications (or test runs) sharing a
