@@ -92,6 +92,8 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "label": ("error_type", "version"),
     "python_version": ("3.11.2",),
     "reason": ("overflow",),
+    "stage": ("drift", "merge", "labels"),
+    "complete": ("true", "false"),
 }
 BUILDERS = {"counter": catalogue.counter, "gauge": catalogue.gauge,
             "histogram": catalogue.histogram}  # fmt: skip
