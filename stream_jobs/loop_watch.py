@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("modelwatch.loop_watch")
 
@@ -22,10 +23,9 @@ def install_from_env() -> None:
         install(float(raw) / 1000.0)
 
 
-def install(threshold_s: float) -> None:
+def install(threshold_s: float) -> Callable[[], None]:
+    """Watch every loop step from now on; returns the function that stops watching."""
     handle_cls = asyncio.events.Handle
-    if getattr(handle_cls, "_modelwatch_watched", False):
-        return
     original = handle_cls._run
 
     def _run(self: asyncio.events.Handle) -> None:
@@ -39,4 +39,8 @@ def install(threshold_s: float) -> None:
             log.warning("event loop held %.3f s by %s", took, what[:400])
 
     handle_cls._run = _run  # type: ignore[method-assign]
-    handle_cls._modelwatch_watched = True  # type: ignore[attr-defined]
+
+    def uninstall() -> None:
+        handle_cls._run = original  # type: ignore[method-assign]
+
+    return uninstall
