@@ -53,6 +53,7 @@ from stream_jobs.state.metrics import StateMetrics
 log = logging.getLogger("modelwatch.worker")
 TICK_BUDGET_S = 0.5  # sending time per output tick; the rest waits for the next tick
 READY_TIMEOUT_S = 120.0
+SLOW_POLL_S = 0.2  # a stage poll longer than this is logged (it holds the event loop)
 
 
 @dataclass
@@ -207,11 +208,17 @@ class WorkerLoop:
             for stage in self.stages:
                 q = self.queues[stage.name]
                 if not q.records and not q.unacknowledged:
+                    started = time.perf_counter()
                     try:
                         out = stage.poll(now_s)
                     except Exception:  # a stage bug must not stop the loop
                         log.exception("%s.poll failed", stage.name)
                         out = []
+                    took = time.perf_counter() - started
+                    if took > SLOW_POLL_S:  # it held the event loop that long
+                        log.warning("%s.poll held the event loop %.3f s (%d records, %d bytes)",
+                                    stage.name, took, len(out),
+                                    sum(len(r.value or b"") for r in out))  # fmt: skip
                     if out:
                         q.records.extend(out)
                         q.unacknowledged = True
