@@ -24,10 +24,41 @@ from producers.simulator.scenario import Scenario
 from schemas.codec import DecodeError, default_codec
 from schemas.kafka import KafkaConfig, follow
 from schemas.topics import TopicNames
+from stream_jobs.input_rules import InputRules
 
 console = Console()
 DEMO_POLICY = Path(__file__).resolve().parent / "demo_policy.yaml"
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "producers" / "scenarios" / "default.yaml"
+
+
+SIMULATOR_DEFAULT_S = 24 * 3600.0  # how long the simulator runs without --duration
+
+
+def demo_max_ahead_s(speedup: float, simulator_s: float) -> float:
+    """The worker's ``input_rules.max_ahead_s`` for a demo: the simulator's event time starts
+    at the wall clock and runs ``speedup`` times faster, so it leads the wall clock by
+    ``(speedup - 1) * elapsed``. The production bound (15 min) is left after ~31 s at 30x,
+    and every later record was dead-lettered as "ahead of the worker clock": the demo went
+    blind before its concept drift. The bound covers the whole run, plus the default.
+
+    >>> demo_max_ahead_s(30.0, 150.0)
+    5250.0
+    >>> demo_max_ahead_s(1.0, 150.0) == InputRules().max_ahead_s
+    True
+    """
+    return InputRules().max_ahead_s + max(0.0, speedup - 1.0) * simulator_s
+
+
+def worker_env(
+    base: dict[str, str], metrics_port: int, speedup: float, simulator_s: float
+) -> dict[str, str]:
+    """The demo worker's environment: simulated event time runs ahead of the wall clock,
+    so the worker accepts it for the whole run of the simulator."""
+    return {
+        **base,
+        "MODELWATCH_METRICS_PORT": str(metrics_port),
+        "MODELWATCH_INPUT_RULES__MAX_AHEAD_S": str(demo_max_ahead_s(speedup, simulator_s)),
+    }
 
 
 def _port_free(port: int) -> bool:
@@ -118,9 +149,10 @@ def run_demo(
         model = plan.model or "churn-classifier"
         publish_reference(broker.kafka, simulated_reference(plan, model), topics)
         console.print(f"[green]reference[/] published for {model} (baseline traffic profile)")
+        simulator_s = duration_s or SIMULATOR_DEFAULT_S
         children.append(
             Child(
-                "worker", ["worker"], {**env, "MODELWATCH_METRICS_PORT": str(metrics_port)}, log_dir
+                "worker", ["worker"], worker_env(env, metrics_port, speedup, simulator_s), log_dir
             )
         )
         for name, args in optional_children(notifier_port):
@@ -137,7 +169,7 @@ def run_demo(
                     "--rate",
                     str(rate),
                     "--duration",
-                    str(duration_s or 24 * 3600),
+                    str(simulator_s),
                 ],
                 env,
                 log_dir,
