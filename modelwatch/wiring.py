@@ -95,7 +95,7 @@ def build_worker(settings: Settings) -> Worker:
         labels=True,
         state_metrics=state_metrics,
     )
-    pacer.install(worker.app)  # label partitions wait for their prediction partitions
+    pacer.install(worker.app, worker.loop)  # label partitions wait for their predictions
     # partitions another worker processed: their join state is rebuilt from the topics
     LabelRestore(labels, config.kafka.bootstrap, config.topics, default_codec(), registry).install(
         worker.app, pacer

@@ -143,6 +143,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _m("modelwatch_state_snapshot_bytes_total", "counter", "stage", "bytes",
        "Bytes of partition-state snapshots written to the worker-state changelog, by stage.",
        W, P),
+    _m("modelwatch_state_snapshots_refused_total", "counter", "stage", "",
+       "Partition-state snapshots the broker would not store (too large, unreachable): not "
+       "counted as saved, the partition's commits stay behind, the stage snapshots again.",
+       W, P),
     _m("modelwatch_merge_partials_total", "counter", "kind,outcome", "",
        "Records read by the merge stage, by kind and outcome (applied, marker, duplicate, "
        "late: after its window was final, dropped; skipped: replayed offset).", W, P),

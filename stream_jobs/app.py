@@ -112,9 +112,12 @@ class WorkerLoop:
         self.state_topics = {t for s in self.stages for t in s.state_topics}
         self.held: dict[TP, deque[tuple[int, Any]]] = {}
         self.active: set[TP] = set()  # assigned and restored: records may be handled
+        self.restoring: set[TP] = set()  # assigned, state being restored: records wait
+        self.active_since: dict[TP, float] = {}  # monotonic clock it last became active
         self.memory: dict[str, set[int]] = {t: set() for t in self.state_topics}
         self._totals: dict[str, int] = {}
         self._send_lock = asyncio.Lock()
+        self._largest: dict[str, int] = {}  # per stage, for the snapshot-size log
         self.settled = asyncio.Event()  # no rebalance under way (clear until the first)
 
     # ---- records ---------------------------------------------------------------------
@@ -177,9 +180,15 @@ class WorkerLoop:
                 if (q.records[0].topic == state_topic) != is_state:
                     break
                 chunk.append(q.records.popleft())
+            refused: list[Outgoing] | None = None
             if is_state:
                 chunk = [self._owned_key(r) for r in chunk]
-            kept = await self.sender.send(chunk)
+                refused = []
+            kept = await self.sender.send(chunk, refused)
+            for rec in refused or ():
+                self._refused(stage, rec)
+            for rec in chunk if is_state else ():
+                self._note_size(stage.name, len(rec.value))
             if kept:
                 q.records.extendleft(reversed(kept))
                 log.warning("%s: %d records kept for the next tick", stage.name, len(kept))
@@ -188,6 +197,26 @@ class WorkerLoop:
             q.unacknowledged = False
             stage.acknowledge()
         return not q.records
+
+    def _refused(self, stage: Stage, rec: Outgoing) -> None:
+        """A snapshot was not stored: it must not count as saved (the stage keeps the
+        partition's commits where they were and snapshots it again)."""
+        key = (rec.key or b"").decode(errors="replace")
+        key = key.removeprefix(f"{self.config.group_id}/")
+        self.state_metrics.refused.labels(stage.name).inc()
+        log.error("%s: snapshot %s of %d bytes not stored: its input stays uncommitted",
+                  stage.name, key, len(rec.value))  # fmt: skip
+        try:
+            stage.snapshot_refused(key)
+        except Exception:  # a stage bug must not stop the loop; nothing was acknowledged
+            log.exception("%s.snapshot_refused failed", stage.name)
+
+    def _note_size(self, stage: str, size: int) -> None:
+        """Log a stage's snapshot size each time it doubles the largest seen (growth shows
+        in the log without one line per snapshot)."""
+        if size >= 2 * self._largest.get(stage, 32_768):
+            self._largest[stage] = size
+            log.warning("%s: largest state snapshot so far: %d bytes", stage, size)
 
     def _owned_key(self, rec: Outgoing) -> Outgoing:
         """State keys carry the consumer group: two applications (or test runs) sharing a
@@ -247,6 +276,7 @@ class WorkerLoop:
             self._ack_durable()
         for tp in revoked:
             self.active.discard(tp)
+            self.active_since.pop(tp, None)
             self.held.pop(tp, None)
 
     def _abandon(self, stage: Stage) -> None:
@@ -261,10 +291,33 @@ class WorkerLoop:
         for topic in stage.state_topics:
             self.memory[topic] = set()
 
+    def prediction_restoring(self, partition: int) -> bool:
+        """Whether prediction partition ``partition`` is assigned here and its state is
+        being restored (its records wait; the label pacer holds its labels meanwhile)."""
+        return TP(self.config.topics.predictions, partition) in self.restoring
+
+    def prediction_active_since(self, partition: int) -> float | None:
+        """Monotonic time prediction partition ``partition`` last became active here."""
+        return self.active_since.get(TP(self.config.topics.predictions, partition))
+
     async def on_assigned(self, assigned: set[TP]) -> None:
         self.settled.clear()
         self.pipeline.rebalances.inc()
         self.active &= assigned
+        self.active_since = {tp: t for tp, t in self.active_since.items() if tp in self.active}
+        self.restoring = {
+            tp for tp in assigned if tp.topic in self.state_topics and tp not in self.active
+        }
+        try:
+            await self._assign(assigned)
+        finally:
+            self.restoring.clear()
+            now = time.monotonic()
+            for tp in self.active - set(self.active_since):
+                self.active_since[tp] = now
+        self.settled.set()
+
+    async def _assign(self, assigned: set[TP]) -> None:
         for topic in sorted(self.state_topics):
             parts = sorted(tp.partition for tp in assigned if tp.topic == topic)
             new = [p for p in parts if p not in self.memory[topic]]
@@ -289,11 +342,11 @@ class WorkerLoop:
                 )
             self.memory[topic] = set(parts)
             self.active |= {TP(topic, p) for p in parts}
+            self.restoring -= {TP(topic, p) for p in parts}
             found = sum(1 for v in restored.values() if v)
             log.warning("assigned %s %s (%d of %d partition states restored in %.2f s)", topic,
                         parts, found, len(keys), time.perf_counter() - started)  # fmt: skip
         self.active |= {tp for tp in assigned if tp.topic not in self.state_topics}
-        self.settled.set()
 
     async def _restore(self, keys: list[str]) -> dict[str, bytes]:
         for attempt in range(3):

@@ -21,7 +21,7 @@ from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
 from stream_jobs.merge.protocol import PartialRecord
-from stream_jobs.stage import StageBase, state_key
+from stream_jobs.stage import StageBase, key_partition, state_key
 from stream_jobs.state.changelog import state_record
 from stream_jobs.state.metrics import StateMetrics
 
@@ -88,6 +88,13 @@ class DriftStage(StageBase):
     def acknowledge(self) -> None:
         self._durable.update(self._handed)
         self._handed.clear()
+
+    def snapshot_refused(self, key: str) -> None:
+        """Not stored: the durable offset stays, and the partition counts as moved since
+        its last snapshot, so the next poll that is due snapshots it again."""
+        p = key_partition(key)
+        self._handed.pop(p, None)
+        self._snap_offset[p] = self._durable.get(p, -1)
 
     def durable_offset(self, topic: str, partition: int) -> int | None:
         return self._durable.get(partition, -1)

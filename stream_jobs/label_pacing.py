@@ -12,13 +12,22 @@ already fetched, and a backlog of small label batches arrives whole in the first
 (measured: 40-90 % of a 180k-label backlog joined as early labels). The gate alone lets
 Faust keep fetching labels into the stream buffer; once that buffer is full Faust's
 fetcher blocks on it, for *every* topic, and the predictions the gate waits for stop
-coming (a stall until ``max_wait_s``). Pausing in aiokafka (in the consumer's own thread
-and loop, where its fetcher runs) and not in Faust's active-partition set matters: records
-aiokafka had buffered for a paused partition are dropped *without* moving its position, so
-they are fetched again on resume, whereas Faust silently skips records of partitions it
-removes from that set in the middle of a batch. Nothing is skipped or dropped; the
-waiting record is handled once its predictions have been read (or the prediction
-partition is caught up, or idle: see ``InStep``).
+coming (a stall until ``max_wait_s``: 15 s by default, so that a stall of that kind, which
+the fetch pause below makes rare but cannot rule out for records already buffered, costs
+seconds, not a minute; labels released early wait on disk and still join). Pausing in
+aiokafka (in the consumer's own thread and loop, where its fetcher runs) and not in
+Faust's active-partition set matters: records aiokafka had buffered for a paused partition
+are dropped *without* moving its position, so they are fetched again on resume, whereas
+Faust silently skips records of partitions it removes from that set in the middle of a
+batch. Nothing is skipped or dropped; the waiting record is handled once its predictions
+have been read (or the prediction partition is caught up, or idle: see ``InStep``).
+
+Two waits come before that gate, both while a rebalance moves state: the label partition's
+join state being rebuilt (:meth:`hold` / :meth:`release`, ``label_restore``), and its
+prediction partition's stage state being restored by the worker loop (its prediction
+records wait in the meantime, so labels read then would all run ahead of them). The idle
+time that finally lets labels go counts from when the prediction partition became
+readable, not from when a label first looked.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.structs import TopicPartition
@@ -49,7 +59,7 @@ class LabelPacer:
         *,
         slack_ms: int = 0,
         max_idle_s: float = 5.0,
-        max_wait_s: float = 60.0,
+        max_wait_s: float = 15.0,
     ) -> None:
         self.topics = topics
         self.in_step = InStep(slack_ms=slack_ms, max_idle_s=max_idle_s, max_wait_s=max_wait_s)
@@ -57,6 +67,10 @@ class LabelPacer:
         self._progress: asyncio.Event | None = None
         self._resumed: set[int] = set()  # prediction partitions whose committed offset is known
         self._held: set[int] = set()  # label partitions whose join state is being restored
+        # the worker loop's view of prediction partitions: state being restored (their
+        # records wait), and the monotonic time each last became active
+        self._restoring: Callable[[int], bool] = lambda partition: False
+        self._active_since: Callable[[int], float | None] = lambda partition: None
         registry = registry if registry is not None else CollectorRegistry()
         self.pauses = counter("modelwatch_label_partition_pauses_total", registry)
         self.paused = gauge("modelwatch_label_partitions_paused", registry)
@@ -91,6 +105,9 @@ class LabelPacer:
         except Exception:  # consumer not started / partition not assigned
             return None
 
+    def _stopping(self) -> bool:
+        return bool(self._app is not None and getattr(self._app, "should_stop", False))
+
     def _wake(self) -> None:
         if self._progress is not None:
             self._progress.set()
@@ -112,7 +129,13 @@ class LabelPacer:
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), 1.0)
+        # its prediction partition's state is being restored: no prediction can come yet,
+        # and the labels would run ahead of all of them (the restore ends, or fails, and
+        # the loop clears the flag either way)
+        while self._restoring(partition) and not self._stopping():
+            await asyncio.sleep(0.05)
         step = self.in_step
+        step.prediction_active_since(partition, self._active_since(partition))
         if not step.should_pause(partition, time.monotonic()):
             return
         self.pauses.inc()
@@ -124,6 +147,7 @@ class LabelPacer:
         try:
             while True:
                 step.prediction_end(partition, self._highwater(partition))
+                step.prediction_active_since(partition, self._active_since(partition))
                 if partition not in self._resumed:
                     committed = await self._committed(partition)
                     if committed is not None:
@@ -183,9 +207,14 @@ class LabelPacer:
             log.warning("label pacing: %s %s failed: %r", "resume" if on else "pause", tp, exc)
 
     # ---- the Faust side ------------------------------------------------------------------
-    def install(self, app: Any) -> None:
-        """Register the read-offset sensor and forget positions on every rebalance."""
+    def install(self, app: Any, loop: Any = None) -> None:
+        """Register the read-offset sensor and forget positions on every rebalance; with
+        the worker loop (:class:`~stream_jobs.app.WorkerLoop`), labels also wait while
+        their prediction partition is restored, and its idle time counts from then."""
         self._app = app
+        if loop is not None:
+            self._restoring = loop.prediction_restoring
+            self._active_since = loop.prediction_active_since
         app.sensors.add(_ReadOffsets(self))
 
         @app.on_partitions_assigned.connect

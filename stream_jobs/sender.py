@@ -8,6 +8,10 @@ capped at ``max_dead_value`` bytes, its SHA-256 and size in the reason) and the 
 on. Only when the dead letter cannot be stored either (the broker is unreachable) is the
 record handed back to the caller, to be tried again later.
 
+A caller that passes ``refused`` (the worker loop, for state snapshots) gets the records
+that cannot be stored there instead: they are never dead-lettered, since a dead-lettered
+snapshot is a snapshot *not stored*, and must not count as saved.
+
 The sender keeps no queue of its own: every caller (an agent, a stage's poll) owns its
 records, so concurrent callers cannot take each other's records.
 """
@@ -70,19 +74,24 @@ class Sender:
             return exc
         return None
 
-    async def send(self, records: Sequence[Outgoing]) -> list[Outgoing]:
-        """Send everything; returns the records neither stored nor dead-lettered."""
+    async def send(
+        self, records: Sequence[Outgoing], refused: list[Outgoing] | None = None
+    ) -> list[Outgoing]:
+        """Send everything; returns the records neither stored nor dead-lettered. With
+        ``refused``, a record the broker will not store goes there, not to dead letters."""
         kept: list[Outgoing] = []
         for i in range(0, len(records), self.chunk):
             part = records[i : i + self.chunk]
             errors = await asyncio.gather(*(self._try(r) for r in part))
             for rec, exc in zip(part, errors, strict=True):
-                if exc is not None and not await self._retry(rec, exc):
+                if exc is not None and not await self._retry(rec, exc, refused):
                     kept.append(rec)
         return kept
 
-    async def _retry(self, rec: Outgoing, exc: BaseException) -> bool:
-        """True once the record is stored or dead-lettered."""
+    async def _retry(
+        self, rec: Outgoing, exc: BaseException, refused: list[Outgoing] | None = None
+    ) -> bool:
+        """True once the record is stored, dead-lettered or put in ``refused``."""
         for attempt in range(self.retries):
             if isinstance(exc, MessageSizeTooLargeError):
                 break
@@ -92,6 +101,10 @@ class Sender:
             if got is None:
                 return True
             exc = got
+        if refused is not None:
+            log.error("record of %d bytes for %s not stored: %r", len(rec.value), rec.topic, exc)
+            refused.append(rec)
+            return True
         if rec.topic == self.dead_letter_topic:
             log.error("dead letter of %d bytes could not be stored: %r", len(rec.value), exc)
             return False

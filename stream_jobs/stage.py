@@ -15,6 +15,10 @@ computation and, when it keeps state, that state per input partition:
   was revoked and handed straight back).
 * ``on_revoke``: partitions about to leave; returns the outputs still pending and a final
   snapshot for each (the loop sends them before the group moves on).
+* ``snapshot_refused``: the snapshot under this stage's key (``"<name>/<partition>"``)
+  handed out by the last ``poll`` was *not* stored (too large, or the broker refused it):
+  it must not count as stored at the next ``acknowledge`` (the partition's durable offset
+  stays where it was) and the stage should snapshot that partition again.
 * ``durable_offset``: the highest input offset of ``(topic, partition)`` whose effects are
   stored (outputs and snapshot); the loop commits nothing beyond it. ``None``: the stage
   keeps no state for that topic and does not hold commits back.
@@ -53,6 +57,8 @@ class Stage(Protocol):
 
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]: ...
 
+    def snapshot_refused(self, key: str) -> None: ...
+
     def durable_offset(self, topic: str, partition: int) -> int | None: ...
 
 
@@ -80,12 +86,20 @@ class StageBase:
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
         return []
 
+    def snapshot_refused(self, key: str) -> None:
+        return None
+
     def durable_offset(self, topic: str, partition: int) -> int | None:
         return None
 
 
 def state_key(stage: str, partition: int) -> str:
     return f"{stage}/{partition}"
+
+
+def key_partition(key: str) -> int:
+    """The partition of a state key (``"<stage>/<partition>"``, maybe group-prefixed)."""
+    return int(key.rsplit("/", 1)[1])
 
 
 class Adapted(StageBase):
@@ -97,7 +111,7 @@ class Adapted(StageBase):
         self.name = name or type(inner).__name__
         self.state_topics = tuple(getattr(inner, "state_topics", ()))
         for method in ("observe", "observe_labels", "poll", "acknowledge", "on_assign",
-                       "on_revoke", "durable_offset"):  # fmt: skip
+                       "on_revoke", "durable_offset", "snapshot_refused"):  # fmt: skip
             bound = getattr(inner, method, None)
             if bound is not None:
                 setattr(self, method, bound)

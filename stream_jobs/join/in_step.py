@@ -114,6 +114,16 @@ class InStep:
             p = self._pred(partition)
             p.resumed_at = max(p.resumed_at, committed)
 
+    def prediction_active_since(self, partition: int, since_s: float | None) -> None:
+        """The prediction partition became readable at ``since_s`` (its state restored):
+        no record could come before, so its idle time counts from then, not from when a
+        label first looked (a long restore would otherwise let every label go ahead)."""
+        if since_s is None:
+            return
+        p = self._pred(partition)
+        if p.progress_s is None or p.progress_s < since_s:
+            p.progress_s = since_s
+
     def labels_at(self, partition: int, event_time_ms: int) -> None:
         """A label batch of ``partition`` reached ``event_time_ms`` (its largest time)."""
         self._labels[partition] = max(self._labels.get(partition, NO_TIME), int(event_time_ms))

@@ -11,7 +11,6 @@ cluster the topic is compacted, so a read costs one record per key; on the embed
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 
@@ -19,8 +18,8 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from schemas.kafka.config import KafkaConfig, KafkaUnavailable
 from schemas.kafka.read import partitions_of
-from stream_jobs.blobs import unpack_blobs
 from stream_jobs.handler import Outgoing
+from stream_jobs.state.codec import state_header
 
 
 def state_record(topic: str, key: str, value: bytes) -> Outgoing:
@@ -30,9 +29,8 @@ def state_record(topic: str, key: str, value: bytes) -> Outgoing:
 def snapshot_offset(value: bytes) -> int:
     """The input offset a snapshot reflects (``last_offset`` of its header), -1 if unknown."""
     try:
-        head = unpack_blobs(value[1:])[0]
-        return int(json.loads(head).get("last_offset", -1))
-    except (ValueError, IndexError, TypeError, AttributeError):
+        return int(state_header(value).get("last_offset", -1))
+    except (ValueError, TypeError):
         return -1
 
 

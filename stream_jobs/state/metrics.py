@@ -16,6 +16,7 @@ class StateMetrics:
         self.changelog_records_read = counter("modelwatch_state_changelog_records_read_total", r)
         self.snapshots = counter("modelwatch_state_snapshots_total", r)
         self.snapshot_bytes = counter("modelwatch_state_snapshot_bytes_total", r)
+        self.refused = counter("modelwatch_state_snapshots_refused_total", r)
         self.partials = counter("modelwatch_merge_partials_total", r)
         self.merged = counter("modelwatch_merge_windows_total", r)
         self.merge_seconds = counter("modelwatch_merge_seconds_total", r)

@@ -101,7 +101,9 @@ def publish_sentinel_label(bootstrap: str, model: str, event_time_ms: int) -> No
 def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path) -> None:
     model = f"labels-{uuid.uuid4().hex[:6]}"
     rng = np.random.default_rng(11)
-    start_ms = (int(time.time() * 1000) // WINDOW_MS - 20) * WINDOW_MS
+    # 70 windows back: the sentinel label (start + 60 windows) stays behind the wall clock;
+    # event times more than input_rules.max_ahead_s (15 min) ahead are dead-lettered
+    start_ms = (int(time.time() * 1000) // WINDOW_MS - 70) * WINDOW_MS
     preds = make_predictions(rng, model, start_ms)
     labels, chosen = make_labels(rng, preds)
     half = labels.n // 2

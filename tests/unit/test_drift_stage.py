@@ -48,3 +48,18 @@ def test_a_partition_moves_with_its_state_and_its_commit_point() -> None:
 
     new.on_assign(TOPICS.predictions, [0], {"drift/0": b""}, 2)  # nothing stored: clean
     assert new.engine.partitions == [] and new.durable_offset(TOPICS.predictions, 0) == -1
+
+
+def test_a_refused_snapshot_keeps_the_commit_point_and_is_taken_again() -> None:
+    s = SyntheticStream(n_numeric=1, n_categorical=0, rate_per_s=100, seed=3)
+    st = stage()
+    st.on_assign(TOPICS.predictions, [0], {}, 1)
+    st.observe(0, 0, s.batch(0, 500))
+    assert [o.key for o in st.poll(0.0) if o.topic == TOPICS.worker_state] == [b"drift/0"]
+    st.snapshot_refused("drift/0")  # the broker would not store it
+    st.acknowledge()
+    assert st.durable_offset(TOPICS.predictions, 0) == -1
+    again = [o for o in st.poll(1.0) if o.topic == TOPICS.worker_state]  # idle: retaken
+    assert [o.key for o in again] == [b"drift/0"]
+    st.acknowledge()
+    assert st.durable_offset(TOPICS.predictions, 0) == 0

@@ -52,3 +52,14 @@ def test_a_consumer_positioned_at_the_end_counts_as_caught_up():
     assert s.should_pause(0, 0.0) is True
     s.prediction_resumed_at(0, 120)
     assert s.should_pause(0, 0.0) is False
+
+
+def test_idle_time_counts_from_when_the_prediction_partition_became_readable():
+    s = InStep(max_idle_s=5.0, max_wait_s=60.0)
+    s.labels_at(2, 9_000)
+    assert s.should_pause(2, 100.0) is True
+    s.prediction_active_since(2, 103.0)  # its state was being restored until then
+    assert s.should_pause(2, 107.0) is True  # 7 s since the first look, 4 s readable
+    assert s.should_pause(2, 108.5) is False
+    s.prediction_active_since(2, None)  # unknown: nothing changes
+    assert s.should_pause(2, 108.5) is False

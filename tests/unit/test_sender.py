@@ -61,3 +61,12 @@ def test_refusals_are_retried_then_records_come_back_when_the_broker_is_down() -
     down = FakeBroker(down=True)
     records = [Outgoing("out", None, b"1"), Outgoing("out", None, b"2")]
     assert asyncio.run(sender(down).send(records)) == records
+
+
+def test_a_record_with_refused_is_handed_back_there_never_dead_lettered() -> None:
+    broker = FakeBroker()
+    refused: list[Outgoing] = []
+    big = Outgoing("state", b"k", b"x" * 5_000)
+    kept = asyncio.run(sender(broker).send([big, Outgoing("state", b"j", b"1")], refused))
+    assert kept == [] and refused == [big]
+    assert [r.value for r in broker.stored] == [b"1"]  # nothing went to dead letters

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -118,5 +119,90 @@ def test_a_stuck_stage_does_not_hold_up_another() -> None:
         assert ev_b.acked and not ev_a.acked
         assert [r.topic for r in broker.stored] == ["out-b", STATE]
         assert len(loop.queues["a"].records) == 2  # kept, in order, for the next tick
+
+    asyncio.run(go())
+
+
+class TooLarge(Broker):
+    """Refuses state records over ``max_size`` as a real producer does."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__()
+        self.max_size = max_size
+
+    async def send_one(self, rec: Outgoing):
+        if rec.topic == STATE and len(rec.value) > self.max_size:
+            raise MessageSizeTooLargeError()
+        return await super().send_one(rec)
+
+
+class Sized(Stateful):
+    """A stage whose snapshot size is set by the test; ``snapshot_refused`` as the real
+    stages: the handed offset is forgotten, the durable one stays."""
+
+    def __init__(self) -> None:
+        super().__init__("s", "in", "out")
+        self.size = 10
+        self.refused: list[str] = []
+
+    def poll(self, now_s: float) -> list[Outgoing]:
+        if self.applied == self.handed:
+            return []
+        self.handed = self.applied
+        return [Outgoing(self.out_topic, None, b"out"), Outgoing(STATE, b"s/0", b"x" * self.size)]
+
+    def snapshot_refused(self, key: str) -> None:
+        self.refused.append(key)
+        self.handed = self.durable
+
+    def acknowledge(self) -> None:
+        self.durable = self.handed
+
+
+def test_a_snapshot_too_large_to_store_never_counts_as_stored() -> None:
+    async def go() -> None:
+        broker = TooLarge(max_size=100)
+        stage = Sized()
+        loop = make(broker, [stage])
+        ev = Event()
+        stage.observe(0, 0, None)
+        loop.processed(TP("in", 0), 0, ev)
+        stage.size = 5_000
+        await loop.tick(0.0)
+        assert stage.refused == ["s/0"]  # told, without the group prefix
+        assert not ev.acked and stage.durable == -1  # the commit point did not move
+        assert [r.topic for r in broker.stored] == ["out"]  # no dead-lettered snapshot
+        assert loop.state_metrics.refused.labels("s")._value.get() == 1
+        stage.size = 10
+        await loop.tick(1.0)  # the stage snapshots again: now it fits
+        assert ev.acked and stage.durable == 0
+        assert [r.topic for r in broker.stored] == ["out", "out", STATE]
+
+    asyncio.run(go())
+
+
+def test_a_prediction_partition_is_restoring_until_its_state_is_read() -> None:
+    async def go() -> None:
+        preds = CONFIG.topics.predictions
+        loop = make(Broker(), [Stateful("a", preds, "out-a")])
+        loop._totals[preds] = 2
+        loop.app.conf = SimpleNamespace(broker_session_timeout=6.0)
+        seen: list[tuple[bool, bool]] = []
+
+        async def restore(keys: list[str]) -> dict[str, bytes]:
+            seen.append((loop.prediction_restoring(0), loop.settled.is_set()))
+            return {}
+
+        loop._restore = restore  # type: ignore[method-assign]
+        assert not loop.prediction_restoring(0) and loop.prediction_active_since(0) is None
+        await loop.on_assigned({TP(preds, 0), TP(CONFIG.topics.labels, 0)})
+        assert seen == [(True, False)]  # labels of partition 0 can tell, meanwhile
+        assert not loop.prediction_restoring(0)
+        since = loop.prediction_active_since(0)
+        assert since is not None
+        await loop.on_assigned({TP(preds, 0)})  # kept: active all along, same time
+        assert loop.prediction_active_since(0) == since
+        await loop.on_revoked({TP(preds, 0)})
+        assert loop.prediction_active_since(0) is None
 
     asyncio.run(go())
