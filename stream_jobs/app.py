@@ -42,6 +42,7 @@ from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import LabelHandler, Outgoing, PredictionHandler
 from stream_jobs.health import ProgressTracker, start_metrics_and_health
+from stream_jobs.loop_watch import install_from_env
 from stream_jobs.merge.stage import MergeStage
 from stream_jobs.pipeline_metrics import PipelineMetrics
 from stream_jobs.sender import Sender, SenderMetrics
@@ -52,6 +53,7 @@ from stream_jobs.state.metrics import StateMetrics
 log = logging.getLogger("modelwatch.worker")
 TICK_BUDGET_S = 0.5  # sending time per output tick; the rest waits for the next tick
 READY_TIMEOUT_S = 120.0
+SLOW_POLL_S = 0.2  # a stage poll longer than this is logged (it holds the event loop)
 
 
 @dataclass
@@ -235,11 +237,17 @@ class WorkerLoop:
             for stage in self.stages:
                 q = self.queues[stage.name]
                 if not q.records and not q.unacknowledged:
+                    started = time.perf_counter()
                     try:
                         out = stage.poll(now_s)
                     except Exception:  # a stage bug must not stop the loop
                         log.exception("%s.poll failed", stage.name)
                         out = []
+                    took = time.perf_counter() - started
+                    if took > SLOW_POLL_S:  # it held the event loop that long
+                        log.warning("%s.poll held the event loop %.3f s (%d records, %d bytes)",
+                                    stage.name, took, len(out),
+                                    sum(len(r.value or b"") for r in out))  # fmt: skip
                     if out:
                         q.records.extend(out)
                         q.unacknowledged = True
@@ -470,10 +478,21 @@ def create_worker(
                 worker.health.highwater(tp.topic, tp.partition, highwater)
         if not app.producer.started or app.should_stop:
             return
+        # The tick (polls, then sends awaiting the broker's acks: seconds under load) runs
+        # as its own task: the timer keeps its 1 s beat, and a tick still sending when the
+        # next one is due is not doubled (the next timer run starts the next tick).
+        if ticking and not ticking[0].done():
+            return
+        ticking[:] = [asyncio.ensure_future(output_tick())]
+
+    ticking: list[asyncio.Future] = []
+
+    async def output_tick() -> None:
         try:
             if await loop.tick(time.time()):
                 pipeline.output_polls.inc()
-        except Exception:  # an exception in a timer crashes the worker: never let one out
+            worker.health.beat("output tick")  # a sender stuck on the broker stops beating
+        except Exception:  # never let one out
             log.exception("output tick failed")
         pipeline.outputs_pending.set(sum(len(q.records) for q in loop.queues.values()))
 
@@ -494,6 +513,7 @@ def create_worker(
 def run_worker(worker: Worker) -> None:
     """Run until SIGINT/SIGTERM (Faust installs the signal handlers)."""
     config = worker.config
+    install_from_env()
     disable_created_metrics()
     start_metrics_and_health(
         config.metrics_port, config.metrics_host, worker.registry, worker.health

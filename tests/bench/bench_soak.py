@@ -155,6 +155,8 @@ def main(seconds: float | None = None) -> dict:
                 "rss_mib_end": sample(m, "process_resident_memory_bytes") / 2**20,
                 "longest_output_timer_gap_s": health.get("beats", {})
                 .get("output timer", {}).get("longest_gap_s"),
+                "longest_output_tick_gap_s": health.get("beats", {})
+                .get("output tick", {}).get("longest_gap_s"),
                 "metrics_series": _series(worker.port),
                 "dead_letters": sample(m, "modelwatch_dead_letters_total"),
                 "healthz_problems_seen": sorted(set(unhealthy))[:10],

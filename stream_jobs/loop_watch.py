@@ -1,0 +1,46 @@
+"""Diagnostic: log every event-loop step that runs longer than a threshold, naming it.
+
+Enabled by ``MODELWATCH_SLOW_STEP_MS`` (unset: off, no cost). Each asyncio callback or task
+step that holds the loop longer than the threshold is logged at warning level with the
+task (its coroutine and where it now waits) or callback, and the time it took — the cause
+of a stalled output timer or missed heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("modelwatch.loop_watch")
+
+
+def install_from_env() -> None:
+    raw = os.environ.get("MODELWATCH_SLOW_STEP_MS")
+    if raw:
+        install(float(raw) / 1000.0)
+
+
+def install(threshold_s: float) -> Callable[[], None]:
+    """Watch every loop step from now on; returns the function that stops watching."""
+    handle_cls = asyncio.events.Handle
+    original = handle_cls._run
+
+    def _run(self: asyncio.events.Handle) -> None:
+        started = time.perf_counter()
+        original(self)
+        took = time.perf_counter() - started
+        if took > threshold_s:
+            cb = getattr(self, "_callback", None)
+            owner = getattr(cb, "__self__", None)
+            what = repr(owner) if isinstance(owner, asyncio.Future) else repr(cb)
+            log.warning("event loop held %.3f s by %s", took, what[:400])
+
+    handle_cls._run = _run  # type: ignore[method-assign]
+
+    def uninstall() -> None:
+        handle_cls._run = original  # type: ignore[method-assign]
+
+    return uninstall
