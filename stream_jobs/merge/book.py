@@ -16,14 +16,6 @@ Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
 * **Late partials** (for a window already final): counted and dropped — a window is emitted
   once, final. A copy of a partial that was merged is a duplicate, not late.
 
-* **Snapshots hold no partials.** An open window's partials are on the partials topic
-  already: a snapshot keeps the book's progress, finals and horizon only, and the topic's
-  offsets are committed only up to the oldest offset of a kept open partial
-  (:meth:`MergeBook.commit_offset`). A restored book gets its open partials back from the
-  replay: a partial at or below ``last_offset`` whose window is neither final nor held is
-  ``restored``; every other record at or below it is ``skipped``. Snapshots stay as small as
-  the progress and finals, whatever the backlog of open windows.
-
 Output order is the sorted window key, so the same partials give the same finals whatever
 the order they arrived in.
 
@@ -76,19 +68,15 @@ class MergeBook:
         self.overdue_since: dict[WKey, float] = {}
         self.final: OrderedDict[WKey, tuple[int, ...]] = OrderedDict()
         self.horizon: dict[tuple[str, str], int] = {}  # ends at or below: final and forgotten
-        self.at: dict[tuple[WKey, int], int] = {}  # (window, input partition) -> topic offset
-        self.floor: int | None = None  # a restored commit point, until the replay is past it
 
     # ---- input ----------------------------------------------------------------------
     def add(self, rec: PartialRecord, offset: int = -1) -> str:
         """Apply one record; says what became of it: ``applied``, ``marker``, ``duplicate``,
-        ``late``, ``skipped`` (its partials-topic offset was applied before) or ``restored``
-        (applied before, and its window is open: snapshots do not hold partials)."""
+        ``late`` or ``skipped`` (its partials-topic offset was applied before)."""
         if offset >= 0:
             if offset <= self.last_offset:
-                return self._replayed(rec, offset)
+                return "skipped"
             self.last_offset = offset
-            self.floor = None
         if rec.partitions > self.expected.get(rec.model, 0):
             self.expected[rec.model] = rec.partitions
         if rec.progress_ms >= 0:
@@ -113,32 +101,7 @@ class MergeBook:
         if have is not None and have.input_offset >= rec.input_offset:
             return "duplicate"
         parts[rec.partition] = rec
-        if offset >= 0:
-            self.at[(key, rec.partition)] = offset
         return "applied"
-
-    def _replayed(self, rec: PartialRecord, offset: int) -> str:
-        key = rec.window_key
-        if rec.is_marker or key in self.final:
-            return "skipped"
-        if key not in self.open and rec.window_end_ms <= self.horizon.get(
-            (rec.model, rec.kind), -(2**62)
-        ):
-            return "skipped"
-        have = self.open.get(key, {}).get(rec.partition)
-        if have is not None and have.input_offset >= rec.input_offset:
-            return "skipped"
-        self.open.setdefault(key, {})[rec.partition] = rec
-        self.end[key] = rec.window_end_ms
-        self.at[(key, rec.partition)] = offset
-        return "restored"
-
-    def commit_offset(self) -> int:
-        """The highest partials-topic offset whose effects a snapshot taken now holds: just
-        below the oldest kept open partial (those come back from the replay)."""
-        oldest = min(self.at.values(), default=self.last_offset + 1)
-        got = min(oldest - 1, self.last_offset)
-        return got if self.floor is None else min(got, self.floor)
 
     # ---- output ---------------------------------------------------------------------
     def _passed(self, key: WKey) -> tuple[int, int]:
@@ -163,8 +126,6 @@ class MergeBook:
                     continue
             parts = self.open.pop(key)
             self.end.pop(key)
-            for p in parts:
-                self.at.pop((key, p), None)
             self.overdue_since.pop(key, None)
             self._finalise(key, tuple(sorted(parts)))
             out.append((key, [parts[p] for p in sorted(parts)], complete))
@@ -184,14 +145,10 @@ class MergeBook:
 
     # ---- state ----------------------------------------------------------------------
     def to_bytes(self, extra: dict[str, Any] | None = None) -> bytes:
-        recs = [  # only partials without a topic offset (fed by hand): the rest replay
-            r for key, parts in self.open.items() for p, r in parts.items()
-            if (key, p) not in self.at
-        ]  # fmt: skip
+        recs = [r for parts in self.open.values() for r in parts.values()]
         header = {
             "wait_s": self.wait_s,
             "last_offset": self.last_offset,
-            "commit_offset": self.commit_offset(),
             "progress": [[m, k, p, t] for (m, k), d in self.progress.items() for p, t in d.items()],
             "expected": self.expected,
             "overdue": [list(k) for k in self.overdue_since],
@@ -206,7 +163,6 @@ class MergeBook:
         h, blobs = decode_state(data, STATE_KIND)
         book = cls(h["wait_s"])
         book.last_offset = h["last_offset"]
-        book.floor = int(h.get("commit_offset", book.last_offset))
         for m, k, p, t in h["progress"]:
             book.progress.setdefault((m, k), {})[int(p)] = int(t)
         book.expected = {m: int(n) for m, n in h["expected"].items()}

@@ -12,9 +12,7 @@ At most ``slice_windows`` windows are merged per poll, so a backlog of finals ne
 the event loop for long. The book (with the votes) is snapshotted to the worker-state
 changelog as ``merge/<partials partition>`` whenever windows became final, every
 ``snapshot_every_s`` if it moved, and on revoke; the partials topic's offsets are
-committed only up to the last stored snapshot's commit point: below its oldest open
-partial, since a snapshot holds no partials (they come back from the replay, see
-:mod:`stream_jobs.merge.book`). Finals are sent before the snapshot that
+committed only up to the last stored snapshot. Finals are sent before the snapshot that
 records them, so a crash between the two (no transactions on the embedded broker) makes the
 next owner send that final again: at least once, never lost.
 """
@@ -191,8 +189,7 @@ class MergeStage(StageBase):
         book = self.books[q]
         data = book.to_bytes({"votes": votes_state(self.votes[q])})
         self._snap_at[q] = now_s
-        self._snap_offset[q] = book.last_offset
-        self._handed[q] = book.commit_offset()
+        self._snap_offset[q] = self._handed[q] = book.last_offset
         self.metrics.snapshots.labels(self.name).inc()
         self.metrics.snapshot_bytes.labels(self.name).inc(len(data))
         return state_record(self.topics.worker_state, state_key(self.name, q), data)
@@ -241,8 +238,7 @@ class MergeStage(StageBase):
             self.votes[q] = load_votes(
                 VoteCombiner(self.config.quorum, self.config.vote_window_ms), extra.get("votes", {})
             )
-            self._snap_offset[q] = book.last_offset
-            self._durable[q] = book.commit_offset()  # open partials come back by replay
+            self._durable[q] = self._snap_offset[q] = book.last_offset
             self.metrics.restored.labels(self.name).inc()
             log.warning("merge partition %d restored at offset %d (%d open windows)", q,
                         book.last_offset, len(book.open))  # fmt: skip

@@ -70,29 +70,11 @@ def test_replayed_partials_offsets_are_skipped_and_the_book_restores() -> None:
     book.add(rec(0, 0, 10), offset=0)
     book.add(rec(1, 0, 10), offset=1)
     assert book.add(rec(1, 0, 10), offset=1) == "skipped"
-    assert book.commit_offset() == -1  # both partials are open: the replay brings them back
     restored, extra = MergeBook.from_bytes(book.to_bytes({"k": 1}), now_s=0.0)
-    assert extra == {"k": 1} and restored.last_offset == 1 and not restored.open
-    assert restored.commit_offset() == -1
-    assert [restored.add(rec(p, 0, 10), offset=p) for p in (0, 1)] == ["restored"] * 2
+    assert extra == {"k": 1} and restored.last_offset == 1
     assert restored.add(rec(0, 0, 10), offset=0) == "skipped"
     restored.add(rec(2, 20, 20, b""), offset=2)
     assert [k[3] for k, _, _ in restored.ready(0.0)] == [0]
-    assert restored.commit_offset() == 2  # nothing open: everything is in the snapshot
-    assert restored.add(rec(1, 0, 10), offset=1) == "skipped"  # final: not restored again
-
-
-def test_snapshots_hold_no_open_partials_and_commits_stay_below_them() -> None:
-    book = MergeBook(wait_s=30)
-    empty = len(book.to_bytes())
-    for i in range(50):  # 50 open windows of one partition, big payloads
-        book.add(rec(0, i * 10, 0, bytes(range(256)) * 400, partitions=2), offset=i)
-    assert len(book.to_bytes()) < empty + 1_000  # progress only, not 5 MB of partials
-    assert book.commit_offset() == -1
-    book.add(rec(1, 0, 10, partitions=2), offset=50)
-    book.add(rec(0, 500, 10, b"", partitions=2), offset=51)
-    assert [k[3] for k, _, _ in book.ready(0.0)] == [0]
-    assert book.commit_offset() == 0  # window 0 is final; window 10 (offset 1) still open
 
 
 def _partials(seed: int) -> tuple[list[PartialRecord], dict]:
@@ -160,17 +142,6 @@ def test_merge_stage_emits_window_stats_once_and_restores() -> None:
     def starts(out: list) -> list[int]:
         return [codec.decode(o.value).record["window_start_ms"] for o in out
                 if o.topic == topics.window_stats]  # fmt: skip
-
-    assert a.durable_offset(topics.window_partials, 0) == -1  # not acknowledged yet
-    a.acknowledge()
-    committed = a.durable_offset(topics.window_partials, 0)
-    assert -1 < committed < half - 1  # open windows: their partials are replayed
-    c = stage()  # after a crash: restored, then the replay from the committed offset on
-    c.on_assign(topics.window_partials, [0], {"merge/0": snapshot}, 1)
-    assert c.durable_offset(topics.window_partials, 0) == committed
-    for off in range(committed + 1, len(values)):
-        c.observe_partial(0, off, values[off])
-    assert sorted(starts(out_a) + starts(c.poll(0.0))) == [0, 10_000, 20_000, 30_000]
 
     both = starts(out_a) + starts(out_b)
     assert sorted(both) == [0, 10_000, 20_000, 30_000]
