@@ -21,14 +21,13 @@ from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
 from stream_jobs.merge.protocol import PartialRecord
-from stream_jobs.stage import StageBase, key_partition, state_key
-from stream_jobs.state.changelog import state_record
+from stream_jobs.stage import SnapshottingStage, state_key
 from stream_jobs.state.metrics import StateMetrics
 
 log = logging.getLogger("modelwatch.drift")
 
 
-class DriftStage(StageBase):
+class DriftStage(SnapshottingStage):
     name = "drift"
 
     def __init__(
@@ -46,11 +45,7 @@ class DriftStage(StageBase):
         self.codec = codec
         self.topics = topics
         self.state_topics = (topics.predictions,)
-        self.snapshot_every_s = snapshot_every_s
-        self._snap_at: dict[int, float] = {}
-        self._snap_offset: dict[int, int] = {}
-        self._handed: dict[int, int] = {}
-        self._durable: dict[int, int] = {}
+        self._init_snapshots(snapshot_every_s)
         self._polled: dict[int, int] = {}  # last offset seen by the previous poll
 
     def set_reference(self, profile: dict[str, Any]) -> None:
@@ -64,12 +59,10 @@ class DriftStage(StageBase):
         return Outgoing(self.topics.window_partials, rec.model.encode(), value)
 
     def _snapshot(self, p: int, now_s: float) -> Outgoing:
-        data = self.engine.partition_state(p)
-        self._snap_at[p] = now_s
-        self._snap_offset[p] = self._handed[p] = self.engine.last_offset(p)
-        self.state_metrics.snapshots.labels(self.name).inc()
-        self.state_metrics.snapshot_bytes.labels(self.name).inc(len(data))
-        return state_record(self.topics.worker_state, state_key(self.name, p), data)
+        return self._snapshot_record(
+            p, self.engine.last_offset(p), self.engine.partition_state(p), now_s,
+            self.topics.worker_state, self.state_metrics,
+        )
 
     def poll(self, now_s: float, partitions: list[int] | None = None) -> list[Outgoing]:
         recs = self.engine.drain_partials(partitions)
@@ -77,27 +70,12 @@ class DriftStage(StageBase):
         closed = {r.partition for r in recs if r.kind != "vote"}
         for p in self.engine.partitions if partitions is None else partitions:
             offset = self.engine.last_offset(p)
-            moved = offset > self._snap_offset.get(p, -1)
-            due = now_s - self._snap_at.get(p, -1e18) >= self.snapshot_every_s
+            moved, due = self._snapshot_due(p, offset, now_s)
             idle = offset == self._polled.get(p)  # nothing new since the last poll
             self._polled[p] = offset
             if p in closed or (moved and (due or idle)) or partitions is not None:
                 out.append(self._snapshot(p, now_s))
         return out
-
-    def acknowledge(self) -> None:
-        self._durable.update(self._handed)
-        self._handed.clear()
-
-    def snapshot_refused(self, key: str) -> None:
-        """Not stored: the durable offset stays, and the partition counts as moved since
-        its last snapshot, so the next poll that is due snapshots it again."""
-        p = key_partition(key)
-        self._handed.pop(p, None)
-        self._snap_offset[p] = self._durable.get(p, -1)
-
-    def durable_offset(self, topic: str, partition: int) -> int | None:
-        return self._durable.get(partition, -1)
 
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
         owned = [p for p in partitions if p in self.engine.partitions]

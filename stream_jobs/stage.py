@@ -34,6 +34,8 @@ from typing import Protocol, runtime_checkable
 
 from schemas.columnar import LabelColumns, PredictionColumns
 from stream_jobs.handler import Outgoing
+from stream_jobs.state.changelog import state_record
+from stream_jobs.state.metrics import StateMetrics
 
 
 @runtime_checkable
@@ -91,6 +93,50 @@ class StageBase:
 
     def durable_offset(self, topic: str, partition: int) -> int | None:
         return None
+
+
+class SnapshottingStage(StageBase):
+    """What a stage with per-partition snapshots keeps about them: when and at which input
+    offset each partition was last snapshotted, which snapshots are handed to the sender
+    but not acknowledged yet, and the offset each partition's stored state reflects (the
+    worker commits input only up to it)."""
+
+    snapshot_every_s: float = 30.0
+
+    def _init_snapshots(self, snapshot_every_s: float) -> None:
+        self.snapshot_every_s = snapshot_every_s
+        self._snap_at: dict[int, float] = {}
+        self._snap_offset: dict[int, int] = {}
+        self._handed: dict[int, int] = {}
+        self._durable: dict[int, int] = {}
+
+    def _snapshot_due(self, p: int, offset: int, now_s: float) -> tuple[bool, bool]:
+        """(moved since the last snapshot, snapshot interval elapsed)."""
+        moved = offset > self._snap_offset.get(p, -1)
+        return moved, now_s - self._snap_at.get(p, -1e18) >= self.snapshot_every_s
+
+    def _snapshot_record(
+        self, p: int, offset: int, data: bytes, now_s: float, topic: str, metrics: StateMetrics
+    ) -> Outgoing:
+        self._snap_at[p] = now_s
+        self._snap_offset[p] = self._handed[p] = offset
+        metrics.snapshots.labels(self.name).inc()
+        metrics.snapshot_bytes.labels(self.name).inc(len(data))
+        return state_record(topic, state_key(self.name, p), data)
+
+    def acknowledge(self) -> None:
+        self._durable.update(self._handed)
+        self._handed.clear()
+
+    def snapshot_refused(self, key: str) -> None:
+        """Not stored: the durable offset stays, and the partition counts as moved since
+        its last snapshot, so the next poll that is due snapshots it again."""
+        p = key_partition(key)
+        self._handed.pop(p, None)
+        self._snap_offset[p] = self._durable.get(p, -1)
+
+    def durable_offset(self, topic: str, partition: int) -> int | None:
+        return self._durable.get(partition, -1)
 
 
 def state_key(stage: str, partition: int) -> str:

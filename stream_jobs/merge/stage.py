@@ -38,14 +38,13 @@ from stream_jobs.merge.protocol import PartialMerger, PartialRecord
 from stream_jobs.merge.votes import VOTE_KIND, decode_vote, load_votes, votes_state
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.reference.view import ReferenceView
-from stream_jobs.stage import StageBase, key_partition, state_key
-from stream_jobs.state.changelog import state_record
+from stream_jobs.stage import SnapshottingStage, state_key
 from stream_jobs.state.metrics import StateMetrics
 
 log = logging.getLogger("modelwatch.merge")
 
 
-class MergeStage(StageBase):
+class MergeStage(SnapshottingStage):
     name = "merge"
 
     def __init__(
@@ -72,15 +71,11 @@ class MergeStage(StageBase):
         self.mergers: dict[str, PartialMerger] = {m.kind: m for m in mergers or []}
         self.slice_windows = slice_windows
         self.slice_s = slice_s
-        self.snapshot_every_s = snapshot_every_s
+        self._init_snapshots(snapshot_every_s)
         self.books: dict[int, MergeBook] = {}
         self.votes: dict[int, VoteCombiner] = {}
         self._refs: dict[tuple[str, str], ReferenceView] = {}
         self._pending: list[Outgoing] = []  # detections of votes, sent at the next poll
-        self._snap_at: dict[int, float] = {}
-        self._snap_offset: dict[int, int] = {}
-        self._handed: dict[int, int] = {}
-        self._durable: dict[int, int] = {}
         self._polled: dict[int, int] = {}  # last offset seen by the previous poll
 
     # ---- references ------------------------------------------------------------------
@@ -177,8 +172,7 @@ class MergeStage(StageBase):
                 except Exception:  # a bad partial must not stop the stage: count, go on
                     log.exception("merging %s failed: window dropped", key)
                     self.metrics.merged.labels(key[2], "failed").inc()
-            moved = book.last_offset > self._snap_offset.get(q, -1)
-            due = now_s - self._snap_at.get(q, -1e18) >= self.snapshot_every_s
+            moved, due = self._snapshot_due(q, book.last_offset, now_s)
             idle = book.last_offset == self._polled.get(q)  # nothing new since the last poll
             self._polled[q] = book.last_offset
             if ready or (moved and (due or idle)) or partitions is not None:
@@ -188,25 +182,9 @@ class MergeStage(StageBase):
     def _snapshot(self, q: int, now_s: float) -> Outgoing:
         book = self.books[q]
         data = book.to_bytes({"votes": votes_state(self.votes[q])})
-        self._snap_at[q] = now_s
-        self._snap_offset[q] = self._handed[q] = book.last_offset
-        self.metrics.snapshots.labels(self.name).inc()
-        self.metrics.snapshot_bytes.labels(self.name).inc(len(data))
-        return state_record(self.topics.worker_state, state_key(self.name, q), data)
-
-    def acknowledge(self) -> None:
-        self._durable.update(self._handed)
-        self._handed.clear()
-
-    def snapshot_refused(self, key: str) -> None:
-        """Not stored: the durable offset stays, and the partition counts as moved since
-        its last snapshot, so the next poll that is due snapshots it again."""
-        q = key_partition(key)
-        self._handed.pop(q, None)
-        self._snap_offset[q] = self._durable.get(q, -1)
-
-    def durable_offset(self, topic: str, partition: int) -> int | None:
-        return self._durable.get(partition, -1)
+        return self._snapshot_record(
+            q, book.last_offset, data, now_s, self.topics.worker_state, self.metrics
+        )
 
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
         owned = [q for q in partitions if q in self.books]
