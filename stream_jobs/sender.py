@@ -12,6 +12,11 @@ A caller that passes ``refused`` (the worker loop, for state snapshots) gets the
 that cannot be stored there instead: they are never dead-lettered, since a dead-lettered
 snapshot is a snapshot *not stored*, and must not count as saved.
 
+**Order.** Records are handed to the producer one after another in the caller's order
+(their acknowledgements are then awaited together), so the records of one key reach their
+partition in the order they were computed: the alert evaluator's event-time clocks rely on
+it. Only a retried record can land after records that followed it.
+
 The sender keeps no queue of its own: every caller (an agent, a stage's poll) owns its
 records, so concurrent callers cannot take each other's records.
 """
@@ -65,14 +70,16 @@ class Sender:
         self.max_dead_value = max_dead_value
 
     async def _try(self, rec: Outgoing) -> BaseException | None:
+        return await _settled(await self._enqueue(rec))
+
+    async def _enqueue(self, rec: Outgoing) -> Awaitable[Any] | BaseException:
+        """Hand one record to the producer; its delivery future, or why it was refused."""
         try:
-            fut = await self.send_one(rec)
-            await fut
+            return await self.send_one(rec)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - any refusal is handled per record
             return exc
-        return None
 
     async def send(
         self, records: Sequence[Outgoing], refused: list[Outgoing] | None = None
@@ -82,7 +89,10 @@ class Sender:
         kept: list[Outgoing] = []
         for i in range(0, len(records), self.chunk):
             part = records[i : i + self.chunk]
-            errors = await asyncio.gather(*(self._try(r) for r in part))
+            # handed over one after another, in order (a gather of sends would interleave
+            # their awaits and reorder a key's records); acknowledged together
+            handed = [await self._enqueue(r) for r in part]
+            errors = await asyncio.gather(*(_settled(h) for h in handed))
             for rec, exc in zip(part, errors, strict=True):
                 if exc is not None and not await self._retry(rec, exc, refused):
                     kept.append(rec)
@@ -127,3 +137,16 @@ class Sender:
             now_ms=int(time.time() * 1000),
         )  # fmt: skip
         return Outgoing(self.dead_letter_topic, rec.key, self.codec.encode("DeadLetter", record))
+
+
+async def _settled(handed: Awaitable[Any] | BaseException) -> BaseException | None:
+    """None once a handed-over record is acknowledged; the exception otherwise."""
+    if isinstance(handed, BaseException):
+        return handed
+    try:
+        await handed
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any refusal is handled per record
+        return exc
+    return None
