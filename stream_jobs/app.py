@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from schemas.codec import default_codec
 from schemas.columnar import LabelColumns
 from schemas.kafka.faust_settings import faust_settings
+from stream_jobs import fetch
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import LabelHandler, Outgoing, PredictionHandler
@@ -67,7 +68,7 @@ class Worker:
 
 
 def faust_app(config: WorkerConfig) -> faust.App:
-    return faust.App(
+    app = faust.App(
         config.group_id,
         # broker list, credentials, group timeouts (profile), acks=all: the client properties
         **faust_settings(config.kafka),
@@ -82,6 +83,8 @@ def faust_app(config: WorkerConfig) -> faust.App:
         stream_wait_empty=False,  # records wait for their state snapshot to be acknowledged
         datadir=config.data_dir,
     )
+    fetch.install(app)  # a short fetch wait: a fetch of caught-up partitions stalls the rest
+    return app
 
 
 @dataclass
