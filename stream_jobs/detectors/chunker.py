@@ -57,11 +57,12 @@ class ChunkedZ:
             self.pending = total
             return np.empty(0), np.empty(0, dtype=np.int64)
         cs = np.cumsum(z)
-        ends = (b - self.pending) + b * np.arange(k)  # exclusive end of each chunk in z
-        at = cs[ends - 1]
-        sums = np.diff(at, prepend=0.0)
+        first = b - self.pending  # exclusive end of the first chunk in z
+        last = first + b * (k - 1)  # ... and of the last
+        at = cs[first - 1 : last : b]  # running sums at each chunk's end (a strided view)
+        sums = at.copy()  # their differences: np.diff(at, prepend=0.0) without its cost
+        sums[1:] -= at[:-1]
         sums[0] += self._carry_sum
-        last = int(ends[-1])
         self._carry_sum = float(cs[-1] - at[-1]) if last < z.size else 0.0
         self.pending = z.size - last
-        return sums / b * self._scale, t[ends - 1]
+        return sums / b * self._scale, t[first - 1 : last : b]

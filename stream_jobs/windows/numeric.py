@@ -26,6 +26,8 @@ from stream_jobs.blobs import pack_blobs, unpack_blobs
 
 _HEAD = struct.Struct("<iqqqdddddqdd")
 _F8 = np.dtype("<f8")
+_all, _sum = np.logical_and.reduce, np.add.reduce
+_min, _max = np.minimum.reduce, np.maximum.reduce
 
 
 class NumericPartial:
@@ -56,17 +58,19 @@ class NumericPartial:
         size = x.size
         if size == 0:
             return
+        # the ufuncs' reduce directly: ndarray.all/mean/min/max add a Python layer each
+        # (~20 µs per column and batch, same results)
         finite = np.isfinite(x)
-        v = x if finite.all() else x[finite]
+        v = x if _all(finite) else x[finite]
         nb = v.size
         self.count += size
         self.missing += size - nb
         if nb == 0:
             return
-        bmean = float(v.mean())
+        bmean = float(_sum(v) / nb)
         d = v - bmean
         bm2 = float(np.dot(d, d))
-        self._combine(nb, bmean, bm2, float(v.min()), float(v.max()))
+        self._combine(nb, bmean, bm2, float(_min(v)), float(_max(v)))
         if self.lo == self.lo and (self.min < self.lo or self.max > self.hi):
             self.out_of_range += int(np.count_nonzero((v < self.lo) | (v > self.hi)))
         self.sketch.update(v)
