@@ -23,6 +23,7 @@ from river.drift import ADWIN, KSWIN, PageHinkley
 
 from stream_jobs.detectors.chunker import ChunkedZ
 from stream_jobs.detectors.firing import Firing
+from stream_jobs.detectors.river_loops import feeder
 
 
 class ColumnDetectors:
@@ -56,6 +57,8 @@ class ColumnDetectors:
             if page_hinkley
             else None
         )
+        self._online = [(d, name, feeder(d)) for d, name in ((self.adwin, "adwin"),
+                        (self.ph, "page_hinkley")) if d is not None]  # fmt: skip
         self.kswin = KSWIN(alpha=kswin_alpha, seed=partition) if kswin else None
         self.kswin_every = int(kswin_every)
         self._kswin_next = 0
@@ -72,14 +75,9 @@ class ColumnDetectors:
         z, tz = self.chunker.update(x, t)
         if z.size:
             zl = z.tolist()
-            for det, name in ((self.adwin, "adwin"), (self.ph, "page_hinkley")):
-                if det is None:
-                    continue
-                upd = det.update
-                for i, v in enumerate(zl):
-                    upd(v)
-                    if det.drift_detected:
-                        out.append(self._fire(name, offset, tz[i], v))
+            for det, name, feed in self._online:
+                for i in feed(det, zl):  # = det.update(v) for each value, faster
+                    out.append(self._fire(name, offset, tz[i], zl[i]))
         if self.kswin is not None:
             self._kswin(x, t, offset, out)
         return out
