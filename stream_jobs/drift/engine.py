@@ -115,7 +115,8 @@ class DriftEngine:
         self._parts: dict[int, _Partition] = {}
         self.late_total: dict[str, int] = {}
         # in-process merge (poll_closed / flush / poll_detector_firings)
-        self.votes = VoteCombiner(c.quorum, c.vote_window_ms)
+        lag = c.window_ms - (c.hop_ms or c.window_ms)
+        self.votes = VoteCombiner(c.quorum, c.vote_window_ms, c.idle_partition_s, lag)
         self._book = MergeBook(wait_s=c.idle_partition_s)
         self._merger = DriftMerger(c)
         self._firings: list[Detection] = []
@@ -315,18 +316,16 @@ class DriftEngine:
     def _merge_local(self, force: bool = False) -> list[ClosedWindow]:
         for rec in self.drain_partials():
             if rec.kind == VOTE_KIND:
-                n = self._book.partitions_reporting(rec.model, KIND) or 1
-                d = self.votes.update(decode_vote(rec), n)
-                if d is not None:
-                    self._firings.append(d)
+                self.votes.add(decode_vote(rec))
             else:
                 self._book.add(rec)
         now = math.inf if force else self.clock()
+        for model in sorted(self.votes.pending):
+            progress, expected = self._book.progress_of(model, KIND)
+            self._firings += self.votes.decide(model, progress, expected, now, force)
         out = []
         for key, parts, _ in self._book.ready(now):
             out.append(self._merger.merge_closed(parts, self.reference(key[0], key[1])))
-        for model in {w.model for w in out}:
-            self.votes.expire_model(model, max(w.window_end_ms for w in out if w.model == model))
         return out
 
     def poll_detector_firings(self) -> list[Detection]:
