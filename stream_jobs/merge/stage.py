@@ -228,7 +228,7 @@ class MergeStage(SnapshottingStage):
             try:
                 self.votes[q] = load_votes(self._combiner(), extra.get("votes", {}), time.time())
             except (ValueError, KeyError, TypeError):
-                log.exception("vote state of partials partition %d unreadable: votes start clean", q)
+                log.exception("votes of partials partition %d unreadable: clean start", q)
                 self.votes[q] = self._combiner()
             self._durable[q] = self._snap_offset[q] = book.last_offset
             self.metrics.restored.labels(self.name).inc()
