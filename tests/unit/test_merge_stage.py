@@ -187,8 +187,8 @@ def test_detector_votes_of_partitions_owned_by_different_workers_meet_in_the_mer
         stage.observe_partial(0, off, codec.encode("WindowPartial", r_.to_record()))
         out += [o for o in stage.poll(0.0) if o.topic == topics.detections]
     assert out == []  # partition 3 has not passed the votes' event time yet
-    stage.observe_partial(0, len(records), codec.encode(
-        "WindowPartial", rec(3, 10, 10_000, b"", partitions=4).to_record()))
+    last = rec(3, 10, 10_000, b"", partitions=4)
+    stage.observe_partial(0, len(records), codec.encode("WindowPartial", last.to_record()))
     out += [o for o in stage.poll(0.0) if o.topic == topics.detections]
     (d,) = [codec.decode(o.value).record for o in out]
     assert (d["subject"], d["detector"], d["details"]["partitions"]) == ("x", "adwin", "0,1,2")
