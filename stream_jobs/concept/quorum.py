@@ -15,6 +15,8 @@ another's — neither ages the others' votes out of the window nor votes before 
 up, so the quorum at a given clock does not depend on how the partitions' batches
 interleaved. A partition that has fed nothing for ``stall_s`` seconds of wall-clock time
 (no traffic, a dead producer) is not waited for (as the pooled test and the merge book do).
+As for the pooled test, this holds once every partition has fed its first errors: before,
+the quorum is of the partitions heard from.
 
 The price is delay: each partition sees 1/P of the errors, so a quorum needs about P
 times the samples one detector on the merged stream needs. Measured in
