@@ -12,12 +12,12 @@ for the model; an integer quorum is capped at that number (one partition decides
 
 **Decided in event time, not in arrival order.** Firings are buffered (:meth:`add`); a
 firing at event time ``t`` is decided (:meth:`decide`) once *every* input partition of the
-model has progressed past ``t + lag_ms`` — each partition's records reach the merge stage
-in order, so by then every firing at or before ``t`` has arrived — and the buffered firings
-are processed in the canonical order ``(event time, partition, offset)``. The same firings
-thus give the same detections whatever order the partitions' records arrived in.
-``lag_ms`` is ``window - hop`` for hopping windows (an event up to that much older than a
-partition's progress can still be on time there), 0 for tumbling ones.
+model has progressed past ``t`` — a partition's progress is the event time below which it
+sends no more firings, and its records reach the merge stage in order, so by then every
+firing before ``t`` has arrived (:func:`stream_jobs.merge.votes.settled_progress`) — and
+the buffered firings are processed in the canonical order ``(event time, partition,
+offset)``. The same firings thus give the same detections whatever order the partitions'
+records arrived in.
 
 **Timeout** (as the merge book does for windows): a partition that never reports for a
 model, or stays away, would hold the votes forever. Once some partition has passed a
@@ -28,8 +28,10 @@ times already decided are *late*: counted and dropped. Only this path depends on
 at-least-once replay) are dropped.
 
 The price is latency, not event time: a detection carries the same event time as before
-(the firing that completed the quorum) but leaves once every partition has closed the
-window holding it, about ``window + allowed lateness`` of event time later.
+(the firing that completed the quorum) but leaves once every partition has passed it: stage
+1 publishes its vote progress (newest event time less the allowed lateness; older events
+are not fed to the detectors) at every poll, so that is about ``allowed lateness`` of event
+time plus a poll later (measured in ``tests/bench/bench_votes.py``).
 
 >>> v = VoteCombiner(quorum=2, vote_window_ms=60_000, wait_s=30)
 >>> f = lambda p, t, o=7: Firing("m", "1", "x", "adwin", p, offset=o, event_time_ms=t)
@@ -80,14 +82,12 @@ class VoteCombiner:
         quorum: int | Literal["majority"] = "majority",
         vote_window_ms: int = 60_000,
         wait_s: float = 30.0,
-        lag_ms: int = 0,
     ) -> None:
         if quorum != "majority" and int(quorum) < 1:
             raise ValueError("quorum must be >= 1 or 'majority'")
         self.quorum = quorum
         self.vote_window_ms = int(vote_window_ms)
         self.wait_s = float(wait_s)
-        self.lag_ms = int(lag_ms)
         self.pending: dict[str, dict[Ident, Firing]] = {}  # model -> buffered firings
         self.votes: dict[Key, dict[int, Firing]] = {}  # decided firings still in the window
         self.emitted: dict[Key, int] = {}  # key -> event time of its last detection
@@ -124,8 +124,8 @@ class VoteCombiner:
     ) -> list[Detection]:
         """Detections of ``model`` whose firings are settled, in canonical order.
 
-        ``progress``: input partition -> event time up to which it has closed its windows
-        (the merge book's); ``expected``: the model's input partition count (0: those in
+        ``progress``: input partition -> event time below which it sends no more firings;
+        ``expected``: the model's input partition count (0: those in
         ``progress``); ``now_s``: clock time, for the timeout only; ``force``: decide
         everything buffered (shutdown, tests)."""
         box = self.pending.get(model)
@@ -136,7 +136,7 @@ class VoteCombiner:
             cut = max(f.event_time_ms for f in box.values()) + 1
         else:
             cut = self._settled(progress, expected)
-            passed = max(progress.values(), default=NEVER) - self.lag_ms
+            passed = max(progress.values(), default=NEVER)
             cut = self._timeout(model, box, cut, passed, now_s)
         ready = sorted((f for f in box.values() if f.event_time_ms < cut), key=canonical)
         if cut > self.done.get(model, NEVER):
@@ -157,7 +157,7 @@ class VoteCombiner:
         """Event time below which every partition has passed (no firing can still come)."""
         if not progress or len(progress) < expected:
             return NEVER
-        return min(progress.values()) - self.lag_ms
+        return min(progress.values())
 
     def _timeout(
         self, model: str, box: dict[Ident, Firing], cut: int, passed: int, now_s: float

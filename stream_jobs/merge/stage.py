@@ -35,7 +35,13 @@ from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
 from stream_jobs.merge.book import MergeBook
 from stream_jobs.merge.protocol import PartialMerger, PartialRecord
-from stream_jobs.merge.votes import VOTE_KIND, decode_vote, load_votes, votes_state
+from stream_jobs.merge.votes import (
+    VOTE_KIND,
+    decode_vote,
+    load_votes,
+    settled_progress,
+    votes_state,
+)
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.reference.view import ReferenceView
 from stream_jobs.stage import SnapshottingStage, state_key
@@ -95,8 +101,7 @@ class MergeStage(SnapshottingStage):
 
     def _combiner(self) -> VoteCombiner:
         c = self.config
-        lag = c.window_ms - (c.hop_ms or c.window_ms)  # hopping: on time below the progress
-        return VoteCombiner(c.quorum, c.vote_window_ms, c.idle_partition_s, lag)
+        return VoteCombiner(c.quorum, c.vote_window_ms, c.idle_partition_s)
 
     def observe_partial(self, q: int, offset: int, value: bytes | None) -> None:
         """One record of partials-topic partition ``q``."""
@@ -111,7 +116,7 @@ class MergeStage(SnapshottingStage):
             self.metrics.partials.labels("?", "unreadable").inc()
             book.last_offset = max(book.last_offset, offset)
             return
-        if rec.kind == VOTE_KIND:
+        if rec.kind == VOTE_KIND and not rec.is_marker:  # a firing (markers: progress)
             if offset <= book.last_offset:
                 self.metrics.partials.labels(rec.kind, "skipped").inc()
                 return
@@ -152,9 +157,11 @@ class MergeStage(SnapshottingStage):
     def _decide_votes(self, q: int, now_s: float) -> list[Outgoing]:
         """Online detections whose votes every input partition has passed (or timed out)."""
         votes, book = self.votes[q], self.books[q]
+        c = self.config
+        lag = c.window_ms - (c.hop_ms or c.window_ms)  # hopping: on time below the progress
         out: list[Outgoing] = []
         for model in sorted(votes.pending):
-            progress, expected = book.progress_of(model, DRIFT)
+            progress, expected = settled_progress(book, model, lag, DRIFT)
             for d in votes.decide(model, progress, expected, now_s):
                 self.drift_metrics.record_detection(d)
                 out += self.sink.encode([d])

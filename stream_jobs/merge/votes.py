@@ -4,10 +4,13 @@ Each input partition's detectors fire on their own (stage 1); a firing travels a
 :class:`PartialRecord` of kind ``vote`` (payload: version byte ``1`` + JSON of the firing)
 to the merge stage that owns the model, where one :class:`VoteCombiner` per partials-topic
 partition counts the quorum per model — the same answer whether one worker or ten own the
-input partitions. The combiner buffers the firings and decides them once every input partition
-of the model has progressed past them (the drift progress the merge book tracks from
-partials and markers), in event-time order: the same firings, the same detections, in
-whatever order the partitions' records reached the partials topic.
+input partitions. The combiner buffers the firings and decides them once every input
+partition of the model has progressed past them, in event-time order: the same firings,
+the same detections, in whatever order the partitions' records reached the partials topic.
+A ``vote`` record with an empty payload is a *vote progress marker* (sent by stage 1 at
+every poll): its partition feeds its detectors nothing older than ``progress_ms`` any more,
+so it will send no firing before it. The merge book keeps it as it keeps the drift
+progress (:func:`settled_progress` reads both).
 
 >>> from stream_jobs.detectors.firing import Firing
 >>> f = Firing("m", "1", "x", "adwin", 2, 7, 1_000, 1.5)
@@ -27,7 +30,8 @@ import json
 from typing import Any
 
 from stream_jobs.detectors.firing import Firing
-from stream_jobs.detectors.vote import VoteCombiner
+from stream_jobs.detectors.vote import NEVER, VoteCombiner
+from stream_jobs.merge.book import MergeBook
 from stream_jobs.merge.protocol import PartialRecord
 
 VOTE_KIND = "vote"
@@ -47,6 +51,21 @@ def decode_vote(rec: PartialRecord) -> Firing:
     b = json.loads(rec.payload[1:])
     return Firing(rec.model, rec.model_version, b["s"], b["d"], rec.partition, int(b["o"]),
                   int(b["t"]), float(b["x"]))  # fmt: skip
+
+
+def settled_progress(
+    book: MergeBook, model: str, lag_ms: int = 0, drift_kind: str = "drift"
+) -> tuple[dict[int, int], int]:
+    """``(input partition -> event time below which it sends no more firings, expected
+    partitions)`` for :meth:`VoteCombiner.decide`, from what the merge book tracks: a
+    partition's vote progress (a ``vote`` marker: its detectors see nothing older), or its
+    drift progress less ``lag_ms`` (``window - hop``: with hopping windows an event that
+    much older than the progress is still on time), whichever is further."""
+    drift, expected = book.progress_of(model, drift_kind)
+    out = {p: t - lag_ms for p, t in drift.items()}
+    for p, t in book.progress_of(model, VOTE_KIND)[0].items():
+        out[p] = max(out.get(p, NEVER), t)
+    return out, expected
 
 
 def _f(f: Firing) -> list[Any]:

@@ -31,8 +31,8 @@ def fixture(seed: int = 0) -> list[list[tuple[int, list[Fire]]]]:
 
 
 def expected_at(parts: list, clock: int) -> tuple[bool, list[int]]:
-    voters = [p for p, batches in enumerate(parts)
-              if any(0 <= clock - f.event_time_ms <= W for _, fs in batches for f in fs)]  # fmt: skip
+    fires = [[f for _, fs in batches for f in fs] for batches in parts]
+    voters = [p for p, fs in enumerate(fires) if any(0 <= clock - f.event_time_ms <= W for f in fs)]
     return len(voters) >= 2, voters
 
 

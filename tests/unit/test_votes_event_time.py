@@ -19,7 +19,7 @@ from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.merge.book import MergeBook
 from stream_jobs.merge.protocol import PartialRecord
 from stream_jobs.merge.stage import MergeStage
-from stream_jobs.merge.votes import VOTE_KIND, encode_vote, votes_state
+from stream_jobs.merge.votes import VOTE_KIND, encode_vote, settled_progress, votes_state
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.stage import state_key
 from stream_jobs.state.metrics import StateMetrics
@@ -34,7 +34,8 @@ CHANGES = [95_000, 240_000, 241_000]  # event times where most partitions fire
 
 def partition_records(seed: int = 0, windows: int = 40) -> list[list[PartialRecord]]:
     """Each input partition's records in the order its stage 1 would publish them: the
-    firings of a window (in no particular event-time order), then the marker closing it."""
+    firings of the first half of a window (in no particular event-time order), a vote
+    progress marker at the half, the firings of the second half, the marker closing it."""
     rng = np.random.default_rng(seed)
     out: list[list[PartialRecord]] = []
     for p in range(P):
@@ -51,13 +52,23 @@ def partition_records(seed: int = 0, windows: int = 40) -> list[list[PartialReco
                     if start <= t < end:
                         fs.append(Firing("m", "1", subject, detector, p, offset + len(fs), t, 2.5))
             rng.shuffle(fs)  # type: ignore[arg-type]
-            for f in fs:
-                recs.append(PartialRecord("m", "1", VOTE_KIND, f.event_time_ms, f.event_time_ms,
-                                          p, P, f.offset, encode_vote(f)))  # fmt: skip
+            mid = start + WINDOW // 2
+            recs += [vote(f) for f in fs if f.event_time_ms < mid]
+            recs.append(PartialRecord("m", "", VOTE_KIND, mid, mid, p, P, offset, b"", mid))
+            recs += [vote(f) for f in fs if f.event_time_ms >= mid]
             offset += len(fs) + 1
             recs.append(PartialRecord("m", "", "drift", end, end, p, P, offset, b"", end))
         out.append(recs)
     return out
+
+
+def vote(f: Firing) -> PartialRecord:
+    t = f.event_time_ms
+    return PartialRecord("m", "1", VOTE_KIND, t, t, f.partition, P, f.offset, encode_vote(f))
+
+
+def is_firing(r: PartialRecord) -> bool:
+    return r.kind == VOTE_KIND and not r.is_marker
 
 
 def new_stage() -> MergeStage:
@@ -101,7 +112,7 @@ def arrival_order(parts: list[list[PartialRecord]], seed: int) -> list:
     from stream_jobs.merge.votes import decode_vote
 
     rng = random.Random(seed)
-    queues = [[r for r in q if r.kind == VOTE_KIND] for q in parts]
+    queues = [[r for r in q if is_firing(r)] for q in parts]
     v = VoteCombiner(CFG.quorum, CFG.vote_window_ms)
     out = []
     while any(queues):
@@ -114,7 +125,7 @@ def arrival_order(parts: list[list[PartialRecord]], seed: int) -> list:
 
 def test_shuffled_arrival_gives_identical_detections() -> None:
     parts = partition_records()
-    firings = sum(1 for q in parts for r in q if r.kind == VOTE_KIND)
+    firings = sum(1 for q in parts for r in q if is_firing(r))
     baseline = run(parts, seed=0)
     assert firings > 30 and len(baseline) >= 3  # the changes are detected, per key
     assert {(s, d) for s, d, *_ in baseline} == set(KEYS)
@@ -140,7 +151,7 @@ def test_detections_equal_the_canonical_replay_of_all_firings() -> None:
     v = VoteCombiner(CFG.quorum, CFG.vote_window_ms)
     for q in reversed(parts):
         for r in reversed(q):
-            if r.kind == VOTE_KIND:
+            if is_firing(r):
                 v.add(decode_vote(r))
     every = v.decide("m", {}, expected=P, force=True)
     assert [(d.subject, d.detector, d.event_time_ms, d.details["partitions"]) for d in every] == [
@@ -165,13 +176,18 @@ def test_a_partition_that_stays_away_is_waited_for_wait_s_then_its_votes_are_lat
     assert [d.event_time_ms for d in v.decide("m", three, expected=4, now_s=230.0)] == [51_000]
 
 
-def test_hopping_windows_wait_a_window_minus_a_hop_longer() -> None:
-    """With hopping windows an event up to ``window - hop`` before a partition's progress
-    is still on time there, so a firing is settled only that much later."""
-    v = VoteCombiner(quorum=1, vote_window_ms=30_000, lag_ms=5_000)
-    v.add(Firing("m", "1", "x", "adwin", 0, 1, 12_000))
-    assert v.decide("m", {0: 15_000}) == []
-    assert len(v.decide("m", {0: 20_000})) == 1
+def test_settled_progress_takes_vote_markers_or_drift_progress_less_the_hop_lag() -> None:
+    """With hopping windows an event up to ``window - hop`` before a partition's drift
+    progress is still on time there; a vote progress marker says exactly where it is."""
+    book = MergeBook()
+    book.add(PartialRecord("m", "", "drift", 20_000, 20_000, 0, 2, 0, b"", 20_000))
+    book.add(PartialRecord("m", "", "drift", 20_000, 20_000, 1, 2, 0, b"", 20_000))
+    book.add(PartialRecord("m", "", VOTE_KIND, 27_000, 27_000, 1, 2, 0, b"", 27_000))
+    assert settled_progress(book, "m", lag_ms=5_000) == ({0: 15_000, 1: 27_000}, 2)
+    v = VoteCombiner(quorum=1, vote_window_ms=30_000)
+    v.add(Firing("m", "1", "x", "adwin", 0, 1, 16_000))
+    assert v.decide("m", *settled_progress(book, "m", lag_ms=5_000)) == []
+    assert len(v.decide("m", *settled_progress(book, "m", lag_ms=0))) == 1
 
 
 def test_canonical_order_and_duplicates() -> None:
@@ -183,3 +199,35 @@ def test_canonical_order_and_duplicates() -> None:
     book = MergeBook()
     book.add(PartialRecord("m", "", "drift", 10, 10, 0, 2, 0, b"", 10))
     assert book.progress_of("m", "drift") == ({0: 10}, 2)
+
+
+def test_stage_one_publishes_vote_progress_after_its_firings_at_every_drain() -> None:
+    from schemas.columnar import PredictionColumns
+    from stream_jobs.drift import DriftEngine
+    from stream_jobs.reference.profile import build_profile
+
+    rng = np.random.default_rng(0)
+    ref = build_profile("m", "", numeric={"x": rng.normal(size=5_000)})
+    engine = DriftEngine(DriftConfig(window_ms=10_000, allowed_lateness_ms=1_000))
+    engine.set_reference(ref)
+
+    def batch(t0: int, shift: float, n: int = 2_000) -> PredictionColumns:
+        t = t0 + np.arange(n, dtype=np.int64) * 5
+        return PredictionColumns("m", "1", [""] * n, t, np.ones(n), np.zeros(n, np.int8),
+                                 numeric={"x": rng.normal(shift, 1, n)})  # fmt: skip
+
+    engine.observe(0, 0, batch(0, 0.0))
+    engine.observe(0, 1, batch(10_000, 3.0))  # a big shift: the detectors fire
+    recs = [r for r in engine.drain_partials() if r.kind == VOTE_KIND]
+    assert any(is_firing(r) for r in recs) and recs[-1].is_marker
+    assert recs[-1].progress_ms == 19_995 - 1_000  # newest event time less the lateness
+    assert engine.drain_partials() == []  # nothing new: no marker either
+    state = engine.partition_state(0)
+    again = DriftEngine(engine.config)
+    again.set_reference(ref)
+    again.restore_partition(0, state)
+    again.observe(0, 2, batch(18_000, 3.0, n=2))  # older than the vote progress: not fed
+    assert [r for r in again.drain_partials() if r.kind == VOTE_KIND] == []
+    again.observe(0, 3, batch(20_000, 3.0, n=10))
+    (marker,) = [r for r in again.drain_partials() if r.kind == VOTE_KIND]
+    assert marker.progress_ms == 20_045 - 1_000
