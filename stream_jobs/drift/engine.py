@@ -43,7 +43,10 @@ nothing more for a window. Events of a window the partition has already closed a
 counted (returned by :meth:`observe`) and reported in the partition's next partial.
 
 Online detectors run per partition; their firings leave as records of kind ``vote`` and
-the quorum is counted per model in the merge stage (:mod:`stream_jobs.merge.votes`).
+the quorum is counted per model in the merge stage (:mod:`stream_jobs.merge.votes`), in
+event time: each drain also sends a ``vote`` progress marker per model whose detector clock
+moved (newest event time less the allowed lateness; older events are no longer fed to the
+partition's detectors), after every firing made so far.
 
 Idempotence and state: :meth:`observe` keeps the last applied offset per partition and
 skips any ``(partition, offset)`` at or below it. :meth:`partition_state` /

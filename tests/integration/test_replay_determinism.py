@@ -122,4 +122,9 @@ def test_replays_with_labels_and_online_detectors_give_identical_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     window_env(monkeypatch)
-    assert_identical(replays(tmp_path, 2, labels=True))
+    # a half-hour vote window: at 15 rows a minute the four partitions' detectors fire
+    # minutes apart, and with the default minute no online detection would come out at all
+    monkeypatch.setenv("MODELWATCH_DRIFT__VOTE_WINDOW_MS", str(30 * 60_000))
+    runs = replays(tmp_path, 2, labels=True)
+    assert any('"mode": "online"' in d for d in runs[0]["detections"])
+    assert_identical(runs)
