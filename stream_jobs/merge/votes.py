@@ -96,8 +96,7 @@ def load_votes(v: VoteCombiner, s: dict[str, Any], now_s: float = 0.0) -> VoteCo
         raise ValueError(f"vote state version {version!r} is not 1 or {STATE_VERSION}")
     for m, ver, subj, det, fs in s.get("votes", []):
         v.votes[(m, ver, subj, det)] = {
-            int(p): Firing(m, ver, subj, det, int(p), int(o), int(t), float(x))
-            for p, o, t, x in fs
+            int(p): Firing(m, ver, subj, det, int(p), int(o), int(t), float(x)) for p, o, t, x in fs
         }
     for m, ver, subj, det, t in s.get("emitted", []):
         v.emitted[(m, ver, subj, det)] = int(t)
