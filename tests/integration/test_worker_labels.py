@@ -11,6 +11,7 @@ import numpy as np
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
+from tests.support.groups import wait_group_done
 from tests.support.processes import WorkerProcess, sample, wait_for
 from tests.support.topics import read_topic
 
@@ -141,7 +142,9 @@ def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path
             "every label joined",
         )
         publish_sentinel_label(kafka_bootstrap, model, start_ms + 60 * WINDOW_MS)
-        time.sleep(2.0)  # a double count would show by now
+        # committed to the end (the sentinel too): a double count would show by now
+        wait_group_done(kafka_bootstrap, group, [TOPICS.labels, TOPICS.predictions], 120,
+                        "every label")
         metrics = second.scrape()
         assert sample(metrics, "modelwatch_labels_joined_total", model=model) == labels.n
         assert sample(metrics, "modelwatch_duplicate_labels_total", model=model) == 0

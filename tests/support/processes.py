@@ -102,6 +102,7 @@ class WorkerProcess(ModelwatchProcess):
         self, bootstrap: str, tmp: Path, group_id: str, extra_env: dict[str, str] | None = None
     ) -> None:
         self.port = free_port()
+        self.group_id = group_id
         env = {
             "MODELWATCH_BOOTSTRAP": bootstrap,
             "MODELWATCH_METRICS_PORT": str(self.port),
