@@ -26,7 +26,7 @@ from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
     wait_until,
 )
 from tests.support.groups import wait_group_done
-from tests.support.processes import ModelwatchProcess, sample, scrape
+from tests.support.processes import ModelwatchProcess, sample, scrape, stop_process
 
 pytestmark = pytest.mark.integration
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -67,12 +67,7 @@ def alertmanager(tmp_path: Path) -> Any:
         wait_until(ready, 20, "Alertmanager ready", every_s=0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
 
 

@@ -29,6 +29,7 @@ from alerting.sinks import build_sink
 from alerting.sinks.alertmanager import firing_ends_at
 from modelwatch.broker import free_port
 from tests.integration.test_alert_support import wait_until
+from tests.support.processes import stop_process
 
 pytestmark = pytest.mark.integration
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -98,12 +99,7 @@ def secured_alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
             yield base, cert
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
 
 
 def alert(fp: str, status: str = "firing") -> dict[str, Any]:
