@@ -39,3 +39,14 @@ def label_rows(labels: LabelColumns, rows: np.ndarray | slice) -> LabelColumns:
         label_value=None if labels.label_value is None else labels.label_value[index],
         label_class=None if labels.label_class is None else labels.label_class.take(index),
     )
+
+
+def class_labels(ids: list[str], event_time_ms: int, truth: np.ndarray,
+                 model: str = "m") -> LabelColumns:
+    """0/1 class labels ``truth`` for the predictions ``ids``, all at ``event_time_ms``."""
+    return LabelColumns(
+        model=model,
+        prediction_ids=ids,
+        event_time_ms=np.full(len(ids), event_time_ms, dtype=np.int64),
+        label_class=CategoricalArray(["0", "1"], truth.astype(np.int32)),
+    )
