@@ -20,7 +20,10 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from modelwatch.backtest import group_committed
+from producers.partitioner import partition_for
+from producers.sdk import ModelwatchPublisher
 from schemas.kafka import KafkaConfig, partitions_of
+from schemas.topics import TopicNames
 from tests.support.processes import wait_for
 
 
@@ -58,6 +61,40 @@ def behind(bootstrap: str, group: str, topic: str, timeout_s: float = 15.0) -> d
 def wait_group_done(bootstrap: str, group: str, topics: list[str], timeout_s: float,
                     what: str) -> None:
     """Wait until ``group`` has committed every record of every one of ``topics``."""
-    wait_for(lambda: all(not behind(bootstrap, group, t) for t in topics), timeout_s,
-             f"group {group} to commit every record of {', '.join(topics)} ({what})",
-             every_s=0.5)
+    late: dict[str, dict[int, int]] = {}
+
+    def done() -> bool:
+        late.clear()
+        late.update({t: b for t in topics if (b := behind(bootstrap, group, t))})
+        return not late
+
+    try:
+        wait_for(done, timeout_s, f"group {group} to commit every record of "
+                 f"{', '.join(topics)} ({what})", every_s=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; committed offsets short of the end: {late}") from None
+
+
+def publish_prediction_sentinels(bootstrap: str, model: str,
+                                 topics: TopicNames | None = None) -> int:
+    """One valid prediction of ``model`` on every partition of the predictions topic, after
+    everything published so far; returns how many. A record the worker only dead-letters
+    does not move its partition's durable offset, so a partition that ends in garbage is
+    committed only once a valid record follows it: these are that record."""
+    topics = topics or TopicNames()
+    reader = KafkaConfig.of(bootstrap).consumer()
+    try:
+        n = len(partitions_of(reader, topics.predictions))
+    finally:
+        reader.close()
+    ids: dict[int, str] = {}
+    i = 0
+    while len(ids) < n:
+        ids.setdefault(partition_for(f"{model}-sentinel-{i}", n), f"{model}-sentinel-{i}")
+        i += 1
+    with ModelwatchPublisher(bootstrap, model, "v1", topics=topics) as sdk:
+        for pid in ids.values():
+            sdk.publish_single_prediction(prediction_id=pid, latency_ms=1.0, score=0.5)
+        assert sdk.flush(30) == 0
+        assert sum(sdk.dropped.values()) == 0
+    return n
