@@ -6,7 +6,10 @@ The worker, the evaluator and the notifier commit an input offset only after wha
 record caused is done (metrics counted, outputs acknowledged by the broker, notifications
 delivered or dead-lettered). So once a group's committed offset of every partition is the
 partition's end, whatever those records would have caused has happened and is visible; a
-stable group does not read them again.
+stable group does not read them again. One exception: the worker commits a predictions
+partition only up to its last *valid* record (a dead-lettered one does not move the drift
+state's offset), so a partition that ends in garbage needs a valid record after it
+(:func:`publish_prediction_sentinels`).
 
 The end is found by reading from the committed offset with ``enable.partition.eof`` (the
 embedded broker's ListOffsets is wrong, see :mod:`schemas.kafka.read`): end-of-partition at
