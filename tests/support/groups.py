@@ -6,10 +6,8 @@ The worker, the evaluator and the notifier commit an input offset only after wha
 record caused is done (metrics counted, outputs acknowledged by the broker, notifications
 delivered or dead-lettered). So once a group's committed offset of every partition is the
 partition's end, whatever those records would have caused has happened and is visible; a
-stable group does not read them again. One exception: the worker commits a predictions
-partition only up to its last *valid* record (a dead-lettered one does not move the drift
-state's offset), so a partition that ends in garbage needs a valid record after it
-(:func:`publish_prediction_sentinels`).
+stable group does not read them again (a record the worker only dead-letters is
+acknowledged at once, so a partition that ends in garbage is committed to its end too).
 
 The end is found by reading from the committed offset with ``enable.partition.eof`` (the
 embedded broker's ListOffsets is wrong, see :mod:`schemas.kafka.read`): end-of-partition at
@@ -23,10 +21,7 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from modelwatch.backtest import group_committed
-from producers.partitioner import partition_for
-from producers.sdk import ModelwatchPublisher
 from schemas.kafka import KafkaConfig, partitions_of
-from schemas.topics import TopicNames
 from tests.support.processes import wait_for
 
 
@@ -76,28 +71,3 @@ def wait_group_done(bootstrap: str, group: str, topics: list[str], timeout_s: fl
                  f"{', '.join(topics)} ({what})", every_s=0.5)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; committed offsets short of the end: {late}") from None
-
-
-def publish_prediction_sentinels(bootstrap: str, model: str,
-                                 topics: TopicNames | None = None) -> int:
-    """One valid prediction of ``model`` on every partition of the predictions topic, after
-    everything published so far; returns how many. A record the worker only dead-letters
-    does not move its partition's durable offset, so a partition that ends in garbage is
-    committed only once a valid record follows it: these are that record."""
-    topics = topics or TopicNames()
-    reader = KafkaConfig.of(bootstrap).consumer()
-    try:
-        n = len(partitions_of(reader, topics.predictions))
-    finally:
-        reader.close()
-    ids: dict[int, str] = {}
-    i = 0
-    while len(ids) < n:
-        ids.setdefault(partition_for(f"{model}-sentinel-{i}", n), f"{model}-sentinel-{i}")
-        i += 1
-    with ModelwatchPublisher(bootstrap, model, "v1", topics=topics) as sdk:
-        for pid in ids.values():
-            sdk.publish_single_prediction(prediction_id=pid, latency_ms=1.0, score=0.5)
-        assert sdk.flush(30) == 0
-        assert sum(sdk.dropped.values()) == 0
-    return n
