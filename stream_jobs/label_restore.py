@@ -19,6 +19,7 @@ Metrics: ``modelwatch_label_restore_seconds`` (per partition) and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -79,11 +80,16 @@ class LabelRestore:
         registry = registry if registry is not None else CollectorRegistry()
         self.seconds = histogram("modelwatch_label_restore_seconds", registry)
         self.records = counter("modelwatch_label_records_restored_total", registry)
+        self._through: dict[int, int] = {}  # partition -> prediction offset restored through
+        self._task: asyncio.Future | None = None
 
     def foreign(self, partition: int, committed_predictions: int) -> bool:
         """Whether the group committed predictions of ``partition`` past what this
         worker's store applied (another worker processed them)."""
-        applied = self.stage.engine.applied_offset(self.topics.predictions, partition)
+        applied = max(
+            self.stage.engine.applied_offset(self.topics.predictions, partition),
+            self._through.get(partition, -1),
+        )
         return committed_predictions > 0 and applied < committed_predictions - 1
 
     def restore(self, partition: int, end_predictions: int, end_labels: int) -> int:
@@ -115,6 +121,7 @@ class LabelRestore:
                     continue
                 with lock:
                     engine.restore_labels(self.topics.labels, partition, offset, labels)
+        self._through[partition] = max(self._through.get(partition, -1), end_predictions)
         self.seconds.observe(time.monotonic() - t0)
         self.records.inc(n)
         log.warning(
@@ -126,25 +133,51 @@ class LabelRestore:
         return n
 
     def install(self, app: Any, pacer: Any) -> None:
-        """On every assignment: restore the partitions another worker processed."""
+        """On every assignment: restore the partitions another worker processed. Labels
+        wait from the start of every rebalance until their partition is settled here
+        (:meth:`LabelPacer.settle`), whatever order Faust runs its assignment receivers
+        in."""
+        pacer.require_settle()
 
         @app.on_partitions_assigned.connect
         async def restore_on_assign(app_: Any, assigned: set, **_: object) -> None:
+            generation = pacer.generation  # the rebalance this assignment belongs to
             parts = sorted({tp.partition for tp in assigned if tp.topic == self.topics.labels})
-            for p in parts:
-                pacer.hold(p)  # its labels wait until we know (and have rebuilt) its state
-            self._task = asyncio.ensure_future(self._restore_all(parts, pacer))
+            pacer.assigned(generation, set(parts))
+            previous = self._task
+            self._task = asyncio.ensure_future(
+                self._restore_all(parts, pacer, generation, previous)
+            )
 
-    async def _restore_all(self, parts: list[int], pacer: Any) -> None:
+    async def _restore_all(
+        self, parts: list[int], pacer: Any, generation: int, previous: asyncio.Future | None
+    ) -> None:
+        if previous is not None:  # one restore at a time: the last assignment's comes first
+            with contextlib.suppress(BaseException):
+                await previous
         for p in parts:
+            if generation != pacer.generation:
+                return  # a newer rebalance started: its own pass settles what it assigns
             try:
-                committed_p = await pacer.committed(self.topics.predictions, p)
+                committed_p = await self._committed(pacer, self.topics.predictions, p)
                 if committed_p is not None and self.foreign(p, committed_p):
-                    committed_l = await pacer.committed(self.topics.labels, p)
+                    committed_l = await self._committed(pacer, self.topics.labels, p)
                     await asyncio.to_thread(
                         self.restore, p, committed_p - 1, (committed_l or 0) - 1
                     )
             except Exception:
                 log.exception("restoring the label join of partition %d failed", p)
             finally:
-                pacer.release(p)
+                pacer.settle(generation, p)
+
+    async def _committed(self, pacer: Any, topic: str, partition: int) -> int | None:
+        """The group's committed offset (-1: none), asked up to 3 times (None: unknown;
+        the partition is then taken as is, loudly)."""
+        for _ in range(3):
+            offset = await pacer.committed(topic, partition)
+            if offset is not None:
+                return offset
+            await asyncio.sleep(1.0)
+        log.error("committed offset of %s[%d] unknown: its label join is not restored",
+                  topic, partition)  # fmt: skip
+        return None

@@ -90,10 +90,32 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
                     raise AssertionError(f"worker B exited:\n{b.log_tail()}")
                 return sample(b.scrape(), "modelwatch_labels_joined_total", model=model)
 
-            wait_for(lambda: b_joined() >= N, 180, f"{N} labels joined on B", every_s=1.0)
+            try:
+                wait_for(lambda: b_joined() >= N, 180, f"{N} labels joined on B", every_s=1.0)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{_diagnosis(b, model)}") from None
             time.sleep(2.0)  # a double count would show by now
             metrics = b.scrape()
     assert sample(metrics, "modelwatch_labels_joined_total", model=model) == N
     assert sample(metrics, "modelwatch_duplicate_labels_total", model=model) == 0
     assert sample(metrics, "modelwatch_early_labels_waiting") == 0
     assert sample(metrics, "modelwatch_label_records_restored_total") > 0
+
+
+def _diagnosis(worker: WorkerProcess, model: str) -> str:
+    """What B's metrics say about the labels it has not joined (for a failure message)."""
+    try:
+        m = worker.scrape()
+    except Exception as exc:  # B is gone
+        return f"no metrics ({exc!r}); log:\n{worker.log_tail()}"
+    names = ("labels_joined_total", "early_labels_total", "duplicate_labels_total",
+             "orphan_labels_total", "late_labels_total")  # fmt: skip
+    lines = [f"{n}={sample(m, 'modelwatch_' + n, model=model)}" for n in names]
+    lines += [f"{n}={sample(m, 'modelwatch_' + n)}" for n in (
+        "early_labels_waiting", "label_partition_pauses_total", "label_partitions_paused",
+        "label_records_restored_total", "rebalances_total")]  # fmt: skip
+    lines += [
+        f"{n} {dict(lab)}={v}" for (n, lab), v in sorted(m.items())
+        if n in ("modelwatch_consumer_lag", "modelwatch_events_processed_total")
+    ]  # fmt: skip
+    return "\n".join(lines) + f"\nlog:\n{worker.log_tail(60)}"
