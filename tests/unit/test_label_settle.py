@@ -14,6 +14,7 @@ from faust.types import TP
 
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
+from stream_jobs.join.config import LabelConfig
 from stream_jobs.label_pacing import LabelPacer
 from stream_jobs.label_restore import LabelRestore
 
@@ -53,15 +54,21 @@ class SlowRestore(LabelRestore):
     """Every partition is foreign (another worker processed it); restoring takes a while."""
 
     def __init__(self, pacer: LabelPacer, seconds: float) -> None:
-        stage = SimpleNamespace(engine=SimpleNamespace(applied_offset=lambda t, p: -1))
+        engine = SimpleNamespace(applied_offset=lambda t, p: -1, config=LabelConfig())
+        stage = SimpleNamespace(engine=engine, lock=threading.Lock())
         super().__init__(stage, "unused:9092", TOPICS, default_codec())
         self.pause_s = seconds
         self.done: list[int] = []
 
-    def restore(self, partition: int, end_predictions: int, end_labels: int) -> int:
+    def restore(
+        self, partition: int, end_predictions: int, end_labels: int, now_ms: int | None = None
+    ) -> int:
         time.sleep(self.pause_s)
         self.done.append(partition)
         return 0
+
+    def load_points(self, partitions: list[int]) -> None:
+        return None  # no changelog here: restores start at offset 0
 
 
 def setup(seconds: float = 0.3) -> tuple[FakeApp, LabelPacer, SlowRestore]:
