@@ -179,6 +179,8 @@ class LabelPacer:
                 self._progress.clear()  # its join state is not settled for this assignment
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._progress.wait(), 1.0)
+            if not self.is_settled(partition):
+                return False  # stopping: never handle a label against an unsettled store
             # its prediction partition's state is being restored: no prediction can come
             # yet, and the labels would run ahead of all of them (the restore ends, or
             # fails, and the loop clears the flag either way)
