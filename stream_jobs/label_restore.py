@@ -130,8 +130,7 @@ class LabelRestore(StageBase):
         self.topics = topics
         self.codec = codec
         self.group_id = group_id
-        config = stage.engine.config
-        self.horizon_ms = horizon_ms(config.ttl_ms, config.expiry_bucket_ms, max_ahead_ms)
+        self.max_ahead_ms = max_ahead_ms
         registry = registry if registry is not None else CollectorRegistry()
         self.seconds = histogram("modelwatch_label_restore_seconds", registry)
         self.records = counter("modelwatch_label_records_restored_total", registry)
@@ -141,6 +140,12 @@ class LabelRestore(StageBase):
         self._owned: frozenset[int] = frozenset()  # label partitions assigned and settled
         self._task: asyncio.Future | None = None
         self._pacer: Any = None
+
+    @property
+    def horizon_ms(self) -> int:
+        """H: a record read longer than this ago has expired (see the module doc)."""
+        config = self.stage.engine.config
+        return horizon_ms(config.ttl_ms, config.expiry_bucket_ms, self.max_ahead_ms)
 
     # ---- what this store holds -----------------------------------------------------------
     def foreign(self, partition: int, committed_predictions: int) -> bool:
