@@ -82,11 +82,12 @@ class LabelPacer:
         self._progress: asyncio.Event | None = None
         self._resumed: set[int] = set()  # prediction partitions whose committed offset is known
         # the settle gate (with a restore installed): label partitions whose join state is
-        # settled for the current rebalance generation; replaced, never mutated, at a
-        # rebalance start (that comes from the consumer's thread)
+        # settled, with the rebalance generation they are settled for. A rebalance start
+        # (from the consumer's thread) only bumps the generation; the tuple is replaced
+        # whole, so a settle racing with it is of the old generation, and void
         self._gated = False
         self.generation = 0
-        self._settled: frozenset[int] = frozenset()
+        self._settled: tuple[int, frozenset[int]] = (0, frozenset())
         self._assigned: tuple[int, frozenset[int]] = (-1, frozenset())  # (generation, parts)
         # the worker loop's view of prediction partitions: state being restored (their
         # records wait), and the monotonic time each last became active
@@ -142,7 +143,6 @@ class LabelPacer:
         """The consumer starts a rebalance (any thread): every label partition waits for
         its join state to be settled again."""
         self.generation += 1
-        self._settled = frozenset()
 
     def assigned(self, generation: int, partitions: set[int]) -> None:
         """The label partitions rebalance ``generation`` assigned here."""
@@ -156,12 +156,19 @@ class LabelPacer:
         rebalance has started since."""
         if generation != self.generation:
             return False
-        self._settled = self._settled | {partition}
+        current, parts = self._settled
+        self._settled = (
+            generation,
+            (parts if current == generation else frozenset()) | {partition},
+        )
         self._wake()
         return True
 
     def is_settled(self, partition: int) -> bool:
-        return not self._gated or partition in self._settled
+        if not self._gated:
+            return True
+        generation, parts = self._settled
+        return generation == self.generation and partition in parts
 
     def _revoked(self, partition: int) -> bool:
         generation, parts = self._assigned
@@ -204,7 +211,7 @@ class LabelPacer:
         self.paused.set(len(step.paused))
         await self._fetching(partition, False)
         try:
-            while self.is_settled(partition) or self._stopping():
+            while self.is_settled(partition):
                 step.prediction_end(partition, self._highwater(partition))
                 step.prediction_active_since(partition, self._active_since(partition))
                 if partition not in self._resumed:
