@@ -8,10 +8,18 @@ hands out the records not handed out yet, and :meth:`LabelStage.acknowledge` (ca
 the worker once the broker has acknowledged every record it sent) removes them. A crash
 in between re-sends them after the restart instead of losing them.
 
-Closed performance windows are published to the window-stats topic as the *performance part*
-of a window: a ``WindowStats`` record with the same model/version/window as the distribution
-part published when the window closed, no ``features``, and ``performance`` / ``label``
-filled. Readers merge the parts by (model, version, window).
+Performance windows are kept per input partition and closed on that partition's label
+clock (:mod:`stream_jobs.join.engine`); each closed window (or a progress marker) goes to
+the window-partials topic as a ``PartialRecord`` of kind ``performance``, keyed by model.
+The merge stage merges the partitions' partials and publishes the *performance part* of the
+window to window-stats (a ``WindowStats`` record with the same model/version/window as the
+distribution part, no ``features``, ``performance`` / ``label`` filled) with its
+detections, once per (model, version, window), whichever worker owns which partitions.
+Readers merge the parts by (model, version, window).
+
+The stage's state is the engine's store on local disk; the labels topic is its state topic
+only to learn the partition count at assignment and to commit label offsets no further than
+the store has applied (:meth:`durable_offset`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from schemas.codec import Codec
@@ -28,8 +37,8 @@ from stream_jobs.dead_letter import dead_letter_record
 from stream_jobs.handler import Outgoing
 from stream_jobs.join.engine import JoinResult, LabelEngine, LabelOutputs, Orphan
 from stream_jobs.label_pacing import LabelPacer
+from stream_jobs.merge.progress import partial_message
 from stream_jobs.outputs import DetectionSink
-from stream_jobs.performance.judge import performance_part
 from stream_jobs.performance.metrics import LabelMetrics
 from stream_jobs.reference.view import ReferenceView
 
@@ -38,6 +47,8 @@ STALE_STORE_GAP = 1_000  # messages: far more than a crash leaves uncommitted (~
 
 
 class LabelStage:
+    name = "labels"
+
     def __init__(
         self,
         engine: LabelEngine,
@@ -53,6 +64,7 @@ class LabelStage:
         self.sink = sink
         self.codec = codec
         self.topics = topics
+        self.state_topics = (topics.labels,)
         self.lock = threading.Lock()  # the metrics scrape reads the engine from another thread
         self._handed_out: set[bytes] = set()
         self._warned: set[tuple[str, int]] = set()
@@ -128,12 +140,32 @@ class LabelStage:
             self.engine.clear_outbox(sorted(self._handed_out))
             self._handed_out.clear()
 
+    def on_assign(
+        self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
+    ) -> None:
+        """The partition count goes into every partial (the merge stage waits for that
+        many partitions)."""
+        with self.lock:
+            self.engine.input_partitions = total
+
+    def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
+        return []
+
+    def snapshot_refused(self, key: str) -> None:
+        return None
+
+    def durable_offset(self, topic: str, partition: int) -> int | None:
+        """Label offsets are committed up to what the store applied (its atomic writes
+        carry their outputs in the outbox)."""
+        return self.engine.applied_offset(topic, partition)
+
     def _encoder(self, partition: int, offset: int):
         def encode(out: LabelOutputs) -> list[tuple[str, bytes, bytes]]:
-            recs = [self.sink.encode_window_stats(performance_part(w)) for w in out.windows]
-            recs += self.sink.encode(out.detections)
+            part = self.topics.window_partials
+            msgs = [partial_message(self.codec, part, r) for r in out.partials]
+            recs = self.sink.encode(out.detections)
             recs += [self._orphan(o, partition, offset) for o in out.orphans]
-            return [(r.topic, r.key or b"", r.value) for r in recs]
+            return msgs + [(r.topic, r.key or b"", r.value) for r in recs]
 
         return encode
 

@@ -306,9 +306,11 @@ def test_outbox_resends_after_a_crash_until_acknowledged():
     stage = _stage(store)
     stage.observe(0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.1]))
     stage.observe_labels(0, 0, labels(["a"], [61_000], ["1"]))
-    sent = stage.poll(120.0)  # b's TTL passed: an orphan dead letter; the window closed
+    sent = stage.poll(120.0)  # b's TTL passed: an orphan dead letter; the partition closed
+    # the window: its partial goes to the merge stage (window-partials), never window-stats
     topics = {r.topic for r in sent}
-    assert {"modelwatch.dead-letter", "modelwatch.window-stats"} <= topics, topics
+    assert {"modelwatch.dead-letter", "modelwatch.window-partials"} <= topics, topics
+    assert "modelwatch.window-stats" not in topics
     assert stage.poll(121.0) == []  # handed out once per process
     # crash before the broker acknowledged: a restarted stage on the same store re-sends
     again = _stage(store).poll(122.0)
