@@ -78,7 +78,8 @@ def build_worker(settings: Settings) -> Worker:
     label_metrics = LockedLabelMetrics(registry, label_engine, merged=performance)
     pacer = LabelPacer(config.topics, registry)
     labels = LabelStage(
-        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
+        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer,
+        state_metrics=state_metrics,
     )
     label_metrics.lock = labels.lock
     feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())

@@ -30,6 +30,7 @@ prefix     key                                              value
 ``m``      catalog id                                       :class:`Catalog` of a version
 ``k``      partition (i4 BE) + model                        closed-until ms (window grid)
 ``a``      partition (i4 BE) + model                        label clock ms (max label time)
+``u``      partition (i4 BE)                                offsets of a restored snapshot
 ``c``      model                                            totals
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
@@ -128,9 +129,15 @@ from stream_jobs.merge.protocol import PartialRecord
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
 from stream_jobs.performance.judge import window_doc
 from stream_jobs.performance.merger import KIND as PERFORMANCE
-from stream_jobs.performance.merger import PerformanceMerger, encode_payload
+from stream_jobs.performance.merger import (
+    PerformanceMerger,
+    decode_payload,
+    encode_payload,
+    recode_classes,
+)
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
+from stream_jobs.state.codec import decode_state, encode_state
 
 log = logging.getLogger(__name__)
 _BE8 = struct.Struct(">q")
@@ -153,6 +160,7 @@ TOTAL_FIELDS = (
 _TOTALS = struct.Struct("<" + "q" * len(TOTAL_FIELDS))
 NO_TIME = -(2**62)
 FORMAT = b"\x04"  # store layout version: a store of another layout starts clean, loudly
+STATE_KIND = "labels"  # a partition's performance windows on the worker-state changelog
 _FORMAT_KEY = b"#format"
 
 
@@ -185,6 +193,10 @@ class LabelOutputs:
 
 
 Encoder = Callable[[LabelOutputs], list[tuple[str, bytes, bytes]]]
+
+
+def _no_count(model: str, name: str, n: int, touched: set[str]) -> None:
+    return None
 
 
 def _model_key(model: str) -> bytes:
@@ -239,6 +251,11 @@ class LabelEngine:
         self.closed_until: dict[tuple[str, int], int] = {}  # (model, partition) -> boundary
         self.label_clock: dict[tuple[str, int], int] = {}  # (model, partition) -> max label t
         self.input_partitions = 0  # of the input topics; 0: the partitions seen
+        # partitions restored from another worker's snapshot: (predictions, labels) offsets
+        # it reflects; batches at or below them update the join state only
+        self.rewound: dict[int, tuple[int, int]] = {}
+        self.fresh_early: set[bytes] = set()  # early labels of rewound partitions read live
+        self.stepped: set[int] = set()  # partitions that made a closing step (snapshot them)
         self._totals: dict[str, list[int]] = {}
         self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
         self.votes: dict[int, VoteBox | PooledErrorTest] = {}
@@ -290,6 +307,7 @@ class LabelEngine:
         self.windows.clear()
         self.closed_until.clear()
         self.label_clock.clear()
+        self.rewound.clear()
         self._totals.clear()
         self.monitors.clear()
         self.votes.clear()
@@ -306,6 +324,9 @@ class LabelEngine:
             w = WindowPerformance.from_bytes(v)
             cid, part = _CID.unpack(k[1:5])[0], struct.unpack(">i", k[5:9])[0]
             self.windows[(cid, part, w.start_ms)] = w
+        for k, v in s.scan(b"u"):
+            pred, lab = struct.unpack("<qq", v)
+            self.rewound[struct.unpack(">i", k[1:5])[0]] = (pred, lab)
         for prefix, into in ((b"k", self.closed_until), (b"a", self.label_clock)):
             for k, v in s.scan(prefix):
                 into[(k[5:].decode(), struct.unpack(">i", k[1:5])[0])] = _I8.unpack(v)[0]
@@ -481,7 +502,9 @@ class LabelEngine:
         stored = self.store.get_many([b"p" + k for k in first])
         fresh = [i for i, rec in zip(first.values(), stored, strict=True) if rec is None]
         dup_predictions = cols.n - len(fresh)
-        if not restore:
+        # a replay of what a restored partition snapshot already counted: join keys only
+        replay = not restore and offset <= self.rewound.get(partition, (-1, -1))[0]
+        if not restore and not replay:
             self._bump(cols.model, "duplicate_predictions", dup_predictions, touched)
         if dup_predictions:
             cols = cols.subset(np.array(fresh, dtype=np.int64))
@@ -528,7 +551,7 @@ class LabelEngine:
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
         starts = (t // c.window_ms) * c.window_ms
         closed = self.closed_until.get((cat.model, partition), NO_TIME)
-        for start in np.unique(starts).tolist():
+        for start in np.unique(starts).tolist() if not replay else []:
             if start + c.window_ms <= closed:
                 continue  # the partition closed that window already
             sel = starts == start
@@ -544,7 +567,8 @@ class LabelEngine:
                     predictions=np.ones(int(sel.sum())),
                 )
             twin.add((cat.cid, partition, start))
-        self._bump(cat.model, "predictions", n, touched)
+        if not replay:
+            self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
         bucket = c.expiry_bucket_ms
         exp = (t // bucket + 1) * bucket + c.ttl_ms
@@ -559,7 +583,16 @@ class LabelEngine:
         result = JoinResult()
         if self.early:
             waiting = [i for i, k in enumerate(jkeys) if k in self.early]
+            if replay:  # joined already in the snapshot, unless the label came after it
+                silent = [i for i in waiting if jkeys[i] not in self.fresh_early]
+                for i in silent:
+                    b.puts[b"p" + jkeys[i]] = JOINED
+                    b.deletes.append(b"l" + jkeys[i])
+                    self.early.discard(jkeys[i])
+                waiting = [i for i in waiting if jkeys[i] in self.fresh_early]
             if waiting:
+                for i in waiting:
+                    self.fresh_early.discard(jkeys[i])
                 lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
                 b.deletes.extend(lkeys)
@@ -667,7 +700,10 @@ class LabelEngine:
         lc: list[str | None] = (
             [None] * labels.n if labels.label_class is None else labels.label_class.values()
         )
-        self._bump(model, "labels", labels.n, touched)
+        # a replay of what a restored partition snapshot already counted: join state only
+        replay = offset <= self.rewound.get(partition, (-1, -1))[1]
+        bump = self._bump if not replay else _no_count  # the snapshot's worker counted it
+        bump(model, "labels", labels.n, touched)
         tot = self._tot(model)
         wm = TOTAL_FIELDS.index("label_watermark_ms")
         if labels.n:
@@ -677,7 +713,7 @@ class LabelEngine:
         valueless = [i for i in range(labels.n) if lc[i] is None and not math.isfinite(lv[i])]
         for i in valueless:
             result.orphans.append(Orphan(pids[i], model, "no_value", int(lt[i])))
-        self._bump(model, "valueless_labels", len(valueless), touched)
+        bump(model, "valueless_labels", len(valueless), touched)
         # first occurrence of each (model, id) in the batch; the rest are duplicates
         mkey = _model_key(model)
         skip = set(valueless)
@@ -703,7 +739,7 @@ class LabelEngine:
             else:
                 join_pos.append(i)
                 join_recs.append(rec)
-        self._bump(model, "duplicates", dup, touched)
+        bump(model, "duplicates", dup, touched)
         result.duplicates = dup
         # early labels wait on disk until their prediction comes or their TTL passes
         bucket = self.config.expiry_bucket_ms
@@ -712,14 +748,19 @@ class LabelEngine:
         for i in early_new:
             key = keys_by_row[i]
             self.early.add(key)
+            if partition in self.rewound and not replay:
+                self.fresh_early.add(key)  # came after the snapshot: joins count
             b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i])
             e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
             waiting[e].append(pids[i])
             result.early += 1
         for e, ids in waiting.items():
             b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(model, ids)
-        self._bump(model, "early", result.early, touched)
-        if join_pos:
+        bump(model, "early", result.early, touched)
+        if join_pos and replay:
+            for i in join_pos:
+                b.puts[b"p" + keys_by_row[i]] = JOINED
+        elif join_pos:
             jp = np.array(join_pos)
             self._join(
                 partition,
@@ -735,6 +776,8 @@ class LabelEngine:
                 result,
             )
         b.puts[okey] = _I8.pack(offset)
+        if replay:
+            result.orphans = []  # dead-lettered by the worker that made the snapshot
         out = LabelOutputs(orphans=result.orphans)
         if labels.n:
             self._label_clock(model, partition, int(lt.max()), offset, b, out)
@@ -781,6 +824,73 @@ class LabelEngine:
         out.partials += closing_step(
             model, PERFORMANCE, partition, self.input_partitions, offset, edge, closed
         )
+        self.stepped.add(partition)
+
+    # ---- a partition's window state moves with the partition ------------------------------
+    def partitions(self) -> list[int]:
+        """Input partitions with performance state here."""
+        found = {p for _, p, _ in self.windows} | {p for _, p in self.label_clock}
+        return sorted(found)
+
+    def partition_state(self, partition: int, predictions: str, labels: str) -> bytes:
+        """What another worker needs to carry on ``partition``'s performance windows: its
+        open windows, clocks, and the input offsets they reflect (versioned state codec)."""
+        header = {
+            "partition": partition,
+            "predictions": self.applied_offset(predictions, partition),
+            "labels": self.applied_offset(labels, partition),
+            "clocks": [[m, self.closed_until.get((m, p), NO_TIME), t]
+                       for (m, p), t in sorted(self.label_clock.items()) if p == partition],
+        }  # fmt: skip
+        blobs = [
+            encode_payload(w, self.catalogs[cid].classes)
+            for (cid, p, _), w in sorted(self.windows.items())
+            if p == partition
+        ]
+        return encode_state(STATE_KIND, header, blobs)
+
+    def snapshot_offsets(self, data: bytes) -> tuple[int, int]:
+        h, _ = decode_state(data, STATE_KIND)
+        return int(h["predictions"]), int(h["labels"])
+
+    def restore_partition(
+        self, partition: int, data: bytes, predictions: str, labels: str
+    ) -> bool:
+        """Take over ``partition``'s windows from a snapshot another worker made, unless this
+        store has applied at least as much of the partition (then it is the newer state).
+        Batches at or below the snapshot's offsets then update the join state only (what
+        they did to the windows is in the snapshot). Returns whether the snapshot was taken."""
+        h, blobs = decode_state(data, STATE_KIND)
+        snap = (int(h["labels"]), int(h["predictions"]))
+        have = (self.applied_offset(labels, partition), self.applied_offset(predictions, partition))
+        if snap <= have:
+            return False
+        b = _Batch()
+        for key in [k for k in self.windows if k[1] == partition]:
+            del self.windows[key]
+            b.deletes.append(_window_key(*key))
+        for key in [k for k in {*self.label_clock, *self.closed_until} if k[1] == partition]:
+            self.label_clock.pop(key, None)
+            self.closed_until.pop(key, None)
+            b.deletes += [_clock_key(b"a", partition, key[0]), _clock_key(b"k", partition, key[0])]
+        for model, closed, t in h["clocks"]:
+            self.label_clock[(model, partition)] = int(t)
+            b.puts[_clock_key(b"a", partition, model)] = _I8.pack(int(t))
+            if int(closed) > NO_TIME:
+                self.closed_until[(model, partition)] = int(closed)
+                b.puts[_clock_key(b"k", partition, model)] = _I8.pack(int(closed))
+        twin: set[tuple[int, int, int]] = set()
+        for blob in blobs:
+            w, names = decode_payload(blob)
+            cat = self._catalog(w.model, w.model_version, b)
+            index = {name: cat.class_code(name) for name in names}
+            recode_classes(w, names, index, len(cat.classes))
+            self.windows[(cat.cid, partition, w.start_ms)] = w
+            twin.add((cat.cid, partition, w.start_ms))
+        self.rewound[partition] = (int(h["predictions"]), int(h["labels"]))
+        b.puts[b"u" + struct.pack(">i", partition)] = struct.pack("<qq", *self.rewound[partition])
+        self._flush(b, set(), twin)
+        return True
 
     # ---- the join proper ---------------------------------------------------------------
     def _join(

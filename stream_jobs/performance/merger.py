@@ -93,7 +93,9 @@ def performance_partial(
     )
 
 
-def _recode(w: WindowPerformance, classes: list[str], index: dict[str, int], k: int) -> None:
+def recode_classes(
+    w: WindowPerformance, classes: list[str], index: dict[str, int], k: int
+) -> None:
     """Rewrite ``w``'s class codes (confusion matrix, positive class) into ``index``."""
     conf = w.cls.confusion
     n = conf.shape[0]
@@ -139,7 +141,7 @@ class PerformanceMerger:
                     classes.append(name)
         merged: WindowPerformance | None = None
         for w, names in decoded:
-            _recode(w, names, index, len(classes))
+            recode_classes(w, names, index, len(classes))
             if merged is None:
                 merged = w
             else:
@@ -220,4 +222,5 @@ __all__ = [
     "decode_payload",
     "encode_payload",
     "performance_partial",
+    "recode_classes",
 ]

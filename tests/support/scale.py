@@ -90,6 +90,17 @@ def make_workload(
     return Workload(model, start_ms, window_ms, lateness_ms, batches)
 
 
+def one_id_per_partition(prefix: str, partitions: int) -> list[str]:
+    """Prediction ids, the i-th of which the SDK's partitioner sends to partition i."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        key = f"{prefix}-{i}"
+        found.setdefault(int(partitions_for([key], partitions)[0]), key)
+        i += 1
+    return [found[p] for p in range(partitions)]
+
+
 def reference_for(model: str, n: int = 20_000, seed: int = 99) -> dict:
     rng = np.random.default_rng(seed)
     return build_profile(

@@ -227,3 +227,99 @@ def test_the_ranking_baseline_moves_with_the_merge_stages_snapshot() -> None:
     b, perf_b = stage()
     b.on_assign(topics.window_partials, [0], {"merge/0": snapshot}, 1)
     assert perf_b.baselines[("m", "1")].to_bytes() == perf_a.baselines[("m", "1")].to_bytes()
+
+
+def test_a_partition_moved_after_a_crash_keeps_every_label_in_its_windows() -> None:
+    """Worker A processes partition 0, stores a snapshot, goes on a little and dies
+    (SIGKILL: its store and unsent work are lost to the group); the group's committed
+    offsets lag behind the snapshot. Worker B rebuilds the join from the topics up to the
+    committed offsets (label_restore), restores the snapshot and replays from the committed
+    offsets: every window's partial holds exactly the labels of its predictions, and the
+    windows A had closed too come out identical."""
+    codec, topics = default_codec(), TopicNames()
+    rng = np.random.default_rng(5)
+    batches, per = 12, 200
+    t = np.arange(batches * per, dtype=np.int64) * 50  # 10 s of event time per batch
+    ids = [f"r{i}" for i in range(t.size)]
+    truth = rng.choice(["0", "1"], t.size).tolist()
+    score = rng.random(t.size)
+
+    def pred_batch(k: int):
+        rows = np.arange(k * per, (k + 1) * per)
+        return preds([ids[i] for i in rows], t[rows], score[rows])
+
+    # label batch k: most labels of prediction batch k, the last 10 of batch k - 1 (late),
+    # the first 20 of batch k + 1 (early: read before their predictions)
+    i = np.arange(t.size)
+    lb = i // per + np.where(i % per >= per - 10, 1, 0)
+    lb -= np.where((i % per < 20) & (i >= per), 1, 0)
+
+    def label_batch(k: int):
+        rows = np.flatnonzero(lb == k)
+        return labels([ids[i] for i in rows], t[rows] + 5_000, [truth[i] for i in rows])
+
+    def stage(store: MemoryStore) -> LabelStage:
+        # a window closes 30 s of label time after its end: after all its labels, whichever
+        # of the two topics runs a batch ahead (the pacer keeps them closer than that)
+        e = LabelEngine(LabelConfig(window_ms=W, label_horizon_ms=30_000), store)
+        reg = CollectorRegistry()
+        st = LabelStage(e, LabelMetrics(reg, e), DetectionSink(codec, topics, reg), codec, topics)
+        st.on_assign(topics.labels, [0], {"labels/0": b""}, 1)
+        return st
+
+    a = stage(MemoryStore())
+    sent = []
+    for k in range(6):
+        a.observe(0, k, pred_batch(k))
+        a.observe_labels(0, k, label_batch(k))
+    sent += a.poll(100.0)
+    a.acknowledge()
+    snapshot = [o.value for o in sent if o.topic == topics.worker_state][-1]
+    assert a.durable_offset(topics.predictions, 0) == 5 == a.durable_offset(topics.labels, 0)
+    for k in (6, 7, 8):  # applied, partials sent, never snapshotted: then SIGKILL
+        a.observe(0, k, pred_batch(k))
+        a.observe_labels(0, k, label_batch(k))
+    sent += a.poll(101.0)
+
+    committed_p, committed_l = 4, 3  # the group committed less than the snapshot holds
+    b = stage(MemoryStore())
+    for k in range(committed_p):  # label_restore: the join, from the topics, uncounted
+        b.engine.observe_predictions(topics.predictions, 0, k, pred_batch(k), restore=True)
+    for k in range(committed_l):
+        b.engine.restore_labels(topics.labels, 0, k, label_batch(k))
+    b.on_assign(topics.labels, [0], {"labels/0": snapshot}, 1)
+    b.on_assign(topics.predictions, [0], {"labels/0": snapshot}, 1)
+    assert b.durable_offset(topics.predictions, 0) == 5
+    # the replay from the committed offsets, labels a batch ahead this time: label batch 6
+    # (after the snapshot) brings late labels of prediction batch 5 (before it), which
+    # the worker that made the snapshot never joined: they count when batch 5 replays
+    for k in range(committed_l, batches + 1):
+        b.observe_labels(0, k, label_batch(k))
+        if k - 1 >= committed_p:
+            b.observe(0, k - 1, pred_batch(k - 1))
+    b.observe_labels(0, batches + 1, labels(["end"], [10**7], ["1"]))
+    out_b = b.poll(200.0)
+    # B counts only the joins the snapshot does not hold
+    assert b.engine.totals("m")["joined"] == t.size - int((lb[: 6 * per] <= 5).sum())
+
+    def partials(out: list) -> dict[int, tuple]:
+        got = {}
+        for o in out:
+            if o.topic == topics.window_partials:
+                r = codec.decode(o.value).record
+                if r["payload"]:
+                    w, names = decode_payload(bytes(r["payload"]))
+                    conf = {(names[x], names[y]): int(w.cls.confusion[x, y])
+                            for x, y in zip(*np.nonzero(w.cls.confusion), strict=True)}  # fmt: skip
+                    got[r["window_start_ms"]] = (w.n_joined, w.n_predictions, conf,
+                                                 r["input_offset"])  # fmt: skip
+        return got
+
+    from_a, from_b = partials(sent), partials(out_b)
+    assert from_a and set(from_a) < set(from_b)
+    assert all(from_a[s] == from_b[s] for s in from_a)  # closed again, the same
+    starts = (t // W) * W
+    for start, (joined, predicted, conf, _) in from_b.items():
+        in_window = np.flatnonzero(starts == start)
+        assert joined == predicted == in_window.size, start
+        assert sum(conf.values()) == joined
