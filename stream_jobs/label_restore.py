@@ -84,6 +84,8 @@ class LabelRestore:
         """Whether the group committed predictions of ``partition`` past what this
         worker's store applied (another worker processed them)."""
         applied = self.stage.engine.applied_offset(self.topics.predictions, partition)
+        # as of the assignment: the partition's predictions may be flowing again by now
+        applied = getattr(self.stage, "applied_at_assign", {}).get(partition, applied)
         return committed_predictions > 0 and applied < committed_predictions - 1
 
     def restore(self, partition: int, end_predictions: int, end_labels: int) -> int:
