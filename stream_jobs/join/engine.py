@@ -827,6 +827,11 @@ class LabelEngine:
         self.stepped.add(partition)
 
     # ---- a partition's window state moves with the partition ------------------------------
+    def label_position(self, partition: int) -> int | None:
+        """The partition's label clock (largest over its models), if it has one."""
+        times = [t for (_, p), t in self.label_clock.items() if p == partition]
+        return max(times) if times else None
+
     def partitions(self) -> list[int]:
         """Input partitions with performance state here."""
         found = {p for _, p, _ in self.windows} | {p for _, p in self.label_clock}
