@@ -4,8 +4,9 @@ identical windows, detections and alerts, whatever the timing of threads and par
 What is not replay-deterministic yet is pinned by an ``xfail`` test below: performance
 windows (each partition closes its windows on its own label clock; when the label agent runs
 ahead of the prediction agent by more than the horizon, a window closes before its
-predictions were read: windows of 63 to 113 of 150 rows were seen) and
-the drift stage's online detectors, whose per-partition votes combine in arrival order."""
+predictions were read: windows of 63 to 113 of 150 rows were seen). The
+drift stage's online-detector votes are decided in event time (they used to combine in
+arrival order)."""
 
 from __future__ import annotations
 
@@ -96,11 +97,6 @@ def replays(tmp: Path, n: int, labels: bool) -> list[dict[str, list[str]]]:
             for i in range(n)]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="open (issue 12): since the merge stage, window verdicts on the shifted feature "
-    "can differ between fast replays (an alert present in one run only); passed before it",
-    strict=False,
-)
 def test_three_replays_on_fresh_state_give_identical_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,11 +114,15 @@ def test_three_replays_on_fresh_state_give_identical_answers(
 
 @pytest.mark.xfail(reason="performance windows close per partition on its label clock, and in "
                           "a fast replay the label agent runs ahead of the predictions by more "
-                          "than the horizon (windows with about half their rows); online "
-                          "detector votes combine partitions in arrival order",
+                          "than the horizon (windows with about half their rows)",
                    strict=False)
 def test_replays_with_labels_and_online_detectors_give_identical_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     window_env(monkeypatch)
-    assert_identical(replays(tmp_path, 2, labels=True))
+    # a half-hour vote window: at 15 rows a minute the four partitions' detectors fire
+    # minutes apart, and with the default minute no online detection would come out at all
+    monkeypatch.setenv("MODELWATCH_DRIFT__VOTE_WINDOW_MS", str(30 * 60_000))
+    runs = replays(tmp_path, 2, labels=True)
+    assert any('"mode": "online"' in d for d in runs[0]["detections"])
+    assert_identical(runs)
