@@ -176,7 +176,9 @@ def _check_performance(
              for s in perf
              if s["performance"]["labels_joined"] != label_truth[s["window_start_ms"]]}  # fmt: skip
     assert not wrong, f"joined labels != ground truth (got, truth): {wrong}"
-    assert all(s["performance"]["predictions"] == truth[s["window_start_ms"]] for s in perf)
+    wrong = {s["window_start_ms"]: (s["performance"]["predictions"], truth[s["window_start_ms"]])
+             for s in perf if s["performance"]["predictions"] != truth[s["window_start_ms"]]}
+    assert not wrong, f"predictions != ground truth (got, truth): {wrong}"
 
 
 def _performance(perf: list[dict]) -> dict[int, tuple[float, float]]:
