@@ -127,22 +127,24 @@ class LabelStage(SnapshottingStage):
                 offset,
             )
 
-    async def wait_turn(self, partition: int) -> None:
+    async def wait_turn(self, partition: int) -> bool:
         """Called by the worker before a label record of ``partition``: waits while that
         partition's event time is ahead of its prediction partition's (reads in step).
+        False: a rebalance took the partition away meanwhile (the record is not ours).
 
         The pacer learns a label partition's position from the records it has observed;
         until then (after every rebalance) the partition's label clock, kept with its
         windows, stands in, so the first label record after an assignment waits for its
         predictions like any other (else it could close windows whose predictions are not
         read yet)."""
-        if self.pacer is not None:
-            if not self.pacer.in_step.knows_labels(partition):
-                with self.lock:
-                    t = self.engine.label_position(partition)
-                if t is not None:
-                    self.pacer.labels(partition, t)
-            await self.pacer.wait_turn(partition)
+        if self.pacer is None:
+            return True
+        if not self.pacer.in_step.knows_labels(partition):
+            with self.lock:
+                t = self.engine.label_position(partition)
+            if t is not None:
+                self.pacer.labels(partition, t)
+        return await self.pacer.wait_turn(partition)
 
     def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
         """Join; labels orphaned at once wait in the outbox for the next :meth:`poll`."""
