@@ -151,11 +151,9 @@ class LabelRestore(StageBase):
     def foreign(self, partition: int, committed_predictions: int) -> bool:
         """Whether the group committed predictions of ``partition`` past what this
         worker's store applied (another worker processed them)."""
-        position = self._position(partition)[0]
-        at = getattr(self.stage, "applied_at_assign", {}).get(partition)
-        if at is not None:  # as of the assignment: its predictions may be flowing by now
-            position = max(at, self._through.get(partition, (-1, -1))[0])
-        return committed_predictions > 0 and position < committed_predictions - 1
+        return committed_predictions > 0 and self._position(partition)[0] < (
+            committed_predictions - 1
+        )
 
     def _position(self, partition: int) -> tuple[int, int]:
         """(prediction, label) offsets this store reflects: applied or restored through."""

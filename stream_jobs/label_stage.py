@@ -89,7 +89,6 @@ class LabelStage(SnapshottingStage):
         self._handed_pair: dict[int, tuple[int, int]] = {}
         self._durable_pair: dict[int, tuple[int, int]] = {}
         self._polled: dict[int, tuple[int, int]] = {}  # offsets seen by the previous poll
-        self.applied_at_assign: dict[int, int] = {}  # prediction offsets the store had then
 
     def set_reference(self, profile: dict[str, Any]) -> None:
         with self.lock:
@@ -216,9 +215,6 @@ class LabelStage(SnapshottingStage):
             if topic != self.topics.labels:
                 return  # one restore per partition (the topics are co-partitioned)
             keep = set(partitions)
-            self.applied_at_assign = {  # before any record of this assignment is handled
-                p: self.engine.applied_offset(self.topics.predictions, p) for p in partitions
-            }
             for d in (self._durable, self._snap_offset, self._handed, self._handed_pair,
                       self._durable_pair, self._polled):  # fmt: skip
                 for p in [p for p in d if p not in keep]:
