@@ -10,7 +10,9 @@ hostile cardinality mix, measuring what must stay flat.
 The publisher stays at most a million predictions ahead of the worker (the embedded broker
 keeps everything in memory), so the run measures the worker, not the broker's buffer.
 
-Budget: ``MODELWATCH_SOAK_S`` seconds of publishing (default 600). Run:
+Budget: ``MODELWATCH_SOAK_S`` seconds of publishing (default 600); ``MODELWATCH_SOAK_LOG``
+keeps the worker's log at that path (with ``MODELWATCH_SLOW_STEP_MS`` it names every loop
+step that held the event loop longer). Run:
 ``make bench BENCH=bench_soak`` (or ``MODELWATCH_SOAK_S=120 python -m tests.bench.bench_soak``).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -162,6 +165,9 @@ def main(seconds: float | None = None) -> dict:
                 "healthz_problems_seen": sorted(set(unhealthy))[:10],
                 "worker_alive": worker.alive(),
             }
+            keep = os.environ.get("MODELWATCH_SOAK_LOG")
+            if keep:  # the worker's log (loop-watch warnings, slow polls) outlives the run
+                shutil.copyfile(worker.log_path, keep)
     print(json.dumps(result, indent=2))
     return result
 
