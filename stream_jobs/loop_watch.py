@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ log = logging.getLogger("modelwatch.loop_watch")
 
 
 def install_from_env() -> None:
+    install_memory_watch_from_env()
     raw = os.environ.get("MODELWATCH_SLOW_STEP_MS")
     if raw:
         install(float(raw) / 1000.0)
@@ -44,3 +46,35 @@ def install(threshold_s: float) -> Callable[[], None]:
         handle_cls._run = original  # type: ignore[method-assign]
 
     return uninstall
+
+
+def install_memory_watch_from_env() -> None:
+    """``MODELWATCH_TRACEMALLOC_S=N``: trace allocations and, every N seconds, log the 15
+    places whose live memory grew most since the first report (off by default: tracing
+    slows the worker down several times)."""
+    raw = os.environ.get("MODELWATCH_TRACEMALLOC_S")
+    if raw:
+        watch_memory(float(raw))
+
+
+def watch_memory(every_s: float, frames: int = 3, top: int = 15) -> threading.Thread:
+    import tracemalloc
+
+    tracemalloc.start(frames)
+
+    def run() -> None:
+        time.sleep(every_s)
+        base = tracemalloc.take_snapshot()
+        while True:
+            time.sleep(every_s)
+            snap = tracemalloc.take_snapshot()
+            stats = snap.compare_to(base, "traceback")[:top]
+            lines = [f"{s.size_diff / 2**20:+.1f} MiB ({s.count_diff:+d} blocks) "
+                     + " < ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}"
+                                  for f in s.traceback)  # fmt: skip
+                     for s in stats]
+            log.warning("memory growth since the first snapshot:\n  %s", "\n  ".join(lines))
+
+    thread = threading.Thread(target=run, daemon=True, name="memory-watch")
+    thread.start()
+    return thread
