@@ -3,7 +3,9 @@ hostile cardinality mix, measuring what must stay flat.
 
 * RSS of the worker sampled every million processed events (flat is the goal);
 * the longest event-loop stall: the longest gap between two runs of the worker's 1 s output
-  timer, from ``/healthz`` (under a second over the timer's period is the goal);
+  timer, from ``/healthz`` (under a second over the timer's period is the goal), and the
+  longest loop steps themselves, named, from the worker's loop watch
+  (``MODELWATCH_SLOW_STEP_MS``, 250 by default here; under a second is the goal);
 * the series count of ``/metrics`` (producer-controlled strings must not blow it up);
 * throughput, dead letters, and whether ``/healthz`` stayed 200.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +46,7 @@ from tests.support.processes import WorkerProcess, sample
 BATCH = 500
 LABELLED = 0.5  # share of predictions that get a label
 HOSTILE_EVERY = 20  # one batch in 20 carries hostile label values (versions, error types)
+STEP = re.compile(r"event loop held ([0-9.]+) s by (.*)")
 AHEAD = 1_000_000  # the publisher stays at most this many predictions ahead of the worker
 
 
@@ -117,11 +121,24 @@ def _series(port: int) -> int:
                    if line and not line.startswith("#"))
 
 
+def _longest_steps(log_path: Path, top: int = 5) -> list[tuple[float, str]]:
+    """The longest event-loop steps the loop watch logged: (seconds, the task or callback)."""
+    steps = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = STEP.search(line)
+        if m:
+            what = re.sub(r"name='[^']*' |<Task pending |at 0x[0-9a-f]+", "", m.group(2))
+            steps.append((float(m.group(1)), what[:160]))
+    return sorted(steps, reverse=True)[:top]
+
+
 def main(seconds: float | None = None) -> dict:
     seconds = float(seconds or os.environ.get("MODELWATCH_SOAK_S", 600))
     with EmbeddedBroker(partitions=4) as broker, tempfile.TemporaryDirectory() as tmp:
         publish_reference(broker.bootstrap, reference_profile(), broker.topics)
-        with WorkerProcess(broker.bootstrap, Path(tmp), "soak") as worker:
+        slow_ms = os.environ.get("MODELWATCH_SLOW_STEP_MS", "250")
+        with WorkerProcess(broker.bootstrap, Path(tmp), "soak",
+                           {"MODELWATCH_SLOW_STEP_MS": slow_ms}) as worker:
             worker.wait_ready(60)
             pub = Publisher(broker.bootstrap, broker.topics, seconds)
             t0 = time.monotonic()
@@ -160,6 +177,7 @@ def main(seconds: float | None = None) -> dict:
                 .get("output timer", {}).get("longest_gap_s"),
                 "longest_output_tick_gap_s": health.get("beats", {})
                 .get("output tick", {}).get("longest_gap_s"),
+                "longest_loop_steps": _longest_steps(worker.log_path),
                 "metrics_series": _series(worker.port),
                 "dead_letters": sample(m, "modelwatch_dead_letters_total"),
                 "healthz_problems_seen": sorted(set(unhealthy))[:10],
