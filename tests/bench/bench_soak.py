@@ -147,14 +147,23 @@ def main(seconds: float | None = None) -> dict:
             unhealthy: list[str] = []
             next_mark = 1_000_000
             processed = 0.0
+            scrape_failures = 0
             while pub.is_alive() or processed < pub.predictions:
-                m = worker.scrape()
+                try:
+                    m = worker.scrape()
+                except OSError:  # a slow answer (e.g. under MODELWATCH_TRACEMALLOC_S)
+                    scrape_failures += 1
+                    time.sleep(1.0)
+                    continue
                 processed = sample(m, "modelwatch_predictions_total")
                 pub.processed = processed
                 while processed >= next_mark:
                     rss.append((next_mark, sample(m, "process_resident_memory_bytes") / 2**20))
                     next_mark += 1_000_000
-                status, body = _healthz(worker.port)
+                try:
+                    status, body = _healthz(worker.port)
+                except OSError:
+                    status, body = 0, {"problems": ["/healthz did not answer within 5 s"]}
                 if status != 200:
                     unhealthy += body.get("problems", [])
                 if not pub.is_alive() and time.monotonic() - t0 > seconds + 300:
@@ -181,6 +190,7 @@ def main(seconds: float | None = None) -> dict:
                 "metrics_series": _series(worker.port),
                 "dead_letters": sample(m, "modelwatch_dead_letters_total"),
                 "healthz_problems_seen": sorted(set(unhealthy))[:10],
+                "scrape_failures": scrape_failures,
                 "worker_alive": worker.alive(),
             }
             keep = os.environ.get("MODELWATCH_SOAK_LOG")
