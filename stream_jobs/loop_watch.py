@@ -3,7 +3,7 @@
 Enabled by ``MODELWATCH_SLOW_STEP_MS`` (unset: off, no cost). Each asyncio callback or task
 step that holds the loop longer than the threshold is logged at warning level with the
 task (its coroutine and where it now waits) or callback, and the time it took — the cause
-of a stalled output timer or missed heartbeats.
+of a stalled output timer or missed heartbeats. ``MODELWATCH_TRACEMALLOC_S`` logs what grows.
 """
 
 from __future__ import annotations
@@ -26,11 +26,16 @@ def install_from_env() -> None:
 
 
 def install(threshold_s: float) -> Callable[[], None]:
-    """Watch every loop step from now on; returns the function that stops watching."""
+    """Watch every step of the loops run by this thread from now on (steps of loops in
+    other threads, e.g. Faust's consumer thread, hold no heartbeat of ours); returns the
+    function that stops watching."""
     handle_cls = asyncio.events.Handle
     original = handle_cls._run
+    watched = threading.get_ident()  # the worker's loop; Faust's consumer thread has its own
 
     def _run(self: asyncio.events.Handle) -> None:
+        if threading.get_ident() != watched:
+            return original(self)
         started = time.perf_counter()
         original(self)
         took = time.perf_counter() - started
