@@ -214,7 +214,11 @@ class Evaluator:
         self.publish(self.restore())
         self._flush()
         self.owning = bool(partitions)
-        committed = consumer.committed(partitions, timeout=10)
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except Exception:  # health only: the position shows with the first commit
+            log.warning("committed offsets unknown for health", exc_info=True)
+            committed = partitions
         for tp in committed:  # processed up to the committed offset; backlog from fetches
             self.health.progress(HEALTH_STAGE, tp.partition, max(tp.offset, 0) - 1)
         log.info("assigned %s; restored %d open alert(s)", [tp.partition for tp in partitions],
