@@ -44,7 +44,7 @@ from alerting.silences import Silence, SilenceStore, silence_key
 from schemas.codec import DecodeError, default_codec
 from schemas.dead_letter import dead_letter_record
 from schemas.detection import Detection
-from schemas.health import ProgressTracker
+from schemas.health import ProgressTracker, sample_highwater
 from schemas.kafka import KafkaConfig, partitions_of, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
@@ -233,17 +233,6 @@ class Evaluator:
         self.lifecycle = AlertLifecycle(self.lifecycle.policy, self.clock, self.silences)
         self.metrics.set_firing([])
 
-    def _sample_highwater(self, consumer: Consumer) -> None:
-        """Records waiting per owned partition, from the high watermark of the last fetch
-        (never a ListOffsets request: the embedded broker answers those wrongly)."""
-        for tp in consumer.assignment():
-            try:
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-            except Exception:  # no fetch yet: nothing known
-                continue
-            if high is not None and high >= 0:
-                self.health.highwater(HEALTH_STAGE, tp.partition, high)
-
     def run(self, stop: threading.Event, max_seconds: float | None = None) -> None:
         silences = self.kafka.consumer()
         parts = partitions_of(silences, self.topics.silences)
@@ -265,7 +254,7 @@ class Evaluator:
                     if smsg.error() is None:
                         self._apply_silence(smsg.key(), smsg.value())
                 self.health.beat(HEALTH_LOOP)
-                self._sample_highwater(consumer)
+                sample_highwater(self.health, HEALTH_STAGE, consumer)
                 msgs = consumer.consume(500, timeout=0.2)
                 events: list[dict[str, Any]] = []
                 consumed: dict[int, int] = {}  # partition -> last offset handled

@@ -50,7 +50,7 @@ from alerting.sentlog import SentLog
 from alerting.sinks.base import Sink, redact
 from schemas.codec import DecodeError, default_codec
 from schemas.dead_letter import dead_letter_record
-from schemas.health import ProgressTracker
+from schemas.health import ProgressTracker, sample_highwater
 from schemas.kafka import KafkaConfig, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
@@ -286,17 +286,6 @@ class Notifier:
         for sink, n in waiting.items():
             self.health.progress(HEALTH_DELIVERY, sink, self._delivered[sink], n, limit)
 
-    def _sample_highwater(self, consumer: Consumer) -> None:
-        """Records waiting per owned partition, from the high watermark of the last fetch
-        (never a ListOffsets request: the embedded broker answers those wrongly)."""
-        for tp in consumer.assignment():
-            try:
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-            except Exception:  # no fetch yet: nothing known
-                continue
-            if high is not None and high >= 0:
-                self.health.highwater(HEALTH_INGEST, tp.partition, high)
-
     def _refresh(self) -> None:
         """Sinks that keep alerts alive (Alertmanager: ``endsAt`` ahead) get the open alerts
         of their routes every ``resend_interval``, on their own thread."""
@@ -329,7 +318,7 @@ class Notifier:
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     break
                 self.health.beat(HEALTH_LOOP)
-                self._sample_highwater(consumer)
+                sample_highwater(self.health, HEALTH_INGEST, consumer)
                 ingested: dict[int, int] = {}
                 for msg in consumer.consume(200, timeout=0.1):
                     err = msg.error()

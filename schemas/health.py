@@ -162,6 +162,19 @@ class ProgressTracker:
         return HealthReport(not problems, problems, stages, beat_info)
 
 
+def sample_highwater(tracker: ProgressTracker, stage: str, consumer: Any) -> None:
+    """For each partition a confluent-kafka ``consumer`` owns: the records waiting, from the
+    high watermark of its last fetch (``stage`` is keyed by partition). Never a ListOffsets
+    request: the embedded broker answers those wrongly."""
+    for tp in consumer.assignment():
+        try:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+        except Exception:  # noqa: BLE001 - no fetch yet: nothing known
+            continue
+        if high is not None and high >= 0:
+            tracker.highwater(stage, tp.partition, high)
+
+
 HEALTH_PATHS = ("/healthz", "/health")
 
 
