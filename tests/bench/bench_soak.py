@@ -128,7 +128,7 @@ def _longest_steps(log_path: Path, top: int = 5) -> list[tuple[float, str]]:
         m = STEP.search(line)
         if m:
             what = re.sub(r"name='[^']*' |<Task pending |at 0x[0-9a-f]+", "", m.group(2))
-            steps.append((float(m.group(1)), what[:160]))
+            steps.append((float(m.group(1)), what[:400]))
     return sorted(steps, reverse=True)[:top]
 
 
