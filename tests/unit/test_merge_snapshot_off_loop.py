@@ -21,8 +21,9 @@ CODEC, TOPICS = default_codec(), TopicNames()
 
 def _stage(ref: dict, off_loop: bool) -> MergeStage:
     r = CollectorRegistry()
+    # no wall-clock budget per poll: what one poll merges must not depend on the load
     st = MergeStage(CFG, DriftMetrics(r), StateMetrics(r), DetectionSink(CODEC, TOPICS, r),
-                    CODEC, TOPICS, snapshot_off_loop=off_loop)  # fmt: skip
+                    CODEC, TOPICS, slice_s=3600.0, snapshot_off_loop=off_loop)  # fmt: skip
     st.set_reference(ref)
     return st
 
