@@ -134,8 +134,11 @@ class WorkerLoop:
             await asyncio.sleep(0.05)
         return tp in self.active
 
-    def processed(self, tp: TP, offset: int, event: Any) -> None:
-        if tp.topic in self.state_topics:
+    def processed(self, tp: TP, offset: int, event: Any, stateful: bool = True) -> None:
+        """``stateful=False``: the record changed no stage's state (it was only
+        dead-lettered), so no snapshot will ever cover it: acknowledged now. (Commits still
+        stop at the first record not acknowledged, so this never skips a held one.)"""
+        if tp.topic in self.state_topics and stateful:
             # held until a snapshot covers it: keep the ack handle, not the record's bytes
             event.message.value = None
             event.value = None
@@ -425,7 +428,7 @@ def create_worker(
             outgoing = handler.handle(msg.key, msg.value, msg.partition, msg.offset, time.time())
             if outgoing:
                 await loop.send_now(outgoing)
-            loop.processed(tp, msg.offset, event)
+            loop.processed(tp, msg.offset, event, stateful=handler.observed)
             record_lag(msg.topic, msg.partition, msg.offset)
             yield None
 

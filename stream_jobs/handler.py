@@ -59,10 +59,15 @@ class _SourceHandler:
         self.pipeline = pipeline
         self.rules = rules or InputRules()
 
+    # whether the last record handled reached the stages (changed their state); False for
+    # a record that was only dead-lettered: nothing waits for a snapshot to cover it
+    observed: bool = False
+
     def handle(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, now_s: float
     ) -> list[Outgoing]:
         """One record in, what to send out; never raises (see the module docstring)."""
+        self.observed = False
         try:
             return self._handle(key, value, partition, offset, now_s)
         except Exception as exc:
@@ -148,6 +153,7 @@ class PredictionHandler(_SourceHandler):
                 )
             )
         if checked.good is not None:
+            self.observed = True
             self.golden.observe(checked.good, now_s)
             for observer in self.observers:
                 try:

@@ -48,14 +48,16 @@ alarm.
 [(205000, 0.1, 0.2)]
 >>> test.evaluate()[0], test.evaluate(205000 + 600_001)[0]
 (True, False)
+>>> PooledErrorTest.from_bytes(test.to_bytes()) == test
+True
 """
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -173,8 +175,21 @@ class PooledErrorTest:
         return True, [(0, self.fires[-1])]
 
     def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """Plain JSON (no pickle): the label engine seals it with its state version."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["buckets"] = [[s, n, k] for s, (n, k) in self.buckets.items()]
+        doc["progress"] = [[p, t] for p, t in self.progress.items()]
+        doc["heard"] = [[p, t] for p, t in self.heard.items()]
+        doc["fires"] = [asdict(f) for f in self.fires]
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @staticmethod
     def from_bytes(data: bytes) -> PooledErrorTest:
-        return pickle.loads(data)
+        doc = json.loads(data)
+        nested = ("buckets", "progress", "heard", "fires")
+        test = PooledErrorTest(**{k: v for k, v in doc.items() if k not in nested})
+        test.buckets = {int(s): [float(n), float(k)] for s, n, k in doc["buckets"]}
+        test.progress = {int(p): int(t) for p, t in doc["progress"]}
+        test.heard = {int(p): float(t) for p, t in doc["heard"]}
+        test.fires = [Fire(**f) for f in doc["fires"]]
+        return test

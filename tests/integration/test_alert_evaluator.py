@@ -25,6 +25,7 @@ from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
     topics_fixture,
     wait_until,
 )
+from tests.support.groups import wait_group_done
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +68,14 @@ class EvaluatorThread:
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.assignments = 0  # completed assignments of the group (empty ones included)
+        on_assign = self.evaluator._on_assign
+
+        def counted(consumer: Any, partitions: list[Any]) -> None:
+            on_assign(consumer, partitions)
+            self.assignments += 1
+
+        self.evaluator._on_assign = counted  # type: ignore[method-assign]
 
     def _run(self) -> None:
         try:
@@ -136,7 +145,8 @@ def test_detections_become_alerts_retrains_and_respect_silences(
         publish(kafka_bootstrap, topics, detection("fraud", "no_traffic", "traffic", 0.0))
         wait_until(lambda: ev.metrics.detections.labels("ok")._value.get() >= 6, 15,
                    "the silenced detection consumed")
-        time.sleep(0.5)
+        # committed: whatever alert it caused is on the alerts topic
+        wait_group_done(kafka_bootstrap, group_id, [topics.detections], 30, "silenced")
         assert not [a for a in alerts() if a["model"] == "fraud"]
         cli(kafka_bootstrap, topics, "silence", "expire", silence_id)
         wait_until(lambda: [a for a in alerts() if a["model"] == "fraud"], 30,
@@ -148,7 +158,7 @@ def test_detections_become_alerts_retrains_and_respect_silences(
                 detection("churn", "prediction_drift", "proba", 0.9))
         wait_until(lambda: ev.metrics.detections.labels("ok")._value.get() >= 8, 15,
                    "the inhibited detection consumed")
-        time.sleep(0.5)
+        wait_group_done(kafka_bootstrap, group_id, [topics.detections], 30, "inhibited")
         assert not [a for a in alerts() if a["subject"] == "proba"]
 
         # undecodable detections are dead-lettered with the reason
@@ -188,7 +198,7 @@ def test_detections_become_alerts_retrains_and_respect_silences(
                 detection("churn", "dataset_drift", "dataset", 0.1, active=False),
                 detection("churn", "no_traffic", "traffic", 5.0, active=False))
         wait_until(lambda: at_least(2, new_events()), 30, "resolutions after the restart")
-        time.sleep(0.5)
+        wait_group_done(kafka_bootstrap, group_id, [topics.detections], 30, "resolutions")
         new = new_events()
         # the inhibited 'proba' drift was never published, so it is not restored either
         assert sorted((a["kind"], a["subject"], a["status"]) for a in new) == [
@@ -199,8 +209,10 @@ def test_detections_become_alerts_retrains_and_respect_silences(
 
 def test_alerts_tail_prints_only_new_alerts_of_the_wanted_severity(
         kafka_bootstrap: str, topics: TopicNames) -> None:
-    produce_alerts(kafka_bootstrap, topics, [alert_event("old", severity="major")])
-    time.sleep(1.2)  # tail skips records older than its start (minus 1 s of clock slack)
+    # stamped a minute back: older than any tail started from now on (it skips records
+    # older than its start minus 1 s of clock slack)
+    produce_alerts(kafka_bootstrap, topics, [alert_event("old", severity="major")],
+                   timestamp_ms=int(time.time() * 1000) - 60_000)
     output: dict[str, str] = {}
 
     def run_tail() -> None:
@@ -209,11 +221,15 @@ def test_alerts_tail_prints_only_new_alerts_of_the_wanted_severity(
 
     tail = threading.Thread(target=run_tail, daemon=True)
     tail.start()
-    time.sleep(2.0)
-    produce_alerts(kafka_bootstrap, topics, [alert_event("new-minor", severity="minor"),
-                                             alert_event("new-major", severity="major")])
-    tail.join(40)
-    assert not tail.is_alive()
+
+    def printed() -> bool:
+        # the tail is silent until it prints: publish new alerts (a minor, then a major)
+        # until one is printed after its start; the first major it sees is what it prints
+        produce_alerts(kafka_bootstrap, topics, [alert_event("new-minor", severity="minor"),
+                                                 alert_event("new-major", severity="major")])
+        return not tail.is_alive()
+
+    wait_until(printed, 40, "the tail to print a new major alert", every_s=0.5)
     (line,) = output["out"].splitlines()
     got = json.loads(line)
     assert got["fingerprint"] == "new-major"
@@ -226,10 +242,10 @@ def test_standby_evaluator_takes_over_and_resolves_what_the_active_one_opened(
     first = EvaluatorThread(kafka_bootstrap, topics, group_id)
     second = EvaluatorThread(kafka_bootstrap, topics, group_id)
     with first as one, second as two:
-        # the group settles on two members; exactly one owns the detections partition
-        wait_until(lambda: one.owning != two.owning, 30, "one owner in the group")
-        time.sleep(1.0)
-        assert one.owning != two.owning
+        # the group settles on two members: both were assigned (the one without the
+        # detections partition gets an empty assignment), and exactly one owns the partition
+        wait_until(lambda: first.assignments and second.assignments
+                   and one.owning != two.owning, 30, "one owner in a group of two")
         active, standby, active_thread = (one, two, first) if one.owning else (two, one, second)
         publish(kafka_bootstrap, topics, detection("churn", "prediction_drift", "score", 0.5))
         (fired,) = wait_until(lambda: read_records(kafka_bootstrap, topics.alerts,

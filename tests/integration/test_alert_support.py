@@ -22,8 +22,9 @@ from alerting.notifier import Notifier
 from alerting.routes import build_routes
 from alerting.sinks import build_sinks
 from schemas.codec import default_codec
-from schemas.kafka import KafkaConfig, create_topics, read_to_end
+from schemas.kafka import KafkaConfig, create_topics, partitions_of, read_to_end
 from schemas.topics import TopicNames
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -126,13 +127,57 @@ def alert_event(fp: str = "fp-1", status: str = "firing", severity: str = "criti
     }
 
 
-def produce_alerts(bootstrap: str, topics: TopicNames, events: list[dict[str, Any]]) -> None:
+def produce_alerts(bootstrap: str, topics: TopicNames, events: list[dict[str, Any]],
+                   timestamp_ms: int = 0) -> None:
+    """Publish ``events``; ``timestamp_ms`` sets their record timestamp (0: now)."""
     producer = KafkaConfig.of(bootstrap).producer()
     codec = default_codec()
     for ev in events:
         producer.produce(topics.alerts, key=ev["fingerprint"].encode(),
-                         value=codec.encode("AlertEvent", ev))
+                         value=codec.encode("AlertEvent", ev), timestamp=timestamp_ms)
     assert producer.flush(15) == 0
+
+
+def wait_past_duplicates(bootstrap: str, topics: TopicNames, notifiers: list[Notifier],
+                         server: RecordingServer, timeout_s: float = 30) -> None:
+    """Wait until a duplicate of any notification sent so far would have reached ``server``.
+
+    A notifier decides to send (again) when it flushes a group, and each sink delivers in
+    order on its one thread. So: every group of every notifier is flushed once more after
+    now; then a sentinel alert (a model of its own) published on every partition of the
+    alerts topic after that is delivered: whatever was to be sent again went out before.
+    The sentinels' requests are the ones whose fingerprint starts with ``sentinel-``.
+    """
+    interval = max(r.group_interval_ms for r in notifiers[0].routes.routes)
+    since = notifiers[0].clock()
+
+    def flushed_again() -> bool:  # reads the notifier's groups from another thread: retried
+        return all((n.dispatcher.next_due_ms() or since + interval + 1) > since + interval
+                   for n in notifiers)
+
+    wait_for(flushed_again, timeout_s, "every notification group flushed again", every_s=0.05)
+    producer = KafkaConfig.of(bootstrap).producer()
+    codec = default_codec()
+    reader = KafkaConfig.of(bootstrap).consumer()
+    try:
+        parts = partitions_of(reader, topics.alerts)
+    finally:
+        reader.close()
+    names = [f"sentinel-{uuid.uuid4().hex[:6]}-{p}" for p in parts]
+    for p, name in zip(parts, names, strict=True):
+        ev = alert_event(name, model=name)
+        producer.produce(topics.alerts, key=name.encode(), value=codec.encode("AlertEvent", ev),
+                         partition=p)
+    assert producer.flush(15) == 0
+    wait_until(lambda: set(names) <= {r.body["alerts"][0]["fingerprint"] for r in server.ok()},
+               timeout_s, "a sentinel alert on every partition delivered")
+
+
+def of(server: RecordingServer, fingerprint: str, ok: bool = True) -> list[Recorded]:
+    """Requests ``server`` received (answered 2xx, unless ``ok`` is False) for ``fingerprint``."""
+    with server.lock:
+        return [r for r in server.requests if (r.status < 300 or not ok)
+                and r.body["alerts"][0]["fingerprint"] == fingerprint]
 
 
 def read_records(bootstrap: str, topic: str, name: str) -> list[dict[str, Any]]:
@@ -187,5 +232,5 @@ def metric(notifier: Notifier, name: str, **labels: str) -> float:
 
 
 __all__ = ["NotifierThread", "RecordingServer", "alert_event", "http_server_fixture",
-           "metric", "produce_alerts", "read_records", "routes_config",
-           "topics_fixture", "wait_until"]
+           "metric", "of", "produce_alerts", "read_records", "routes_config",
+           "topics_fixture", "wait_past_duplicates", "wait_until"]

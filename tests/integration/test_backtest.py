@@ -125,12 +125,6 @@ def two_days(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
     return TwoDays(history, result, watches)
 
 
-@pytest.mark.xfail(
-    reason="open (issue 12): since the merge stage, the window KS verdict on the shifted "
-    "feature flaps on fast replays of 10-minute windows, so the first firing comes later "
-    "than three windows after the shift (seen 42-85 min); passed before the merge stage",
-    strict=False,
-)
 def test_a_mid_point_shift_fires_feature_drift_in_event_time_within_a_minute(
     two_days: TwoDays,
 ) -> None:

@@ -23,6 +23,7 @@ from schemas.columnar import PredictionColumns
 from schemas.kafka import read_to_end as read_topic
 from schemas.topics import TopicNames
 from stream_jobs.decode import RejectedRecord, decode_labels, decode_predictions
+from tests.support.groups import wait_group_done
 from tests.support.hostile import Hostile
 from tests.support.processes import ModelwatchProcess, WorkerProcess, sample, wait_for
 
@@ -159,7 +160,9 @@ def test_hostile_records_never_stop_a_process_and_a_clean_replay_counts_exactly(
         _publish(kafka_bootstrap, topics.predictions, clean, [b"c1", b"c2", b"c3", b"c4"])
         wait_for(lambda: sample(worker.scrape(), "modelwatch_predictions_total", model=model)
                  == 1000, 120, "the clean replay counted")
-        time.sleep(2)  # a late double count would show up now
+        # committed to the end: a record counted twice would have been counted by now
+        wait_group_done(kafka_bootstrap, worker.group_id, [topics.predictions], 60,
+                        "the clean replay")
         assert sample(worker.scrape(), "modelwatch_predictions_total", model=model) == 1000
 
         for proc in (worker, evaluator, notifier):

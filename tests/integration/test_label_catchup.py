@@ -14,6 +14,7 @@ import pytest
 
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
+from tests.support.labelled import classifier_predictions, label_rows
 from tests.support.processes import WorkerProcess, sample, wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,19 +25,8 @@ CHUNK = 5_000
 
 
 def make_predictions(rng: np.random.Generator, model: str, start_ms: int) -> PredictionColumns:
-    t = np.sort(start_ms + rng.integers(0, 20 * 60_000, N)).astype("<i8")
-    score = rng.random(N)
-    return PredictionColumns(
-        model=model,
-        model_version="v1",
-        prediction_ids=[uuid.uuid4().hex for _ in range(N)],
-        event_time_ms=t,
-        latency_ms=rng.lognormal(3, 0.3, N),
-        status=np.zeros(N, "i1"),
-        numeric={f"x{j}": rng.normal(size=N) for j in range(8)},
-        score=score,
-        predicted_class=CategoricalArray(["0", "1"], (score > 0.5).astype("<i4")),
-    )
+    return classifier_predictions(rng, model, start_ms, N, 20 * 60_000,
+                                  [f"x{j}" for j in range(8)])
 
 
 def make_labels(rng: np.random.Generator, preds: PredictionColumns) -> LabelColumns:
@@ -61,14 +51,7 @@ def publish(bootstrap: str, preds: PredictionColumns, labels: LabelColumns) -> N
             while not sdk.publish_columns(preds.subset(np.arange(lo, min(N, lo + CHUNK)))):
                 sdk.flush(5)  # buffer bound reached: let it drain
         for lo in range(0, labels.n, CHUNK):
-            rows = np.arange(lo, min(labels.n, lo + CHUNK))
-            chunk = LabelColumns(
-                model=labels.model,
-                prediction_ids=[labels.prediction_ids[i] for i in rows.tolist()],
-                event_time_ms=labels.event_time_ms[rows],
-                label_value=labels.label_value[rows],
-                label_class=labels.label_class.take(rows),
-            )
+            chunk = label_rows(labels, slice(lo, lo + CHUNK))
             while not sdk.publish_label_columns(chunk):
                 sdk.flush(5)
         assert sdk.flush(60) == 0

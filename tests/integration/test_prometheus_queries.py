@@ -42,6 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 from modelwatch.broker import free_port
 from schemas import metrics_catalogue as catalogue
 from tests.support import infra
+from tests.support.processes import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -236,12 +237,7 @@ def running_server(
             yield client
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -95,11 +95,6 @@ def replays(tmp: Path, n: int, labels: bool) -> list[dict[str, list[str]]]:
             for i in range(n)]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="open (issue 12): since the merge stage, window verdicts on the shifted feature "
-    "can differ between fast replays (an alert present in one run only); passed before it",
-    strict=False,
-)
 def test_three_replays_on_fresh_state_give_identical_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

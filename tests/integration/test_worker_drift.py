@@ -10,6 +10,7 @@ from modelwatch.baseline import publish_reference, simulated_reference
 from producers.sdk import ModelwatchPublisher
 from producers.simulator.model import generate
 from producers.simulator.scenario import Scenario
+from schemas.kafka import read_to_end
 from schemas.topics import TopicNames
 from tests.support.processes import WorkerProcess, sample, wait_for
 from tests.support.topics import read_topic
@@ -41,11 +42,14 @@ def test_one_shifted_feature_is_named_within_two_windows(kafka_bootstrap: str, t
         }
     )
     publish_reference(kafka_bootstrap, simulated_reference(scenario, model), TOPICS)
+    references = len(read_to_end(kafka_bootstrap, TOPICS.references))  # ours is among them
     start_ms = (int(time.time() * 1000) // WINDOW_MS - 30) * WINDOW_MS
     shift_ms = start_ms + SHIFT_AT_S * 1000
     with WorkerProcess(kafka_bootstrap, tmp_path, f"g-{model}") as worker:
         worker.wait_ready()
-        time.sleep(2)  # the reference feed reads the references topic from the start
+        # the reference feed reads the references topic from the start
+        wait_for(lambda: sample(worker.scrape(), "modelwatch_references_total") >= references,
+                 60, f"{references} references loaded or rejected")
         with ModelwatchPublisher(kafka_bootstrap, model, "v1", linger_ms=50) as sdk:
             for preds, _ in generate(
                 scenario,

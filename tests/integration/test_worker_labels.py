@@ -11,6 +11,8 @@ import numpy as np
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
+from tests.support.groups import wait_group_done
+from tests.support.labelled import classifier_predictions, label_rows
 from tests.support.processes import WorkerProcess, sample, wait_for
 from tests.support.topics import read_topic
 
@@ -21,19 +23,7 @@ MAX_DELAY_MS = 90_000
 
 
 def make_predictions(rng: np.random.Generator, model: str, start_ms: int) -> PredictionColumns:
-    t = np.sort(start_ms + rng.integers(0, 5 * WINDOW_MS, N)).astype("<i8")
-    score = rng.random(N)
-    return PredictionColumns(
-        model=model,
-        model_version="v1",
-        prediction_ids=[uuid.uuid4().hex for _ in range(N)],
-        event_time_ms=t,
-        latency_ms=rng.lognormal(3, 0.3, N),
-        status=np.zeros(N, "i1"),
-        numeric={"x": rng.normal(size=N)},
-        score=score,
-        predicted_class=CategoricalArray(["0", "1"], (score > 0.5).astype("<i4")),
-    )
+    return classifier_predictions(rng, model, start_ms, N, 5 * WINDOW_MS, ["x"])
 
 
 def make_labels(
@@ -66,28 +56,10 @@ def expected_accuracy(
 
 
 def publish_labels(bootstrap: str, model: str, labels: LabelColumns, rows: slice) -> None:
-    part = LabelColumns(
-        model=model,
-        prediction_ids=labels.prediction_ids[rows],
-        event_time_ms=labels.event_time_ms[rows],
-        label_value=labels.label_value[rows],
-        label_class=labels.label_class.take(np.arange(labels.n)[rows]),
-    )
+    part = label_rows(labels, rows)
     with ModelwatchPublisher(bootstrap, model, "v1", linger_ms=20, batch_size=300) as sdk:
         for lo in range(0, part.n, 1000):
-            chunk = slice(lo, lo + 1000)
-            assert (
-                sdk.publish_label_columns(
-                    LabelColumns(
-                        model=model,
-                        prediction_ids=part.prediction_ids[chunk],
-                        event_time_ms=part.event_time_ms[chunk],
-                        label_value=part.label_value[chunk],
-                        label_class=part.label_class.take(np.arange(part.n)[chunk]),
-                    )
-                )
-                > 0
-            )
+            assert sdk.publish_label_columns(label_rows(part, slice(lo, lo + 1000))) > 0
         assert sdk.flush(30) == 0
 
 
@@ -141,7 +113,9 @@ def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path
             "every label joined",
         )
         publish_sentinel_label(kafka_bootstrap, model, start_ms + 60 * WINDOW_MS)
-        time.sleep(2.0)  # a double count would show by now
+        # committed to the end (the sentinel too): a double count would show by now
+        wait_group_done(kafka_bootstrap, group, [TOPICS.labels, TOPICS.predictions], 120,
+                        "every label")
         metrics = second.scrape()
         assert sample(metrics, "modelwatch_labels_joined_total", model=model) == labels.n
         assert sample(metrics, "modelwatch_duplicate_labels_total", model=model) == 0

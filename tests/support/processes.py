@@ -40,6 +40,19 @@ def wait_for(
     )
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Stop a helper process (Alertmanager, Prometheus, stunnel…) by its pid: SIGTERM, then
+    SIGKILL if it has not exited within ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_s)
+
+
 class ModelwatchProcess:
     """``modelwatch <args>`` in its own process group, stopped by pid on exit."""
 
@@ -102,6 +115,7 @@ class WorkerProcess(ModelwatchProcess):
         self, bootstrap: str, tmp: Path, group_id: str, extra_env: dict[str, str] | None = None
     ) -> None:
         self.port = free_port()
+        self.group_id = group_id
         env = {
             "MODELWATCH_BOOTSTRAP": bootstrap,
             "MODELWATCH_METRICS_PORT": str(self.port),

@@ -12,15 +12,19 @@ import stream_jobs.concept
 import stream_jobs.detectors
 import stream_jobs.drift
 import stream_jobs.join
+import stream_jobs.merge
 import stream_jobs.performance
 import stream_jobs.reference
+import stream_jobs.state
 import stream_jobs.windows
 
 PACKAGES = (stream_jobs.windows, stream_jobs.reference, stream_jobs.drift, stream_jobs.detectors)
 MODULES = sorted(
     f"{pkg.__name__}.{m.name}" for pkg in PACKAGES for m in pkgutil.iter_modules(pkg.__path__)
 )
-LABEL_PACKAGES = (stream_jobs.join, stream_jobs.performance, stream_jobs.concept)
+# packages of adapters as well as computations: examples where there are some
+LABEL_PACKAGES = (stream_jobs.join, stream_jobs.performance, stream_jobs.concept,
+                  stream_jobs.merge, stream_jobs.state)
 LABEL_MODULES = sorted(
     f"{pkg.__name__}.{m.name}"
     for pkg in LABEL_PACKAGES

@@ -15,8 +15,10 @@ class FakeLoop:
     def __init__(self) -> None:
         self.restoring = True
         self.since: float | None = None
+        self.asked_at = 0.0  # when the pacer last asked whether the partition is restoring
 
     def prediction_restoring(self, partition: int) -> bool:
+        self.asked_at = time.monotonic()
         return self.restoring
 
     def prediction_active_since(self, partition: int) -> float | None:
@@ -38,8 +40,12 @@ def test_labels_wait_while_their_prediction_partition_is_restored() -> None:
         loop = FakeLoop()
         pacer.install(fake_app(), loop)
         pacer.labels(0, 9_000)  # a first label batch went through
+        asked_from = time.monotonic()
         turn = asyncio.ensure_future(pacer.wait_turn(0))
-        await asyncio.sleep(1.0)  # twice the idle limit: still restoring, still waiting
+        # the pacer asked again after twice the idle limit: still restoring, still waiting
+        while loop.asked_at < asked_from + 1.0:
+            assert time.monotonic() < asked_from + 10, "the pacer stopped asking"
+            await asyncio.sleep(0.01)
         assert not turn.done()
         loop.restoring, loop.since = False, time.monotonic()
         await asyncio.wait_for(turn, 5.0)  # no prediction came: idle from the restore's end

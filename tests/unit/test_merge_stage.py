@@ -121,8 +121,9 @@ def test_merge_stage_emits_window_stats_once_and_restores() -> None:
     codec, topics = default_codec(), TopicNames()
     def stage() -> MergeStage:
         r = CollectorRegistry()
+        # no wall-clock budget per poll: what one poll merges must not depend on the load
         st = MergeStage(CFG, DriftMetrics(r), StateMetrics(r), DetectionSink(codec, topics, r),
-                        codec, topics)  # fmt: skip
+                        codec, topics, slice_s=3600.0)  # fmt: skip
         st.set_reference(ref)
         return st
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
+from schemas.columnar import CategoricalArray, PredictionColumns
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import MemoryStore
 from stream_jobs.performance.reference import drop_margin, performance_drops
 from stream_jobs.reference.profile import build_profile
 from stream_jobs.reference.view import ReferenceView
+from tests.support.labelled import class_labels
 
 PT, LT = "modelwatch.predictions", "modelwatch.labels"
 
@@ -39,17 +40,7 @@ def _window(e: LabelEngine, k: int, n: int, accuracy: float, seed: int) -> list:
             predicted_class=CategoricalArray(["0", "1"], pred.astype(np.int32)),
         ),
     )
-    e.observe_labels(
-        LT,
-        0,
-        2 * k,
-        LabelColumns(
-            model="m",
-            prediction_ids=ids,
-            event_time_ms=np.full(n, t + 60_000, dtype=np.int64),
-            label_class=CategoricalArray(["0", "1"], truth.astype(np.int32)),
-        ),
-    )
+    e.observe_labels(LT, 0, 2 * k, class_labels(ids, t + 60_000, truth))
     return e.poll(t + 60_000).detections
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
+from schemas.columnar import CategoricalArray, PredictionColumns
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import MemoryStore
@@ -20,6 +20,7 @@ from stream_jobs.performance.reference import (
 )
 from stream_jobs.reference.profile import build_profile
 from stream_jobs.reference.view import ReferenceView
+from tests.support.labelled import class_labels
 
 PT, LT = "modelwatch.predictions", "modelwatch.labels"
 
@@ -110,17 +111,7 @@ def _window(e: LabelEngine, k: int, rng: np.random.Generator, broken_above: floa
     score = np.where(right, truth, 1 - truth).astype(float) * 0.8 + 0.1
     t = k * 60_000 + 1_000
     e.observe_predictions(PT, 0, 2 * k, _preds(ids, t, x, score))
-    e.observe_labels(
-        LT,
-        0,
-        2 * k,
-        LabelColumns(
-            model="m",
-            prediction_ids=ids,
-            event_time_ms=np.full(n, t + 60_000, dtype=np.int64),
-            label_class=CategoricalArray(["0", "1"], truth.astype(np.int32)),
-        ),
-    )
+    e.observe_labels(LT, 0, 2 * k, class_labels(ids, t + 60_000, truth))
     return e.poll(t + 60_000)
 
 

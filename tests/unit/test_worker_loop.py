@@ -206,3 +206,22 @@ def test_a_prediction_partition_is_restoring_until_its_state_is_read() -> None:
         assert loop.prediction_active_since(0) is None
 
     asyncio.run(go())
+
+
+def test_a_record_that_changed_no_state_is_acknowledged_at_once() -> None:
+    """Only dead-lettered (nothing reached the stages): no snapshot will ever cover it, so
+    holding it would stop the partition's commits at the end of a run of bad records."""
+
+    async def go() -> None:
+        stage = Stateful("a", "in", "out-a")
+        loop = make(Broker(), [stage])
+        tp = TP("in", 0)
+        good, bad = Event(), Event()
+        stage.observe(0, 0, None)
+        loop.processed(tp, 0, good)
+        loop.processed(tp, 1, bad, stateful=False)
+        assert bad.acked and not good.acked  # the commit still stops at the held record
+        await loop.tick(0.0)
+        assert good.acked
+
+    asyncio.run(go())
