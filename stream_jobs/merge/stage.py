@@ -10,15 +10,11 @@ version, window) with their detections, and exported as Prometheus gauges — on
 
 At most ``slice_windows`` windows, and windows for at most ``slice_s`` seconds, are merged
 per poll, so a backlog of finals never holds the event loop for long. With
-``snapshot_off_loop`` (the worker's setting) the costly work runs on a thread of the
-stage's own, one job after another in the order given: merging a final window (decoding
-sketches, the drift tests; the votes it expires are expired on the loop when it is handed
-over) and encoding a snapshot (captured on the loop: the book's own lists of immutable
-records). A later poll hands out their outputs in that order; while merges are under way
-no new ones start and vote detections wait, so nothing overtakes what was computed
-before it. A partition's snapshot is captured only once its merged windows are handed
-out (a snapshot recording a window as final follows that window's outputs), never two at
-once. A revoke waits for the merges under way and snapshots synchronously.
+``snapshot_off_loop`` (the worker's setting) a snapshot is captured on the loop (cheap: the
+book's own lists of immutable records) and encoded on a thread of its own (the costly
+part: megabytes of partials); a later poll hands it out once encoded, and no partition has
+two encodings under way (the encoder's pace bounds the snapshot rate). A revoke snapshots
+synchronously, superseding an encoding under way.
 
 The book (with the votes) is snapshotted to the worker-state changelog as
 ``merge/<partials partition>`` whenever windows became final, every ``snapshot_every_s`` if
@@ -91,12 +87,10 @@ class MergeStage(SnapshottingStage):
         self._pending: list[Outgoing] = []  # detections of votes, sent at the next poll
         self._polled: dict[int, int] = {}  # last offset seen by the previous poll
         self._encoder = (
-            ThreadPoolExecutor(1, thread_name_prefix="merge") if snapshot_off_loop
+            ThreadPoolExecutor(1, thread_name_prefix="merge-snapshot") if snapshot_off_loop
             else None
         )  # fmt: skip
         self._encoding: dict[int, tuple[Future[bytes], int]] = {}  # q -> (bytes, offset)
-        self._merging: list[tuple[int, MergeBook, tuple, bool, Future]] = []  # on the thread
-        self._want_snapshot: set[int] = set()  # windows merged since its last snapshot
 
     # ---- references ------------------------------------------------------------------
     def set_reference(self, profile: dict[str, Any]) -> None:
@@ -144,52 +138,35 @@ class MergeStage(SnapshottingStage):
 
     # ---- output ----------------------------------------------------------------------
     def _merge(self, q: int, key: tuple, parts: list[PartialRecord], complete: bool) -> list:
-        self._before_merge(q, key, parts)
-        return self._after_merge(key, complete, self._merge_pure(key, parts))
-
-    def _before_merge(self, q: int, key: tuple, parts: list[PartialRecord]) -> None:
-        """The merge's effect on the stage's own state, on the loop, in window order."""
-        if key[2] == DRIFT:
-            self.votes[q].expire_model(key[0], parts[0].window_end_ms)
-
-    def _merge_pure(self, key: tuple, parts: list[PartialRecord]) -> tuple[Any, float] | None:
-        """The costly part (decoding sketches, the drift tests): touches no state of the
-        stage, so it may run on the merge thread. (merged window, seconds) or None."""
         model, version, kind, _ = key
         started = time.perf_counter()
+        out: list[Outgoing] = []
         ref = self.reference(model, version)
+        detections: list[Detection]
         if kind == DRIFT:
-            return self.drift.merge_closed(parts, ref), time.perf_counter() - started
-        merger = self.mergers.get(kind)
-        if merger is None:
-            log.error("no merger for partials of kind %r (model %s): dropped", kind, model)
-            return None
-        return merger.merge(parts, ref), time.perf_counter() - started
-
-    def _after_merge(self, key: tuple, complete: bool, got: tuple[Any, float] | None) -> list:
-        if got is None:
-            return []
-        merged, took = got
-        kind = key[2]
-        if kind == DRIFT:
-            self.drift_metrics.record_window(merged)
-        detections: list[Detection] = merged.detections
-        out: list[Outgoing] = [self.sink.encode_window_stats(merged.stats)]
+            closed = self.drift.merge_closed(parts, ref)
+            self.drift_metrics.record_window(closed)
+            stats, detections = closed.stats, closed.detections
+            self.votes[q].expire_model(model, closed.window_end_ms)
+        else:
+            merger = self.mergers.get(kind)
+            if merger is None:
+                log.error("no merger for partials of kind %r (model %s): dropped", kind, model)
+                return out
+            merged = merger.merge(parts, ref)
+            stats, detections = merged.stats, merged.detections
+        out.append(self.sink.encode_window_stats(stats))
         out += self.sink.encode(detections)
         self.metrics.merged.labels(kind, str(complete).lower()).inc()
-        self.metrics.merge_seconds.labels(kind).inc(took)
+        self.metrics.merge_seconds.labels(kind).inc(time.perf_counter() - started)
         if not complete:
             log.warning("window %s final without every partition (waited %.0f s)", key,
                         self.config.idle_partition_s)  # fmt: skip
         return out
 
     def poll(self, now_s: float, partitions: list[int] | None = None) -> list[Outgoing]:
-        off_loop = self._encoder is not None and partitions is None
-        out = self._merged(wait=not off_loop)  # merges handed to the thread, in order
-        busy = bool(self._merging)  # merges still on the thread: nothing overtakes them
-        if not busy:  # detections of votes, in the order they were made
-            out, self._pending = out + self._pending, []
-        budget = 0 if busy else self.slice_windows
+        out, self._pending = self._pending, []
+        budget = self.slice_windows
         until = time.perf_counter() + self.slice_s
         targets = sorted(self.books) if partitions is None else partitions
         for q in targets:
@@ -205,52 +182,20 @@ class MergeStage(SnapshottingStage):
                 budget -= 1
                 key, parts, complete = got[0]
                 try:
-                    if off_loop:
-                        self._before_merge(q, key, parts)
-                        assert self._encoder is not None
-                        fut = self._encoder.submit(self._merge_pure, key, parts)
-                        self._merging.append((q, book, key, complete, fut))
-                    else:
-                        out += self._merge(q, key, parts, complete)
+                    out += self._merge(q, key, parts, complete)
                 except Exception:  # a bad partial must not stop the stage: count, go on
                     log.exception("merging %s failed: window dropped", key)
                     self.metrics.merged.labels(key[2], "failed").inc()
-            if ready:
-                self._want_snapshot.add(q)
             moved, due = self._snapshot_due(q, book.last_offset, now_s)
             idle = book.last_offset == self._polled.get(q)  # nothing new since the last poll
             self._polled[q] = book.last_offset
-            wanted = q in self._want_snapshot or (moved and (due or idle))
-            if not off_loop:
+            wanted = bool(ready) or (moved and (due or idle))
+            if partitions is not None or self._encoder is None:
                 self._encoding.pop(q, None)  # superseded (revoke): never handed out
                 if wanted or partitions is not None:
-                    self._want_snapshot.discard(q)
                     out.append(self._snapshot(q, now_s))
-            elif (wanted or q in self._encoding) and not any(m[0] == q for m in self._merging):
-                # only once its merged windows are handed out: a snapshot recording a window
-                # as final must follow that window's outputs
-                self._want_snapshot.discard(q)
+            elif wanted or q in self._encoding:
                 out += self._snapshot_off_loop(q, now_s)
-        return out
-
-    def _merged(self, wait: bool) -> list[Outgoing]:
-        """Outputs of the merges done on the thread, in the order they were handed to it
-        (stopping at the first not done unless ``wait``); merges of a book no longer ours
-        are dropped (its next owner merges them again)."""
-        out: list[Outgoing] = []
-        while self._merging:
-            q, book, key, complete, fut = self._merging[0]
-            if not wait and not fut.done():
-                break
-            self._merging.pop(0)
-            try:
-                got = fut.result()
-            except Exception:  # a bad partial must not stop the stage: count, go on
-                log.exception("merging %s failed: window dropped", key)
-                self.metrics.merged.labels(key[2], "failed").inc()
-                continue
-            if self.books.get(q) is book:
-                out += self._after_merge(key, complete, got)
         return out
 
     def _snapshot_off_loop(self, q: int, now_s: float) -> list[Outgoing]:
@@ -291,7 +236,6 @@ class MergeStage(SnapshottingStage):
         self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
     ) -> None:
         keep = set(partitions)
-        self._want_snapshot &= keep
         for q in {*self.books, *self._durable, *self._handed} - keep:
             for d in (self.books, self.votes, self._durable, self._snap_offset, self._handed,
                       self._encoding):
@@ -302,7 +246,6 @@ class MergeStage(SnapshottingStage):
                 continue  # kept in memory
             for d in (self.books, self.votes, self._handed, self._encoding):
                 d.pop(q, None)
-            self._want_snapshot.discard(q)
             self._durable[q] = self._snap_offset[q] = -1
             if not data:
                 continue

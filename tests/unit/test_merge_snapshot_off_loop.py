@@ -1,6 +1,5 @@
-"""The merge stage's merges and snapshots off the event loop: handed out by later polls, in
-order, finals before the snapshot that records them, the same finals and state as on the
-loop; a revoke waits for the merges under way and snapshots at once."""
+"""The merge stage's snapshots encoded off the event loop: handed out by a later poll, after
+the finals they record, restoring to the same finals; a revoke still snapshots at once."""
 
 from __future__ import annotations
 
@@ -48,25 +47,25 @@ def _starts(out: list) -> list[int]:
             if o.topic == TOPICS.window_stats]  # fmt: skip
 
 
-def test_off_the_loop_the_finals_come_first_then_the_same_snapshot_as_on_the_loop() -> None:
+def test_a_snapshot_encoded_off_the_loop_follows_its_finals_and_restores_the_same() -> None:
     records, ref = _partials(seed=5)
     values = [CODEC.encode("WindowPartial", r.to_record()) for r in records]
     half = 3 * len(values) // 4  # some windows final, the last ones not yet
     a = _stage(ref, off_loop=True)
     for off, v in enumerate(values[:half]):
         a.observe_partial(0, off, v)
-    polled, snapshot = _poll_until_snapshot(a)
-    first_snap = next(i for i, o in enumerate(polled) if o.topic == TOPICS.worker_state)
-    assert _starts(polled) and _starts(polled[first_snap:]) == []  # finals, then the snapshot
+    first = a.poll(0.0)
+    assert _starts(first) and not [o for o in first if o.topic == TOPICS.worker_state]
+    a.acknowledge()
+    later, snapshot = _poll_until_snapshot(a)
+    assert _starts(later) == []  # the finals went out before: the snapshot only records them
     assert a.durable_offset(TOPICS.window_partials, 0) == half - 1
 
-    sync = _stage(ref, off_loop=False)  # the same input, merged and snapshotted on the loop
+    sync = _stage(ref, off_loop=False)  # the same input, snapshotted on the loop
     for off, v in enumerate(values[:half]):
         sync.observe_partial(0, off, v)
     sync_out = sync.poll(0.0)
-    assert _starts(sync_out) == _starts(polled)
-    assert [o.value for o in sync_out if o.topic == TOPICS.window_stats] == \
-        [o.value for o in polled if o.topic == TOPICS.window_stats]
+    assert _starts(sync_out) == _starts(first)
     (sync_snapshot,) = [o.value for o in sync_out if o.topic == TOPICS.worker_state]
     now = time.time()
     assert MergeBook.from_bytes(snapshot, now)[0].to_bytes() == \
@@ -76,22 +75,20 @@ def test_off_the_loop_the_finals_come_first_then_the_same_snapshot_as_on_the_loo
     b.on_assign(TOPICS.window_partials, [0], {"merge/0": snapshot}, 1)
     for off, v in enumerate(values):
         b.observe_partial(0, off, v)
-    rest, _ = _poll_until_snapshot(b)
-    both = _starts(polled) + _starts(rest)
+    both = _starts(first) + _starts(b.poll(0.0))
     assert sorted(both) == [0, 10_000, 20_000, 30_000]
 
 
-def test_a_revoke_waits_for_the_merges_under_way_and_snapshots_at_once() -> None:
+def test_a_revoke_snapshots_at_once_superseding_an_encoding_under_way() -> None:
     records, ref = _partials(seed=6)
     values = [CODEC.encode("WindowPartial", r.to_record()) for r in records]
     st = _stage(ref, off_loop=True)
     for off, v in enumerate(values):
         st.observe_partial(0, off, v)
-    assert [o for o in st.poll(0.0) if o.topic == TOPICS.window_stats] == []  # on the thread
-    out = st.on_revoke(TOPICS.window_partials, [0])  # (its wall clock also ends the last)
-    starts = _starts(out)
-    assert {0, 10_000, 20_000, 30_000} <= set(starts) and len(set(starts)) == len(starts)
-    assert [o.topic for o in out][-1] == TOPICS.worker_state  # after the finals it records
-    assert sum(o.topic == TOPICS.worker_state for o in out) == 1
+    st.poll(0.0)  # finals out, an encoding started
+    assert 0 in st._encoding
+    out = st.on_revoke(TOPICS.window_partials, [0])
+    snaps = [o for o in out if o.topic == TOPICS.worker_state]
+    assert len(snaps) == 1 and 0 not in st._encoding
     st.acknowledge()
     assert st.durable_offset(TOPICS.window_partials, 0) == len(values) - 1
