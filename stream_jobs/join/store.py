@@ -81,35 +81,16 @@ class RocksStore:
     replay from the broker then re-applies because their offsets went with them).
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, block_cache_mb: int = 64, memtable_mb: int = 16
-    ) -> None:
-        """Memory is bounded by ``block_cache_mb``: memtables (``memtable_mb`` each, two at
-        most) are charged to the block cache. RocksDB's defaults (64 MB memtables, two,
-        besides the cache) grew the worker's RSS by ~120 MiB over its first millions of
-        events; charged to the cache, a store's RSS stays flat (measured: 186 MB and
-        growing at 1.5M keys by default, 73 MB flat with a 32 MB budget)."""
-        from rocksdict import (
-            BlockBasedOptions,
-            Cache,
-            DBCompressionType,
-            Options,
-            Rdict,
-            WriteBufferManager,
-        )
+    def __init__(self, path: str | os.PathLike[str], *, block_cache_mb: int = 64) -> None:
+        from rocksdict import BlockBasedOptions, Cache, DBCompressionType, Options, Rdict
 
         self.path = os.fspath(path)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.set_compression_type(DBCompressionType.lz4())
-        cache = Cache(block_cache_mb * 1024 * 1024)
-        opts.set_write_buffer_size(memtable_mb * 1024 * 1024)
-        opts.set_max_write_buffer_number(2)
-        opts.set_write_buffer_manager(WriteBufferManager.new_write_buffer_manager_with_cache(
-            block_cache_mb * 1024 * 1024, False, cache))
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
-        table.set_block_cache(cache)
+        table.set_block_cache(Cache(block_cache_mb * 1024 * 1024))
         opts.set_block_based_table_factory(table)
         self._db = Rdict(self.path, opts)
 
