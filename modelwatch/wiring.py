@@ -81,6 +81,11 @@ def build_worker(settings: Settings) -> Worker:
         label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
     )
     label_metrics.lock = labels.lock
+    # partitions another worker processed: their join state is rebuilt from the topics
+    restore = LabelRestore(
+        labels, config.kafka, config.topics, default_codec(), registry,
+        group_id=settings.group_id, max_ahead_ms=config.input_rules.max_ahead_ms,
+    )  # fmt: skip
     feed = ReferenceFeed(config.kafka, config.topics.references, default_codec())
     feed.start()
     references = ReferenceStage(
@@ -91,15 +96,12 @@ def build_worker(settings: Settings) -> Worker:
     worker = create_worker(
         config,
         registry,
-        stages=[references, golden_checks, drift, labels],
+        stages=[references, golden_checks, drift, labels, restore],
         merge=merge,
         labels=True,
         state_metrics=state_metrics,
     )
     pacer.install(worker.app, worker.loop)  # label partitions wait for their predictions
-    # partitions another worker processed: their join state is rebuilt from the topics
-    LabelRestore(labels, config.kafka.bootstrap, config.topics, default_codec(), registry).install(
-        worker.app, pacer
-    )
+    restore.install(worker.app, pacer)
     worker.health.check("reference feed", feed.alive)
     return worker

@@ -447,8 +447,8 @@ def create_worker(
                 tp = TP(msg.topic, msg.partition)
                 if not await loop.ready(tp):
                     continue
-                if wait_turn is not None:
-                    await wait_turn(msg.partition)
+                if wait_turn is not None and await wait_turn(msg.partition) is False:
+                    continue  # revoked while it waited: left unacknowledged for its owner
                 outgoing = label_handler.handle(
                     msg.key, msg.value, msg.partition, msg.offset, time.time()
                 )

@@ -93,11 +93,11 @@ class LabelStage:
                 offset,
             )
 
-    async def wait_turn(self, partition: int) -> None:
+    async def wait_turn(self, partition: int) -> bool:
         """Called by the worker before a label record of ``partition``: waits while that
-        partition's event time is ahead of its prediction partition's (reads in step)."""
-        if self.pacer is not None:
-            await self.pacer.wait_turn(partition)
+        partition's event time is ahead of its prediction partition's (reads in step).
+        False: a rebalance took the partition away meanwhile (the record is not ours)."""
+        return True if self.pacer is None else await self.pacer.wait_turn(partition)
 
     def observe_labels(self, partition: int, offset: int, labels: LabelColumns) -> list[Outgoing]:
         """Join; labels orphaned at once wait in the outbox for the next :meth:`poll`."""

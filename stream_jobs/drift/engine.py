@@ -43,7 +43,10 @@ nothing more for a window. Events of a window the partition has already closed a
 counted (returned by :meth:`observe`) and reported in the partition's next partial.
 
 Online detectors run per partition; their firings leave as records of kind ``vote`` and
-the quorum is counted per model in the merge stage (:mod:`stream_jobs.merge.votes`).
+the quorum is counted per model in the merge stage (:mod:`stream_jobs.merge.votes`), in
+event time: each drain also sends a ``vote`` progress marker per model whose detector clock
+moved (newest event time less the allowed lateness; older events are no longer fed to the
+partition's detectors), after every firing made so far.
 
 Idempotence and state: :meth:`observe` keeps the last applied offset per partition and
 skips any ``(partition, offset)`` at or below it. :meth:`partition_state` /
@@ -75,7 +78,7 @@ from stream_jobs.drift.evaluate import ClosedWindow
 from stream_jobs.drift.merger import KIND, DriftMerger, encode_drift_payload
 from stream_jobs.merge.book import MergeBook, rec_bytes, rec_from
 from stream_jobs.merge.protocol import PartialRecord
-from stream_jobs.merge.votes import VOTE_KIND, decode_vote, encode_vote
+from stream_jobs.merge.votes import VOTE_KIND, decode_vote, encode_vote, settled_progress
 from stream_jobs.reference.view import ReferenceView
 from stream_jobs.state.codec import decode_state, encode_state
 from stream_jobs.windows.assign import WindowAssigner
@@ -96,6 +99,8 @@ class _Partition:
     last_seen: dict[str, int] = field(default_factory=dict)  # model -> max event time
     closed_until: dict[str, int] = field(default_factory=dict)  # model -> closed boundary
     late_pending: dict[str, int] = field(default_factory=dict)  # model -> not yet reported
+    vote_until: dict[str, int] = field(default_factory=dict)  # model -> detectors see >= it
+    vote_sent: dict[str, int] = field(default_factory=dict)  # model -> vote progress published
     outbox: list[PartialRecord] = field(default_factory=list)
 
 
@@ -115,7 +120,7 @@ class DriftEngine:
         self._parts: dict[int, _Partition] = {}
         self.late_total: dict[str, int] = {}
         # in-process merge (poll_closed / flush / poll_detector_firings)
-        self.votes = VoteCombiner(c.quorum, c.vote_window_ms)
+        self.votes = VoteCombiner(c.quorum, c.vote_window_ms, c.idle_partition_s)
         self._book = MergeBook(wait_s=c.idle_partition_s)
         self._merger = DriftMerger(c)
         self._firings: list[Detection] = []
@@ -183,7 +188,16 @@ class DriftEngine:
         if tmax > st.last_seen.get(model, _NEVER):
             st.last_seen[model] = tmax
         if self.config.detectors and ref is not None:
-            self._detect(st, partition, offset, cols, ref, on_time, t_on)
+            floor = st.vote_until.get(model, _NEVER)
+            if int(t_on.min()) < floor:  # older than the vote progress published: not fed
+                keep = t_on >= floor
+                on_time = np.flatnonzero(keep) if on_time is None else on_time[keep]
+                t_on = t_on[keep]
+            if t_on.size:
+                self._detect(st, partition, offset, cols, ref, on_time, t_on)
+            wm = st.last_seen[model] - self.config.allowed_lateness_ms
+            if wm > floor:
+                st.vote_until[model] = wm
         self._close(st, partition, model, st.last_seen[model] - self.config.allowed_lateness_ms)
         return late
 
@@ -277,9 +291,15 @@ class DriftEngine:
         out: list[PartialRecord] = []
         for p in sorted(self._parts if partitions is None else partitions):
             st = self._parts.get(p)
-            if st is not None and st.outbox:
+            if st is None:
+                continue
+            if st.outbox:
                 out += st.outbox
                 st.outbox = []
+            for model, until in sorted(st.vote_until.items()):
+                if until > st.vote_sent.get(model, _NEVER):  # after every firing made so far
+                    st.vote_sent[model] = until
+                    out.append(self._record(p, st, "", model, VOTE_KIND, until, until, until, b""))
         return out
 
     def close_until(self, now_ms: int) -> None:
@@ -314,19 +334,18 @@ class DriftEngine:
 
     def _merge_local(self, force: bool = False) -> list[ClosedWindow]:
         for rec in self.drain_partials():
-            if rec.kind == VOTE_KIND:
-                n = self._book.partitions_reporting(rec.model, KIND) or 1
-                d = self.votes.update(decode_vote(rec), n)
-                if d is not None:
-                    self._firings.append(d)
+            if rec.kind == VOTE_KIND and not rec.is_marker:
+                self.votes.add(decode_vote(rec))
             else:
                 self._book.add(rec)
         now = math.inf if force else self.clock()
+        lag = self.assigner.size_ms - self.assigner.hop_ms
+        for model in sorted(self.votes.pending):
+            progress, expected = settled_progress(self._book, model, lag)
+            self._firings += self.votes.decide(model, progress, expected, now, force)
         out = []
         for key, parts, _ in self._book.ready(now):
             out.append(self._merger.merge_closed(parts, self.reference(key[0], key[1])))
-        for model in {w.model for w in out}:
-            self.votes.expire_model(model, max(w.window_end_ms for w in out if w.model == model))
         return out
 
     def poll_detector_firings(self) -> list[Detection]:
@@ -362,6 +381,8 @@ class DriftEngine:
             "last_seen": st.last_seen,
             "closed_until": st.closed_until,
             "late_pending": st.late_pending,
+            "vote_until": st.vote_until,
+            "vote_sent": st.vote_sent,
             "windows": len(st.windows),
         }
         blobs = [w.to_bytes() for _, w in sorted(st.windows.items())]
@@ -376,6 +397,8 @@ class DriftEngine:
         st.last_seen = {m: int(v) for m, v in h["last_seen"].items()}
         st.closed_until = {m: int(v) for m, v in h["closed_until"].items()}
         st.late_pending = {m: int(v) for m, v in h["late_pending"].items()}
+        st.vote_until = {m: int(v) for m, v in h.get("vote_until", {}).items()}
+        st.vote_sent = {m: int(v) for m, v in h.get("vote_sent", {}).items()}
         n = int(h["windows"])
         for raw in blobs[:n]:
             w = WindowPartial.from_bytes(raw)

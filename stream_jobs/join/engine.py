@@ -569,10 +569,13 @@ class LabelEngine:
             ids = [cols.prediction_ids[i] for i in idx]
             b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(cols.model, ids)
 
-    def restore_labels(self, topic: str, partition: int, offset: int, labels: LabelColumns) -> int:
+    def restore_labels(
+        self, topic: str, partition: int, offset: int, labels: LabelColumns, *, early: bool = True
+    ) -> int:
         """Rebuild what labels already did to a partition's join state elsewhere: their
-        pending predictions become joined, labels without one wait as early labels. No
-        counts, windows or applied offset. Returns the predictions marked joined."""
+        pending predictions become joined, labels without one wait as early labels (not
+        with ``early`` False: see ``label_restore``). No counts, windows or applied
+        offset. Returns the predictions marked joined."""
         mkey = _model_key(labels.model)
         lt = np.asarray(labels.event_time_ms, dtype=np.int64)
         lv = (
@@ -594,7 +597,7 @@ class LabelEngine:
             first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
         ):
             if rec is None:
-                if key not in self.early:
+                if early and key not in self.early:
                     self.early.add(key)
                     b.puts[b"l" + key] = pack_label(labels.model, int(lt[i]), float(lv[i]), lc[i])
                     waiting[(int(lt[i]) // bucket + 1) * bucket + ttl].append(

@@ -143,6 +143,10 @@ class MergeBook:
     def partitions_reporting(self, model: str, kind: str) -> int:
         return len(self.progress.get((model, kind), {}))
 
+    def progress_of(self, model: str, kind: str) -> tuple[dict[int, int], int]:
+        """``(input partition -> progress_ms, expected partitions or 0)`` of a model's kind."""
+        return self.progress.get((model, kind), {}), self.expected.get(model, 0)
+
     # ---- state ----------------------------------------------------------------------
     def to_bytes(self, extra: dict[str, Any] | None = None) -> bytes:
         return self.encode_parts(*self.snapshot_parts(extra))

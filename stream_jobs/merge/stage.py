@@ -43,7 +43,13 @@ from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
 from stream_jobs.merge.book import MergeBook
 from stream_jobs.merge.protocol import PartialMerger, PartialRecord
-from stream_jobs.merge.votes import VOTE_KIND, decode_vote, load_votes, votes_state
+from stream_jobs.merge.votes import (
+    VOTE_KIND,
+    decode_vote,
+    load_votes,
+    settled_progress,
+    votes_state,
+)
 from stream_jobs.outputs import DetectionSink
 from stream_jobs.reference.view import ReferenceView
 from stream_jobs.stage import SnapshottingStage, state_key
@@ -84,7 +90,6 @@ class MergeStage(SnapshottingStage):
         self.books: dict[int, MergeBook] = {}
         self.votes: dict[int, VoteCombiner] = {}
         self._refs: dict[tuple[str, str], ReferenceView] = {}
-        self._pending: list[Outgoing] = []  # detections of votes, sent at the next poll
         self._polled: dict[int, int] = {}  # last offset seen by the previous poll
         self._encoder = (
             ThreadPoolExecutor(1, thread_name_prefix="merge-snapshot") if snapshot_off_loop
@@ -105,8 +110,12 @@ class MergeStage(SnapshottingStage):
         book = self.books.get(q)
         if book is None:
             book = self.books[q] = MergeBook(wait_s=self.config.idle_partition_s)
-            self.votes[q] = VoteCombiner(self.config.quorum, self.config.vote_window_ms)
+            self.votes[q] = self._combiner()
         return book
+
+    def _combiner(self) -> VoteCombiner:
+        c = self.config
+        return VoteCombiner(c.quorum, c.vote_window_ms, c.idle_partition_s)
 
     def observe_partial(self, q: int, offset: int, value: bytes | None) -> None:
         """One record of partials-topic partition ``q``."""
@@ -121,17 +130,13 @@ class MergeStage(SnapshottingStage):
             self.metrics.partials.labels("?", "unreadable").inc()
             book.last_offset = max(book.last_offset, offset)
             return
-        if rec.kind == VOTE_KIND:
+        if rec.kind == VOTE_KIND and not rec.is_marker:  # a firing (markers: progress)
             if offset <= book.last_offset:
                 self.metrics.partials.labels(rec.kind, "skipped").inc()
                 return
             book.last_offset = offset
-            n = book.partitions_reporting(rec.model, DRIFT) or 1
-            d = self.votes[q].update(decode_vote(rec), n)
-            self.metrics.partials.labels(rec.kind, "applied").inc()
-            if d is not None:
-                self.drift_metrics.record_detection(d)
-                self._pending += self.sink.encode([d])
+            outcome = self.votes[q].add(decode_vote(rec))  # decided in poll, in event time
+            self.metrics.partials.labels(rec.kind, outcome).inc()
             return
         outcome = book.add(rec, offset)
         self.metrics.partials.labels(rec.kind, outcome).inc()
@@ -147,7 +152,6 @@ class MergeStage(SnapshottingStage):
             closed = self.drift.merge_closed(parts, ref)
             self.drift_metrics.record_window(closed)
             stats, detections = closed.stats, closed.detections
-            self.votes[q].expire_model(model, closed.window_end_ms)
         else:
             merger = self.mergers.get(kind)
             if merger is None:
@@ -164,8 +168,21 @@ class MergeStage(SnapshottingStage):
                         self.config.idle_partition_s)  # fmt: skip
         return out
 
+    def _decide_votes(self, q: int, now_s: float) -> list[Outgoing]:
+        """Online detections whose votes every input partition has passed (or timed out)."""
+        votes, book = self.votes[q], self.books[q]
+        c = self.config
+        lag = c.window_ms - (c.hop_ms or c.window_ms)  # hopping: on time below the progress
+        out: list[Outgoing] = []
+        for model in sorted(votes.pending):
+            progress, expected = settled_progress(book, model, lag, DRIFT)
+            for d in votes.decide(model, progress, expected, now_s):
+                self.drift_metrics.record_detection(d)
+                out += self.sink.encode([d])
+        return out
+
     def poll(self, now_s: float, partitions: list[int] | None = None) -> list[Outgoing]:
-        out, self._pending = self._pending, []
+        out: list[Outgoing] = []
         budget = self.slice_windows
         until = time.perf_counter() + self.slice_s
         targets = sorted(self.books) if partitions is None else partitions
@@ -173,6 +190,8 @@ class MergeStage(SnapshottingStage):
             book = self.books.get(q)
             if book is None:
                 continue
+            decided = self._decide_votes(q, now_s)
+            out += decided
             ready = []
             while budget > 0 and (partitions is not None or time.perf_counter() < until):
                 got = book.ready(now_s, limit=1)
@@ -189,7 +208,7 @@ class MergeStage(SnapshottingStage):
             moved, due = self._snapshot_due(q, book.last_offset, now_s)
             idle = book.last_offset == self._polled.get(q)  # nothing new since the last poll
             self._polled[q] = book.last_offset
-            wanted = bool(ready) or (moved and (due or idle))
+            wanted = bool(ready) or bool(decided) or (moved and (due or idle))
             if partitions is not None or self._encoder is None:
                 self._encoding.pop(q, None)  # superseded (revoke): never handed out
                 if wanted or partitions is not None:
@@ -256,9 +275,11 @@ class MergeStage(SnapshottingStage):
                 continue
             book.wait_s = self.config.idle_partition_s  # the current setting, not the old one
             self.books[q] = book
-            self.votes[q] = load_votes(
-                VoteCombiner(self.config.quorum, self.config.vote_window_ms), extra.get("votes", {})
-            )
+            try:
+                self.votes[q] = load_votes(self._combiner(), extra.get("votes", {}), time.time())
+            except (ValueError, KeyError, TypeError):
+                log.exception("votes of partials partition %d unreadable: clean start", q)
+                self.votes[q] = self._combiner()
             self._durable[q] = self._snap_offset[q] = book.last_offset
             self.metrics.restored.labels(self.name).inc()
             log.warning("merge partition %d restored at offset %d (%d open windows)", q,

@@ -132,20 +132,24 @@ def scenarios() -> list[Scenario]:
 
 # ---- running -------------------------------------------------------------------------
 class RecordingVotes(VoteCombiner):
-    """Keeps every raw partition firing so that several quorums can be replayed later."""
+    """Keeps every raw partition firing so that several quorums can be decided later."""
 
     def __init__(self) -> None:
         super().__init__(quorum=1)
-        self.raw: list[tuple[Firing, int]] = []
+        self.raw: list[Firing] = []
 
-    def update(self, firing: Firing, partitions_with_data: int) -> None:  # type: ignore[override]
-        self.raw.append((firing, partitions_with_data))
-        return None
+    def add(self, firing: Firing) -> str:
+        self.raw.append(firing)
+        return "applied"
 
 
-def replay_votes(raw: list[tuple[Firing, int]], quorum: int | str) -> list[Any]:
+def replay_votes(raw: list[Firing], quorum: int | str) -> list[Any]:
+    """The firings decided as the merge stage decides them once every partition has passed
+    them: in event-time order, the majority of all ``PARTITIONS``."""
     v = VoteCombiner(quorum, DriftConfig().vote_window_ms)  # type: ignore[arg-type]
-    return [d for f, n in raw if (d := v.update(f, n)) is not None]
+    for f in raw:
+        v.add(f)
+    return [d for m in sorted(v.pending) for d in v.decide(m, {}, PARTITIONS, force=True)]
 
 
 def split(cols: PredictionColumns, part: np.ndarray, p: int) -> PredictionColumns:

@@ -1,6 +1,9 @@
 """Scale-out: events/s of 1 and 2 worker processes on the same pre-filled topic, the merge
 stage's cost per window, and per-worker throughput against the worker before scale-out
-(``BENCH_BASELINE_REF``, default the commit before the merge stage) — all in one run.
+(``BENCH_BASELINE_REF``, default the commit before the merge stage) — all in one run —
+and the time to restore the label join of partitions holding 100k pending predictions (what
+a worker taking over partitions pays before their labels go: ``LabelRestore.restore`` in
+process against the same broker, the topic read, decoded and written to a RocksDB store).
 
 Each run gets its own topic prefix holding the same pre-filled batches (20 numeric + 5
 categorical features, batches of 500, event time spread over ~40 one-minute windows so
@@ -16,9 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from confluent_kafka import Producer
@@ -28,6 +33,10 @@ from modelwatch.broker import EmbeddedBroker, create_topics, free_port
 from modelwatch.live_view import scrape
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
+from stream_jobs.join.config import LabelConfig
+from stream_jobs.join.engine import LabelEngine
+from stream_jobs.join.store import RocksStore
+from stream_jobs.label_restore import LabelRestore
 from tests.bench.bench_worker import BATCH, reference_profile
 from tests.bench.workload import make_batch
 from tests.support.processes import REPO, sample, wait_for
@@ -122,6 +131,36 @@ def run(cwd: Path, bootstrap: str, batches: list[bytes], workers: int, tmp: Path
             if windows else None, "max_rss_mib": rss}  # fmt: skip
 
 
+def restore_cost(bootstrap: str, tmp: Path, n_events: int = 100_000) -> dict:
+    """Seconds to restore the label join of every partition holding ``n_events`` pending
+    predictions (no labels yet: all of them pending), per 100k pending predictions."""
+    batches = payloads(n_events, seed=2)
+    topics = TopicNames.with_prefix(f"r{uuid.uuid4().hex[:6]}.")
+    create_topics(bootstrap, topics.specs(PARTITIONS))
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": "zstd",
+                         "linger.ms": 20})  # fmt: skip
+    for i, p in enumerate(batches):
+        producer.produce(topics.predictions, value=p, partition=i % PARTITIONS)
+        producer.poll(0)
+    producer.flush(60)
+    store = RocksStore(tmp / f"restore-{uuid.uuid4().hex[:6]}")
+    try:
+        engine = LabelEngine(LabelConfig(), store)
+        stage = SimpleNamespace(engine=engine, lock=threading.Lock())
+        restore = LabelRestore(stage, bootstrap, topics, default_codec())
+        t0 = time.perf_counter()
+        records = sum(
+            restore.restore(p, len(range(p, len(batches), PARTITIONS)) - 1, -1)
+            for p in range(PARTITIONS)
+        )
+        took = time.perf_counter() - t0
+        pending = sum(1 for _ in store.scan(b"p"))
+    finally:
+        store.close()
+    return {"restore_pending_predictions": pending, "restore_records": records,
+            "restore_s": took, "restore_s_per_100k_pending": took * 100_000 / pending}  # fmt: skip
+
+
 def baseline_tree(tmp: Path) -> Path | None:
     """The worker before scale-out, unpacked from git (None when git cannot)."""
     dest = tmp / "baseline"
@@ -154,6 +193,7 @@ def main(n_events: int = 400_000, rounds: int = 2) -> dict:
                 print(f"  {name}: {got['events_per_s']:,.0f} events/s", flush=True)
                 if got["events_per_s"] > best.get(name, {}).get("events_per_s", 0.0):
                     best[name] = got
+        result.update(restore_cost(broker.bootstrap, tmp))
     for name in ("1_worker", "2_workers"):
         result.update({f"{name}_{k}": v for k, v in best[name].items()})
     result["2_vs_1_workers"] = best["2_workers"]["events_per_s"] / best["1_worker"]["events_per_s"]

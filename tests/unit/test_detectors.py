@@ -49,13 +49,15 @@ def test_vote_majority_and_cap_by_partitions_with_data() -> None:
         return Firing("m", "1", subject, "adwin", p, 0, t)
 
     assert v.needed(4) == 3 and v.needed(1) == 1
-    assert v.update(f(0, 0), 4) is None and v.update(f(1, 1_000), 4) is None
-    assert v.update(f(2, 20_000), 4) is None  # partitions 0 and 1 voted too long ago
-    assert v.update(f(3, 21_000), 4) is None
-    d = v.update(f(0, 22_000, "x"), 4)
-    assert d is not None and d.details["partitions"] == "0,2,3"
+    everyone = dict.fromkeys(range(4), 10**6)  # every partition has passed the firings
+    for x in (f(0, 0), f(1, 1_000), f(2, 20_000), f(3, 21_000), f(0, 22_000)):
+        assert v.add(x) == "applied"
+    (d,) = v.decide("m", everyone, expected=4)  # 0 and 1 voted too long before 2, 3 and 0
+    assert d.details["partitions"] == "0,2,3" and d.event_time_ms == 22_000
     one = VoteCombiner(quorum=2)
-    pred = one.update(f(5, 0, "prediction"), 1)  # a single partition with data decides alone
-    assert pred is not None and str(pred.kind) == "prediction_drift"
-    one.expire_model("m", 10**9)
-    assert one.votes == {} and one.emitted == {}
+    one.add(f(5, 0, "prediction"))
+    (pred,) = one.decide("m", {5: 10**6})  # a single partition reporting decides alone
+    assert str(pred.kind) == "prediction_drift" and pred.threshold == 1.0
+    one.add(f(5, 10**9, "prediction"))  # far later: what the old votes could meet is forgotten
+    one.decide("m", {5: 10**9 + 1})
+    assert one.votes == {} and list(one.emitted.values()) == [10**9]

@@ -168,7 +168,8 @@ def test_late_events_of_a_partition_are_reported_by_its_next_partial() -> None:
 def test_detector_votes_of_partitions_owned_by_different_workers_meet_in_the_merge_stage() -> None:
     """Two workers' engines (partitions 0-1 and 2-3) each see two firings of four
     partitions: neither reaches a majority alone; the merge stage, which sees all four
-    partitions' progress and votes, emits one detection."""
+    partitions' progress and votes, emits one detection — once every partition has
+    progressed past the votes (decided in event time), not before."""
     from stream_jobs.detectors.firing import Firing
     from stream_jobs.merge.votes import VOTE_KIND, encode_vote
 
@@ -181,10 +182,15 @@ def test_detector_votes_of_partitions_owned_by_different_workers_meet_in_the_mer
         f = Firing("m", "1", "x", "adwin", p, 1, 1_000 + p, 2.0)
         records.append(PartialRecord("m", "1", VOTE_KIND, f.event_time_ms, f.event_time_ms, p, 4,
                                      1, encode_vote(f)))  # fmt: skip
+    records += [rec(p, 10, 10_000, b"", partitions=4) for p in range(3)]
     out = []
     for off, r_ in enumerate(records):
         stage.observe_partial(0, off, codec.encode("WindowPartial", r_.to_record()))
         out += [o for o in stage.poll(0.0) if o.topic == topics.detections]
+    assert out == []  # partition 3 has not passed the votes' event time yet
+    last = rec(3, 10, 10_000, b"", partitions=4)
+    stage.observe_partial(0, len(records), codec.encode("WindowPartial", last.to_record()))
+    out += [o for o in stage.poll(0.0) if o.topic == topics.detections]
     (d,) = [codec.decode(o.value).record for o in out]
     assert (d["subject"], d["detector"], d["details"]["partitions"]) == ("x", "adwin", "0,1,2")
     assert d["value"] == 3.0 and d["threshold"] == 3.0  # majority of 4 partitions
