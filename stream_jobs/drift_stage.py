@@ -24,6 +24,7 @@ from schemas.topics import TopicNames
 from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
+from stream_jobs.merge.progress import partial_message
 from stream_jobs.merge.protocol import PartialRecord
 from stream_jobs.stage import SnapshottingStage, state_key
 from stream_jobs.state.metrics import StateMetrics
@@ -62,8 +63,7 @@ class DriftStage(SnapshottingStage):
         self.metrics.record_late(cols.model, self.engine.observe(partition, offset, cols))
 
     def encode(self, rec: PartialRecord) -> Outgoing:
-        value = self.codec.encode("WindowPartial", rec.to_record())
-        return Outgoing(self.topics.window_partials, rec.model.encode(), value)
+        return Outgoing(*partial_message(self.codec, self.topics.window_partials, rec))
 
     def _snapshot(self, p: int, now_s: float) -> Outgoing:
         return self._snapshot_record(

@@ -242,7 +242,9 @@ class MergeStage(SnapshottingStage):
 
     def _snapshot(self, q: int, now_s: float) -> Outgoing:
         book = self.books[q]
-        data = book.to_bytes({"votes": votes_state(self.votes[q])})
+        models = {m for m, _ in book.progress}
+        kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
+        data = book.to_bytes({"votes": votes_state(self.votes[q]), "mergers": kept})
         return self._snapshot_record(
             q, book.last_offset, data, now_s, self.topics.worker_state, self.metrics
         )
@@ -280,6 +282,9 @@ class MergeStage(SnapshottingStage):
             except (ValueError, KeyError, TypeError):
                 log.exception("votes of partials partition %d unreadable: clean start", q)
                 self.votes[q] = self._combiner()
+            for kind, state in extra.get("mergers", {}).items():
+                if kind in self.mergers and hasattr(self.mergers[kind], "load_state"):
+                    self.mergers[kind].load_state(state)  # type: ignore[attr-defined]
             self._durable[q] = self._snap_offset[q] = book.last_offset
             self.metrics.restored.labels(self.name).inc()
             log.warning("merge partition %d restored at offset %d (%d open windows)", q,
