@@ -65,6 +65,7 @@ def build_worker(settings: Settings) -> Worker:
     merge = MergeStage(
         drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics,
         mergers=[performance],
+        snapshot_off_loop=True,  # megabytes of partials are encoded on a thread of their own
     )
     ensure_worker_state(  # before any store opens: state of another topic life starts clean
         config.kafka, config.topics.predictions, config.topics.labels, settings.data_dir,
