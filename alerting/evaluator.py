@@ -16,6 +16,11 @@ A thin Kafka adapter around :class:`~alerting.lifecycle.AlertLifecycle`:
   (at-least-once; a replayed detection is deduplicated by the restored state);
 * undecodable detections go to ``modelwatch.dead-letter`` with the reason.
 
+Health (``/healthz`` next to ``/metrics``, :mod:`schemas.health`): fails when a detections
+partition has records waiting (the consumer's high watermark, from its fetches) but its
+committed position has not moved for ``stall_after_s`` — e.g. flushing or committing hangs
+on an unreachable broker — or when the consume loop has not run for that long.
+
 Metrics: ``modelwatch_alerts_firing{model,severity}``, ``modelwatch_evaluator_detections_total``,
 ``modelwatch_alert_events_total{status,severity}``, ``modelwatch_retrain_requests_total``.
 """
@@ -39,11 +44,14 @@ from alerting.silences import Silence, SilenceStore, silence_key
 from schemas.codec import DecodeError, default_codec
 from schemas.dead_letter import dead_letter_record
 from schemas.detection import Detection
+from schemas.health import ProgressTracker, sample_highwater
 from schemas.kafka import KafkaConfig, partitions_of, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 
 log = logging.getLogger("modelwatch.evaluator")
+HEALTH_STAGE = "detections"  # /healthz stage: committed detection offsets per partition
+HEALTH_LOOP = "consume loop"
 
 
 class EvaluatorMetrics:
@@ -68,7 +76,8 @@ class EvaluatorMetrics:
 class Evaluator:
     def __init__(self, kafka: str | KafkaConfig, policy: Policy, topics: TopicNames | None = None,
                  group_id: str = "modelwatch-evaluator", clock: Clock = wall_clock_ms,
-                 registry: CollectorRegistry | None = None, tick_s: float = 1.0) -> None:
+                 registry: CollectorRegistry | None = None, tick_s: float = 1.0,
+                 stall_after_s: float = 60.0) -> None:
         self.kafka = KafkaConfig.of(kafka)
         self.topics = topics or TopicNames()
         self.group_id = group_id
@@ -83,6 +92,7 @@ class Evaluator:
         self.producer = self.kafka.producer()
         self.ready = threading.Event()
         self.owning = False  # assigned the detections (a standby in the group is not)
+        self.health = ProgressTracker(stall_after_s)
 
     # -- state from topics -------------------------------------------------------------
     def _apply_silence(self, key: bytes | None, value: bytes | None) -> bool:
@@ -204,6 +214,13 @@ class Evaluator:
         self.publish(self.restore())
         self._flush()
         self.owning = bool(partitions)
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except Exception:  # health only: the position shows with the first commit
+            log.warning("committed offsets unknown for health", exc_info=True)
+            committed = partitions
+        for tp in committed:  # processed up to the committed offset; backlog from fetches
+            self.health.progress(HEALTH_STAGE, tp.partition, max(tp.offset, 0) - 1)
         log.info("assigned %s; restored %d open alert(s)", [tp.partition for tp in partitions],
                  len(self.lifecycle.firing()))
 
@@ -211,6 +228,8 @@ class Evaluator:
         # another evaluator owns the detections now: it restores from the alerts topic
         self._flush()
         self.owning = False
+        for tp in partitions:
+            self.health.forget(HEALTH_STAGE, tp.partition)
         self.lifecycle = AlertLifecycle(self.lifecycle.policy, self.clock, self.silences)
         self.metrics.set_firing([])
 
@@ -234,16 +253,18 @@ class Evaluator:
                 for smsg in silences.consume(100, timeout=0):
                     if smsg.error() is None:
                         self._apply_silence(smsg.key(), smsg.value())
+                self.health.beat(HEALTH_LOOP)
+                sample_highwater(self.health, HEALTH_STAGE, consumer)
                 msgs = consumer.consume(500, timeout=0.2)
                 events: list[dict[str, Any]] = []
-                consumed = False
+                consumed: dict[int, int] = {}  # partition -> last offset handled
                 for msg in msgs:
                     err = msg.error()
                     if err is not None:
                         if err.code() != KafkaError._PARTITION_EOF:
                             log.warning("consumer error: %s", err)
                         continue
-                    consumed = True
+                    consumed[msg.partition()] = msg.offset()
                     events += self.handle_detection(msg.value(), msg)
                 if self.owning and time.monotonic() - last_tick >= self.tick_s:
                     last_tick = time.monotonic()
@@ -256,6 +277,8 @@ class Evaluator:
                 if consumed:
                     self._flush()  # the events a detection caused are durable before its commit
                     consumer.commit(asynchronous=False)
+                    for p, offset in consumed.items():  # progress means committed
+                        self.health.progress(HEALTH_STAGE, p, offset)
                 elif events:
                     self._flush()
         finally:

@@ -17,6 +17,11 @@
   history below the committed offset (last event per fingerprint), so repeats and
   resolutions continue across restarts.
 
+Health (``/healthz`` next to ``/metrics``, :mod:`schemas.health`): fails when an alerts
+partition has records waiting (the high watermark of the consumer's fetches) that are not
+ingested for ``stall_after_s``, when a sink has deliveries in flight but none completed for
+``stall_after_s`` plus the retry budget (a hung sink), or when the consume loop stopped.
+
 Metrics: ``modelwatch_notifications_total{sink,outcome}`` (delivered, dead_lettered,
 duplicate, abandoned), ``modelwatch_notification_dead_letters_total{sink}``,
 ``modelwatch_notification_attempts_total{sink}``, ``modelwatch_notifier_open_alerts``.
@@ -45,12 +50,16 @@ from alerting.sentlog import SentLog
 from alerting.sinks.base import Sink, redact
 from schemas.codec import DecodeError, default_codec
 from schemas.dead_letter import dead_letter_record
+from schemas.health import ProgressTracker, sample_highwater
 from schemas.kafka import KafkaConfig, read_to_end
 from schemas.metrics_catalogue import counter, gauge
 from schemas.topics import TopicNames
 
 log = logging.getLogger("modelwatch.notifier")
 DONE_OUTCOMES = {"delivered", "dead_lettered", "duplicate"}
+HEALTH_INGEST = "alerts"  # /healthz stage: ingested alert offsets per partition
+HEALTH_DELIVERY = "deliveries"  # /healthz stage: completed deliveries per sink
+HEALTH_LOOP = "consume loop"
 
 
 class NotifierMetrics:
@@ -72,7 +81,8 @@ class Notifier:
     def __init__(self, kafka: str | KafkaConfig, routes: RoutesConfig, sinks: dict[str, Sink],
                  state_dir: Path | str, topics: TopicNames | None = None,
                  group_id: str = "modelwatch-notifier", clock: Clock = wall_clock_ms,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None,
+                 stall_after_s: float = 60.0) -> None:
         missing = {s for r in routes.routes for s in r.sinks} - set(sinks)
         if missing:
             raise ValueError(f"routes use sinks that were not built: {sorted(missing)}")
@@ -98,6 +108,8 @@ class Notifier:
         self._next_refresh_ms: dict[str, int] = {}
         self.ready = threading.Event()
         self.assigned: set[int] = set()  # partitions of the alerts topic this notifier owns
+        self.health = ProgressTracker(stall_after_s)
+        self._delivered = dict.fromkeys(sinks, 0)  # deliveries completed per sink (health)
 
     # -- idempotency -------------------------------------------------------------------
     def _is_done(self, key: str, route: Route) -> bool:
@@ -177,11 +189,15 @@ class Notifier:
                 self._fp_origin[fp] = (p, off)
                 restored += 1
         self.assigned = set(parts)
+        for p in parts:  # ingested up to the committed offset; backlog from fetches
+            self.health.progress(HEALTH_INGEST, p, upto.get(p, 0) - 1)
         log.info("assigned partitions %s; restored %d open alert(s)", parts, restored)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = {tp.partition for tp in partitions}
         self.assigned -= parts
+        for p in parts:
+            self.health.forget(HEALTH_INGEST, p)
         self._commit(consumer)
         lost = {fp for fp, (p, _) in self._fp_origin.items() if p in parts}
         self.dispatcher.forget(lost)
@@ -239,6 +255,8 @@ class Notifier:
             if not all(f.done() for f in flight.futures.values()):
                 still.append(flight)
                 continue
+            for sink in flight.futures:
+                self._delivered[sink] += 1
             outcomes = {}
             for sink, fut in flight.futures.items():
                 exc = fut.exception()
@@ -253,8 +271,20 @@ class Notifier:
             # otherwise the records stay held: their offsets are not committed and the
             # next notifier replays them (the sent log keeps what did go out from repeating)
         self._inflight = still
+        self._delivery_health()
         self.metrics.open_alerts.set(len(self.dispatcher.open_alerts()))
         self._refresh()
+
+    def _delivery_health(self) -> None:
+        """Per sink: deliveries completed, and in flight. A delivery may retry for the
+        retry budget, so a sink stalls only when none completed for longer than that."""
+        waiting = dict.fromkeys(self.sinks, 0)
+        for flight in self._inflight:
+            for sink, fut in flight.futures.items():
+                waiting[sink] += not fut.done()
+        limit = self.health.stall_after_s + self.routes.retry.budget_s
+        for sink, n in waiting.items():
+            self.health.progress(HEALTH_DELIVERY, sink, self._delivered[sink], n, limit)
 
     def _refresh(self) -> None:
         """Sinks that keep alerts alive (Alertmanager: ``endsAt`` ahead) get the open alerts
@@ -287,6 +317,9 @@ class Notifier:
             while not stop.is_set():
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     break
+                self.health.beat(HEALTH_LOOP)
+                sample_highwater(self.health, HEALTH_INGEST, consumer)
+                ingested: dict[int, int] = {}
                 for msg in consumer.consume(200, timeout=0.1):
                     err = msg.error()
                     if err is not None:
@@ -294,6 +327,9 @@ class Notifier:
                             log.warning("consumer error: %s", err)
                         continue
                     self._ingest(msg)
+                    ingested[msg.partition()] = msg.offset()
+                for p, off in ingested.items():
+                    self.health.progress(HEALTH_INGEST, p, off)
                 self._dispatch()
                 self._commit(consumer)
             # drain: let deliveries in flight finish, then commit what they released

@@ -61,9 +61,11 @@ def build_worker(settings: Settings) -> Worker:
     drift = DriftStage(
         DriftEngine(drift_config), drift_metrics, state_metrics, default_codec(), config.topics
     )
+    performance = PerformanceMerger(LabelConfig(**settings.labels), drift_config)
     merge = MergeStage(
         drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics,
-        mergers=[PerformanceMerger(LabelConfig(**settings.labels), drift_config)],
+        mergers=[performance],
+        snapshot_off_loop=True,  # megabytes of partials are encoded on a thread of their own
     )
     ensure_worker_state(  # before any store opens: state of another topic life starts clean
         config.kafka, config.topics.predictions, config.topics.labels, settings.data_dir,
@@ -74,10 +76,11 @@ def build_worker(settings: Settings) -> Worker:
         RocksStore(Path(settings.data_dir) / f"join-{settings.group_id}"),
         drift=DriftConfig(**settings.drift),
     )
-    label_metrics = LockedLabelMetrics(registry, label_engine)
+    label_metrics = LockedLabelMetrics(registry, label_engine, merged=performance)
     pacer = LabelPacer(config.topics, registry)
     labels = LabelStage(
-        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer
+        label_engine, label_metrics, sink, default_codec(), config.topics, pacer=pacer,
+        state_metrics=state_metrics,
     )
     label_metrics.lock = labels.lock
     # partitions another worker processed: their join state is rebuilt from the topics

@@ -37,12 +37,12 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from schemas.codec import default_codec
 from schemas.columnar import LabelColumns
+from schemas.health import ProgressTracker, start_metrics_and_health
 from schemas.kafka.faust_settings import faust_settings
 from stream_jobs import fetch
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
 from stream_jobs.handler import LabelHandler, Outgoing, PredictionHandler
-from stream_jobs.health import ProgressTracker, start_metrics_and_health
 from stream_jobs.loop_watch import install_from_env
 from stream_jobs.merge.stage import MergeStage
 from stream_jobs.pipeline_metrics import PipelineMetrics

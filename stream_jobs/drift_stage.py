@@ -5,7 +5,11 @@ snapshot of each partition's state to the worker-state changelog (``drift/<parti
 when the partition closed a window, every ``snapshot_every_s`` if it moved, once it stops
 moving (so the committed offset catches up when a backlog is read), and on revoke.
 Input offsets are committed only up to the last stored snapshot (:meth:`durable_offset`), so
-a crash replays from there and the restored engine skips what it had applied."""
+a crash replays from there and the restored engine skips what it had applied.
+
+Snapshots are encoded on the event loop (open windows are mutable sketches), so a poll
+encodes them for at most ``slice_s`` seconds (at least one): partitions wanting one and not
+reached wait for the next poll, oldest want first. A revoke snapshots every partition."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from schemas.topics import TopicNames
 from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.drift.metrics import DriftMetrics
 from stream_jobs.handler import Outgoing
+from stream_jobs.merge.progress import partial_message
 from stream_jobs.merge.protocol import PartialRecord
 from stream_jobs.stage import SnapshottingStage, state_key
 from stream_jobs.state.metrics import StateMetrics
@@ -38,8 +43,10 @@ class DriftStage(SnapshottingStage):
         codec: Codec,
         topics: TopicNames,
         snapshot_every_s: float = 30.0,
+        slice_s: float = 0.2,
     ) -> None:
         self.engine = engine
+        self.slice_s = slice_s
         self.metrics = metrics
         self.state_metrics = state_metrics
         self.codec = codec
@@ -47,6 +54,7 @@ class DriftStage(SnapshottingStage):
         self.state_topics = (topics.predictions,)
         self._init_snapshots(snapshot_every_s)
         self._polled: dict[int, int] = {}  # last offset seen by the previous poll
+        self._wanted: dict[int, None] = {}  # partitions owed a snapshot, oldest first
 
     def set_reference(self, profile: dict[str, Any]) -> None:
         self.engine.set_reference(profile)
@@ -55,8 +63,7 @@ class DriftStage(SnapshottingStage):
         self.metrics.record_late(cols.model, self.engine.observe(partition, offset, cols))
 
     def encode(self, rec: PartialRecord) -> Outgoing:
-        value = self.codec.encode("WindowPartial", rec.to_record())
-        return Outgoing(self.topics.window_partials, rec.model.encode(), value)
+        return Outgoing(*partial_message(self.codec, self.topics.window_partials, rec))
 
     def _snapshot(self, p: int, now_s: float) -> Outgoing:
         return self._snapshot_record(
@@ -73,8 +80,22 @@ class DriftStage(SnapshottingStage):
             moved, due = self._snapshot_due(p, offset, now_s)
             idle = offset == self._polled.get(p)  # nothing new since the last poll
             self._polled[p] = offset
-            if p in closed or (moved and (due or idle)) or partitions is not None:
+            if p in closed or (moved and (due or idle)):
+                self._wanted.setdefault(p, None)
+        if partitions is not None:  # revoke: every one of them, now
+            for p in partitions:
+                self._wanted.pop(p, None)
                 out.append(self._snapshot(p, now_s))
+            return out
+        until = time.perf_counter() + self.slice_s
+        for p in list(self._wanted):
+            if p not in self.engine.partitions:
+                del self._wanted[p]
+                continue
+            out.append(self._snapshot(p, now_s))
+            del self._wanted[p]
+            if time.perf_counter() > until:  # the rest at the next poll
+                break
         return out
 
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
@@ -87,6 +108,7 @@ class DriftStage(SnapshottingStage):
         self.engine.input_partitions = total
         keep = set(partitions)
         self.engine.drop_partitions([p for p in self.engine.partitions if p not in keep])
+        self._wanted = {p: None for p in self._wanted if p in keep}
         for p in list(self._durable) + list(self._handed):
             if p not in keep:
                 for d in (self._durable, self._snap_offset, self._handed):

@@ -53,11 +53,12 @@ def _logging(level: str) -> None:
     )
 
 
-def _serve_metrics(registry: Any, port: int, host: str) -> None:
+def _serve_metrics(registry: Any, port: int, host: str, health: Any) -> None:
+    """``/metrics`` and ``/healthz`` (progress, :mod:`schemas.health`) on one port."""
     if port > 0:
-        from prometheus_client import start_http_server
+        from schemas.health import start_metrics_and_health
 
-        start_http_server(port, addr=host, registry=registry)
+        start_metrics_and_health(port, host, registry, health)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -120,8 +121,9 @@ def register(app: typer.Typer) -> None:
             pol = load_policy(policy or settings.alert_policy_file)
         except PolicyError as exc:
             _fail(str(exc))
-        evaluator = Evaluator(settings.kafka, pol, settings.topics, group_id=group_id)
-        _serve_metrics(evaluator.registry, metrics_port, settings.metrics_host)
+        evaluator = Evaluator(settings.kafka, pol, settings.topics, group_id=group_id,
+                              stall_after_s=settings.health_stall_s)
+        _serve_metrics(evaluator.registry, metrics_port, settings.metrics_host, evaluator.health)
         evaluator.run(_stop_on_signals())
 
     @app.command()
@@ -154,8 +156,9 @@ def register(app: typer.Typer) -> None:
             state_dir or Path(settings.data_dir) / "notify",
             settings.topics,
             group_id=group_id,
+            stall_after_s=settings.health_stall_s,
         )
-        _serve_metrics(notifier.registry, metrics_port, settings.metrics_host)
+        _serve_metrics(notifier.registry, metrics_port, settings.metrics_host, notifier.health)
         notifier.run(_stop_on_signals())
 
     @alerts_app.command("tail")

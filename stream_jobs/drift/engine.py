@@ -77,6 +77,7 @@ from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.evaluate import ClosedWindow
 from stream_jobs.drift.merger import KIND, DriftMerger, encode_drift_payload
 from stream_jobs.merge.book import MergeBook, rec_bytes, rec_from
+from stream_jobs.merge.progress import boundary, closing_step
 from stream_jobs.merge.protocol import PartialRecord
 from stream_jobs.merge.votes import VOTE_KIND, decode_vote, encode_vote, settled_progress
 from stream_jobs.reference.view import ReferenceView
@@ -202,9 +203,7 @@ class DriftEngine:
         return late
 
     def _boundary(self, limit_ms: float) -> int:
-        """The newest window end at or below ``limit_ms`` (window ends lie on the hop grid)."""
-        hop = self.assigner.hop_ms
-        return int(limit_ms // hop) * hop
+        return boundary(limit_ms, self.assigner.hop_ms)
 
     def _close(self, st: _Partition, partition: int, model: str, limit_ms: float) -> None:
         """Close ``model``'s windows of the partition that end at or before ``limit_ms``."""
@@ -217,17 +216,15 @@ class DriftEngine:
         st.closed_until[model] = boundary
         keys = sorted(k for k, w in st.windows.items() if k[0] == model and w.end_ms <= boundary)
         late = st.late_pending.pop(model, 0)
+        closed = []
         for key in keys:
             w = st.windows.pop(key)
-            st.outbox.append(self._record(partition, st, w.model_version, model, KIND,
-                                          w.start_ms, w.end_ms, boundary,
-                                          encode_drift_payload(w, late)))  # fmt: skip
+            closed.append((w.model_version, w.start_ms, w.end_ms, encode_drift_payload(w, late)))
             late = 0
-        if not keys:
-            st.outbox.append(self._record(partition, st, "", model, KIND, boundary, boundary,
-                                          boundary, b""))  # fmt: skip
-            if late:
-                st.late_pending[model] = late
+        st.outbox += closing_step(model, KIND, partition, self.input_partitions, st.last_offset,
+                                  boundary, closed)  # fmt: skip
+        if not keys and late:
+            st.late_pending[model] = late
 
     def _record(self, partition: int, st: _Partition, version: str, model: str, kind: str,
                 start: int, end: int, progress: int, payload: bytes) -> PartialRecord:  # fmt: skip

@@ -26,39 +26,45 @@ prefix     key                                              value
 ``p``      model (u2 length + bytes) + prediction_id        packed prediction / JOINED
 ``l``      model (u2 length + bytes) + prediction_id        early label (waits on disk)
 ``t``      expiry ms (BE) + kind + source + seq             prediction_ids to expire then
-``w``      catalog id (u4 BE) + window start (BE)                   :class:`WindowPerformance`
+``w``      catalog id (u4 BE) + partition + window start    :class:`WindowPerformance`
 ``m``      catalog id                                       :class:`Catalog` of a version
-``k``      catalog id                                       closed-before ms (windows)
+``k``      partition (i4 BE) + model                        closed-until ms (window grid)
+``a``      partition (i4 BE) + model                        label clock ms (max label time)
+``u``      partition (i4 BE)                                offsets of a restored snapshot
 ``c``      model                                            totals
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
 ``q``      catalog id                                       concept :class:`PooledErrorTest`
-``r``      catalog id                                       ranking baseline :class:`SliceTable`
 ``x``      sequence number (BE)                             outbox record (topic, key, value)
 =========  ===============================================  ================================
 
-**Windows** are by prediction event time. A window closes when the model's *label*
-event-time watermark (the largest label time seen) passes ``window end + label_horizon``:
-labels keep arriving for a window long after its predictions, and the label stream's own
-clock says how far it has got; the wall clock or the prediction clock would close
-windows before their labels could come. Labels for a closed window still join (counted
-as ``late_labels``, in the totals, the delay histogram and the concept detectors) but no
-longer change that window's published performance.
+**Windows** are by prediction event time and belong to an *input partition* (predictions
+and labels are co-partitioned: a label lands in its prediction's partition). A partition's
+window closes when that partition's *label* clock for the model (the largest label time
+it has read) passes ``window end + label_horizon``: labels keep arriving for a window long
+after its predictions, and the label stream's own clock says how far it has got. Closing
+happens inside :meth:`LabelEngine.observe_labels`, so what a partition's window holds is a
+function of that partition's records alone (read in step with its predictions,
+:mod:`stream_jobs.label_pacing`), not of timers or of which worker owns it. A closed window
+leaves as a :class:`~stream_jobs.merge.protocol.PartialRecord` of kind ``performance``
+(:mod:`stream_jobs.performance.merger`); a closing step that closed no window with data
+sends a progress marker instead (:func:`stream_jobs.merge.progress.closing_step`, the same
+rule as the drift half), so the merge stage finalises a window as soon as every partition
+has passed it. Labels for a closed window still join (counted as ``late_labels``, in the
+totals, the delay histogram and the concept detectors) but no longer change any window.
 
-**Against the reference.** When the model's reference profile carries performance (built
-from labelled data), a closed window with enough labels reports ``performance_reference``
-and ``performance_delta`` and a ``performance_drop`` detection per metric with a
-tolerance (active while the window is worse than the reference by more than it).
+**Judged once, merged.** The merge stage merges the partitions' partials of a window and
+judges the merged window (:class:`~stream_jobs.performance.merger.PerformanceMerger`):
+label drift, ``performance_collapse``, ``performance_drop`` against the reference, and the
+ranking of an active one against a baseline of healthy windows (``explained_by``). Without
+an ``encode`` function (tests, benches, single-process use) the engine runs that merge
+itself at :meth:`LabelEngine.poll` and returns the merged windows and their detections.
 
-**Which segment explains it.** Segment tags and the first ``ranked_features`` features
-(binned at the reference's quantiles, :mod:`~stream_jobs.performance.feature_bins`) are
-counted per window. Closed windows without an active drop, collapse or concept drift
-feed a decayed *baseline*; when one of those detections is active, the window is ranked
-against the baseline (:func:`~stream_jobs.performance.slices.rank_segments`) and the
-detection's ``explained_by`` names the segments and feature ranges where the error rose
-most beyond their share, e.g. ``feature:tenure=< 3.2 error 0.08→0.31 on 10% of labels (41%
-of the rise)``.
+**Concept drift** stays here, in stage 1: the error-stream monitors (per partition with a
+per-process quorum, or one pooled test over the worker's partitions) emit on every change
+of their verdict and once per window of the model as it closes here (so an alert resolves
+when quiet).
 
 **Outbox.** Given an ``encode`` function, :meth:`LabelEngine.poll` and
 :meth:`LabelEngine.observe_labels` write what they emit (closed windows, detections,
@@ -85,10 +91,10 @@ dead-letters it) and leaves the prediction free for its real label.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import struct
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,12 +123,21 @@ from stream_jobs.join.records import (
     unpack_predictions,
 )
 from stream_jobs.join.store import KeyValueStore, VersionedStore
+from stream_jobs.merge.book import MergeBook
+from stream_jobs.merge.progress import boundary, closing_step
+from stream_jobs.merge.protocol import PartialRecord
 from stream_jobs.performance.feature_bins import FEATURE_TAG, FeatureBinner
-from stream_jobs.performance.judge import collapse, versus_reference, window_doc
-from stream_jobs.performance.label_drift import judge_label_drift
-from stream_jobs.performance.slices import SliceTable, explain, rank_segments
+from stream_jobs.performance.judge import window_doc
+from stream_jobs.performance.merger import KIND as PERFORMANCE
+from stream_jobs.performance.merger import (
+    PerformanceMerger,
+    decode_payload,
+    encode_payload,
+    recode_classes,
+)
 from stream_jobs.performance.window import CLASSIFICATION, REGRESSION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
+from stream_jobs.state.codec import decode_state, encode_state
 
 log = logging.getLogger(__name__)
 _BE8 = struct.Struct(">q")
@@ -144,7 +159,8 @@ TOTAL_FIELDS = (
 )
 _TOTALS = struct.Struct("<" + "q" * len(TOTAL_FIELDS))
 NO_TIME = -(2**62)
-FORMAT = b"\x03"  # store layout version: a store of another layout starts clean, loudly
+FORMAT = b"\x04"  # store layout version: a store of another layout starts clean, loudly
+STATE_KIND = "labels"  # a partition's performance windows on the worker-state changelog
 _FORMAT_KEY = b"#format"
 
 
@@ -170,12 +186,17 @@ class JoinResult:
 
 @dataclass
 class LabelOutputs:
-    windows: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[dict[str, Any]] = field(default_factory=list)  # merged (no encode only)
     detections: list[Detection] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
+    partials: list[PartialRecord] = field(default_factory=list)  # closed in a partition
 
 
 Encoder = Callable[[LabelOutputs], list[tuple[str, bytes, bytes]]]
+
+
+def _no_count(model: str, name: str, n: int, touched: set[str]) -> None:
+    return None
 
 
 def _model_key(model: str) -> bytes:
@@ -195,6 +216,14 @@ def _read_expiry_entry(data: bytes) -> tuple[str, list[str]]:
 
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
+
+
+def _window_key(cid: int, partition: int, start: int) -> bytes:
+    return b"w" + _CID.pack(cid) + struct.pack(">i", partition) + _BE8.pack(start)
+
+
+def _clock_key(prefix: bytes, partition: int, model: str) -> bytes:
+    return prefix + struct.pack(">i", partition) + model.encode()
 
 
 class _Batch:
@@ -217,17 +246,34 @@ class LabelEngine:
         self._regression: dict[str, bool] = {}  # task="auto": decided once per model
         self.catalogs: dict[int, Catalog] = {}
         self._cid: dict[tuple[str, str], int] = {}
-        self.windows: dict[tuple[int, int], WindowPerformance] = {}
-        self.closed_before: dict[int, int] = {}
+        # (catalog id, input partition, window start) -> the partition's open window
+        self.windows: dict[tuple[int, int, int], WindowPerformance] = {}
+        self.closed_until: dict[tuple[str, int], int] = {}  # (model, partition) -> boundary
+        self.label_clock: dict[tuple[str, int], int] = {}  # (model, partition) -> max label t
+        self.input_partitions = 0  # of the input topics; 0: the partitions seen
+        # partitions restored from another worker's snapshot: (predictions, labels) offsets
+        # it reflects; batches at or below them update the join state only
+        self.rewound: dict[int, tuple[int, int]] = {}
+        self.fresh_early: set[bytes] = set()  # early labels of rewound partitions read live
+        self.stepped: set[int] = set()  # partitions that made a closing step (snapshot them)
         self._totals: dict[str, list[int]] = {}
         self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
         self.votes: dict[int, VoteBox | PooledErrorTest] = {}
         self.early: set[str] = set()
-        self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
-        self.baselines: dict[int, SliceTable] = {}
         self._binners: dict[tuple[str, str], FeatureBinner] = {}
         self._outbox_seq = 0
+        self._concept_window: dict[int, int] = {}  # cid -> last window end observed
+        self._concept_due: list[tuple[int, int, int, bool]] = []  # cid, start, end, regression
+        # in-process merge (no encode): partials and detections wait for the next poll
+        self._local = LabelOutputs()
+        self.merger = PerformanceMerger(config, self.drift)
+        self._book = MergeBook(wait_s=self.drift.idle_partition_s)
         self._load()
+
+    @property
+    def latest_closed(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Each model version's latest window merged in this process (no encode only)."""
+        return self.merger.latest_closed
 
     # ---- state -------------------------------------------------------------------------
     def _check_format(self) -> None:
@@ -259,11 +305,12 @@ class LabelEngine:
         self.catalogs.clear()
         self._cid.clear()
         self.windows.clear()
-        self.closed_before.clear()
+        self.closed_until.clear()
+        self.label_clock.clear()
+        self.rewound.clear()
         self._totals.clear()
         self.monitors.clear()
         self.votes.clear()
-        self.baselines.clear()
         self.early = set()
         self._outbox_seq = 0
 
@@ -275,9 +322,14 @@ class LabelEngine:
             self._cid[(cat.model, cat.version)] = cat.cid
         for k, v in s.scan(b"w"):
             w = WindowPerformance.from_bytes(v)
-            self.windows[(_CID.unpack(k[1:5])[0], w.start_ms)] = w
-        for k, v in s.scan(b"k"):
-            self.closed_before[_CID.unpack(k[1:5])[0]] = _I8.unpack(v)[0]
+            cid, part = _CID.unpack(k[1:5])[0], struct.unpack(">i", k[5:9])[0]
+            self.windows[(cid, part, w.start_ms)] = w
+        for k, v in s.scan(b"u"):
+            pred, lab = struct.unpack("<qq", v)
+            self.rewound[struct.unpack(">i", k[1:5])[0]] = (pred, lab)
+        for prefix, into in ((b"k", self.closed_until), (b"a", self.label_clock)):
+            for k, v in s.scan(prefix):
+                into[(k[5:].decode(), struct.unpack(">i", k[1:5])[0])] = _I8.unpack(v)[0]
         for k, v in s.scan(b"c"):
             self._totals[k[1:].decode()] = list(_TOTALS.unpack(v))
         for k, v in s.scan(b"z"):
@@ -287,8 +339,6 @@ class LabelEngine:
             self.votes[_CID.unpack(k[1:5])[0]] = self._new_votebox().load(v)
         for k, v in s.scan(b"q"):
             self.votes[_CID.unpack(k[1:5])[0]] = PooledErrorTest.from_bytes(v)
-        for k, v in s.scan(b"r"):
-            self.baselines[_CID.unpack(k[1:5])[0]] = SliceTable.from_bytes(v)
         self.early = {k[1:] for k, _ in s.scan(b"l")}
         for k, _ in s.scan(b"x"):
             self._outbox_seq = max(self._outbox_seq, _BE8.unpack(k[1:9])[0] + 1)
@@ -307,7 +357,7 @@ class LabelEngine:
             self.references[(model, version)] = ref
 
     def _reference(self, cat: Catalog) -> ReferenceView | None:
-        return self.references.get((cat.model, cat.version)) or self.references.get((cat.model, ""))
+        return self._reference_of(cat.model, cat.version)
 
     def _segments(self, cat: Catalog, cols: PredictionColumns) -> dict[str, Any]:
         """The batch's segment tags plus its binned features (``feature:<name>``)."""
@@ -388,8 +438,8 @@ class LabelEngine:
     def models(self) -> list[str]:
         return sorted(self._totals)
 
-    def _window(self, cid: int, start: int) -> WindowPerformance:
-        w = self.windows.get((cid, start))
+    def _window(self, cid: int, partition: int, start: int) -> WindowPerformance:
+        w = self.windows.get((cid, partition, start))
         if w is None:
             cat = self.catalogs[cid]
             c = self.config
@@ -403,16 +453,16 @@ class LabelEngine:
                 auc_bins=c.auc_bins,
                 ece_bins=c.ece_bins,
             )
-            self.windows[(cid, start)] = w
+            self.windows[(cid, partition, start)] = w
         return w
 
     def _flush(self, b: _Batch, touched_models: set[str], touched_windows: set) -> None:
         for model in touched_models:
             b.puts[b"c" + model.encode()] = _TOTALS.pack(*self._totals[model])
-        for cid, start in touched_windows:
-            w = self.windows.get((cid, start))
+        for cid, part, start in touched_windows:
+            w = self.windows.get((cid, part, start))
             if w is not None:
-                b.puts[b"w" + _CID.pack(cid) + _BE8.pack(start)] = w.to_bytes()
+                b.puts[_window_key(cid, part, start)] = w.to_bytes()
         for cat in self.catalogs.values():
             if cat.dirty:
                 b.puts[b"m" + _CID.pack(cat.cid)] = cat.to_bytes()
@@ -442,7 +492,7 @@ class LabelEngine:
         c = self.config
         b = _Batch()
         touched: set[str] = set()
-        twin: set[tuple[int, int]] = set()
+        twin: set[tuple[int, int, int]] = set()
         # first write wins: a prediction_id already pending (or joined) for this model, or
         # repeated in the batch, is a duplicate and changes nothing
         mkey = _model_key(cols.model)
@@ -452,7 +502,9 @@ class LabelEngine:
         stored = self.store.get_many([b"p" + k for k in first])
         fresh = [i for i, rec in zip(first.values(), stored, strict=True) if rec is None]
         dup_predictions = cols.n - len(fresh)
-        if not restore:
+        # a replay of what a restored partition snapshot already counted: join keys only
+        replay = not restore and offset <= self.rewound.get(partition, (-1, -1))[0]
+        if not restore and not replay:
             self._bump(cols.model, "duplicate_predictions", dup_predictions, touched)
         if dup_predictions:
             cols = cols.subset(np.array(fresh, dtype=np.int64))
@@ -498,12 +550,12 @@ class LabelEngine:
             return JoinResult(skipped=False)
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
         starts = (t // c.window_ms) * c.window_ms
-        closed = self.closed_before.get(cat.cid, NO_TIME)
-        for start in np.unique(starts).tolist():
-            if start < closed:
-                continue
+        closed = self.closed_until.get((cat.model, partition), NO_TIME)
+        for start in np.unique(starts).tolist() if not replay else []:
+            if start + c.window_ms <= closed:
+                continue  # the partition closed that window already
             sel = starts == start
-            w = self._window(cat.cid, start)
+            w = self._window(cat.cid, partition, start)
             w.n_predictions += int(sel.sum())
             for j, tag in enumerate(cat.tags or []):
                 if tag.startswith(FEATURE_TAG):
@@ -514,8 +566,9 @@ class LabelEngine:
                     segs[sel, j].astype(np.int64),
                     predictions=np.ones(int(sel.sum())),
                 )
-            twin.add((cat.cid, start))
-        self._bump(cat.model, "predictions", n, touched)
+            twin.add((cat.cid, partition, start))
+        if not replay:
+            self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
         bucket = c.expiry_bucket_ms
         exp = (t // bucket + 1) * bucket + c.ttl_ms
@@ -530,7 +583,16 @@ class LabelEngine:
         result = JoinResult()
         if self.early:
             waiting = [i for i, k in enumerate(jkeys) if k in self.early]
+            if replay:  # joined already in the snapshot, unless the label came after it
+                silent = [i for i in waiting if jkeys[i] not in self.fresh_early]
+                for i in silent:
+                    b.puts[b"p" + jkeys[i]] = JOINED
+                    b.deletes.append(b"l" + jkeys[i])
+                    self.early.discard(jkeys[i])
+                waiting = [i for i in waiting if jkeys[i] in self.fresh_early]
             if waiting:
+                for i in waiting:
+                    self.fresh_early.discard(jkeys[i])
                 lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
                 b.deletes.extend(lkeys)
@@ -628,7 +690,7 @@ class LabelEngine:
             return JoinResult(skipped=True)
         b = _Batch()
         touched: set[str] = set()
-        twin: set[tuple[int, int]] = set()
+        twin: set[tuple[int, int, int]] = set()
         result = JoinResult()
         model = labels.model
         pids = labels.prediction_ids
@@ -641,7 +703,10 @@ class LabelEngine:
         lc: list[str | None] = (
             [None] * labels.n if labels.label_class is None else labels.label_class.values()
         )
-        self._bump(model, "labels", labels.n, touched)
+        # a replay of what a restored partition snapshot already counted: join state only
+        replay = offset <= self.rewound.get(partition, (-1, -1))[1]
+        bump = self._bump if not replay else _no_count  # the snapshot's worker counted it
+        bump(model, "labels", labels.n, touched)
         tot = self._tot(model)
         wm = TOTAL_FIELDS.index("label_watermark_ms")
         if labels.n:
@@ -651,7 +716,7 @@ class LabelEngine:
         valueless = [i for i in range(labels.n) if lc[i] is None and not math.isfinite(lv[i])]
         for i in valueless:
             result.orphans.append(Orphan(pids[i], model, "no_value", int(lt[i])))
-        self._bump(model, "valueless_labels", len(valueless), touched)
+        bump(model, "valueless_labels", len(valueless), touched)
         # first occurrence of each (model, id) in the batch; the rest are duplicates
         mkey = _model_key(model)
         skip = set(valueless)
@@ -677,7 +742,7 @@ class LabelEngine:
             else:
                 join_pos.append(i)
                 join_recs.append(rec)
-        self._bump(model, "duplicates", dup, touched)
+        bump(model, "duplicates", dup, touched)
         result.duplicates = dup
         # early labels wait on disk until their prediction comes or their TTL passes
         bucket = self.config.expiry_bucket_ms
@@ -686,14 +751,19 @@ class LabelEngine:
         for i in early_new:
             key = keys_by_row[i]
             self.early.add(key)
+            if partition in self.rewound and not replay:
+                self.fresh_early.add(key)  # came after the snapshot: joins count
             b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i])
             e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
             waiting[e].append(pids[i])
             result.early += 1
         for e, ids in waiting.items():
             b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(model, ids)
-        self._bump(model, "early", result.early, touched)
-        if join_pos:
+        bump(model, "early", result.early, touched)
+        if join_pos and replay:
+            for i in join_pos:
+                b.puts[b"p" + keys_by_row[i]] = JOINED
+        elif join_pos:
             jp = np.array(join_pos)
             self._join(
                 partition,
@@ -709,10 +779,126 @@ class LabelEngine:
                 result,
             )
         b.puts[okey] = _I8.pack(offset)
-        if result.orphans:
-            self._to_outbox(b, LabelOutputs(orphans=result.orphans), encode)
+        if replay:
+            result.orphans = []  # dead-lettered by the worker that made the snapshot
+        out = LabelOutputs(orphans=result.orphans)
+        if labels.n:
+            self._label_clock(model, partition, int(lt.max()), offset, b, out)
+        if encode is not None:
+            self._to_outbox(b, out, encode)
+        else:  # in-process: merged and judged at the next poll
+            self._local.partials += out.partials
+            self._local.detections += out.detections
         self._flush(b, touched, twin)
         return result
+
+    # ---- windows close per partition ----------------------------------------------------
+    def _label_clock(
+        self, model: str, partition: int, t: int, offset: int, b: _Batch, out: LabelOutputs
+    ) -> None:
+        """Advance the partition's label clock for ``model``; close what it passed."""
+        key = (model, partition)
+        if t <= self.label_clock.get(key, NO_TIME):
+            return
+        self.label_clock[key] = t
+        b.puts[_clock_key(b"a", partition, model)] = _I8.pack(t)
+        c = self.config
+        edge = boundary(t - c.label_horizon_ms, c.window_ms)
+        if edge <= self.closed_until.get(key, NO_TIME):
+            return
+        self.closed_until[key] = edge
+        b.puts[_clock_key(b"k", partition, model)] = _I8.pack(edge)
+        closing = sorted(
+            (k for k, w in self.windows.items()
+             if k[1] == partition and w.end_ms <= edge and self.catalogs[k[0]].model == model),
+            key=lambda k: (k[2], self.catalogs[k[0]].version),
+        )  # fmt: skip
+        closed = []
+        for cid, part, start in closing:
+            w = self.windows.pop((cid, part, start))
+            b.deletes.append(_window_key(cid, part, start))
+            cat = self.catalogs[cid]
+            closed.append((cat.version, start, w.end_ms, encode_payload(w, cat.classes)))
+            if cid in self.votes and w.end_ms > self._concept_window.get(cid, NO_TIME):
+                # a per-window concept observation (resolves when quiet), once per window
+                # of the model, made at the next poll (after the quorum's own transitions)
+                self._concept_window[cid] = w.end_ms
+                self._concept_due.append((cid, start, w.end_ms, w.reg.n > w.cls.n))
+        out.partials += closing_step(
+            model, PERFORMANCE, partition, self.input_partitions, offset, edge, closed
+        )
+        self.stepped.add(partition)
+
+    # ---- a partition's window state moves with the partition ------------------------------
+    def label_position(self, partition: int) -> int | None:
+        """The partition's label clock (largest over its models), if it has one."""
+        times = [t for (_, p), t in self.label_clock.items() if p == partition]
+        return max(times) if times else None
+
+    def partitions(self) -> list[int]:
+        """Input partitions with performance state here."""
+        found = {p for _, p, _ in self.windows} | {p for _, p in self.label_clock}
+        return sorted(found)
+
+    def partition_state(self, partition: int, predictions: str, labels: str) -> bytes:
+        """What another worker needs to carry on ``partition``'s performance windows: its
+        open windows, clocks, and the input offsets they reflect (versioned state codec)."""
+        header = {
+            "partition": partition,
+            "predictions": self.applied_offset(predictions, partition),
+            "labels": self.applied_offset(labels, partition),
+            "clocks": [[m, self.closed_until.get((m, p), NO_TIME), t]
+                       for (m, p), t in sorted(self.label_clock.items()) if p == partition],
+        }  # fmt: skip
+        blobs = [
+            encode_payload(w, self.catalogs[cid].classes)
+            for (cid, p, _), w in sorted(self.windows.items())
+            if p == partition
+        ]
+        return encode_state(STATE_KIND, header, blobs)
+
+    def snapshot_offsets(self, data: bytes) -> tuple[int, int]:
+        h, _ = decode_state(data, STATE_KIND)
+        return int(h["predictions"]), int(h["labels"])
+
+    def restore_partition(
+        self, partition: int, data: bytes, predictions: str, labels: str
+    ) -> bool:
+        """Take over ``partition``'s windows from a snapshot another worker made, unless this
+        store has applied at least as much of the partition (then it is the newer state).
+        Batches at or below the snapshot's offsets then update the join state only (what
+        they did to the windows is in the snapshot). Returns whether the snapshot was taken."""
+        h, blobs = decode_state(data, STATE_KIND)
+        snap = (int(h["labels"]), int(h["predictions"]))
+        have = (self.applied_offset(labels, partition), self.applied_offset(predictions, partition))
+        if snap <= have:
+            return False
+        b = _Batch()
+        for key in [k for k in self.windows if k[1] == partition]:
+            del self.windows[key]
+            b.deletes.append(_window_key(*key))
+        for key in [k for k in {*self.label_clock, *self.closed_until} if k[1] == partition]:
+            self.label_clock.pop(key, None)
+            self.closed_until.pop(key, None)
+            b.deletes += [_clock_key(b"a", partition, key[0]), _clock_key(b"k", partition, key[0])]
+        for model, closed, t in h["clocks"]:
+            self.label_clock[(model, partition)] = int(t)
+            b.puts[_clock_key(b"a", partition, model)] = _I8.pack(int(t))
+            if int(closed) > NO_TIME:
+                self.closed_until[(model, partition)] = int(closed)
+                b.puts[_clock_key(b"k", partition, model)] = _I8.pack(int(closed))
+        twin: set[tuple[int, int, int]] = set()
+        for blob in blobs:
+            w, names = decode_payload(blob)
+            cat = self._catalog(w.model, w.model_version, b)
+            index = {name: cat.class_code(name) for name in names}
+            recode_classes(w, names, index, len(cat.classes))
+            self.windows[(cat.cid, partition, w.start_ms)] = w
+            twin.add((cat.cid, partition, w.start_ms))
+        self.rewound[partition] = (int(h["predictions"]), int(h["labels"]))
+        b.puts[b"u" + struct.pack(">i", partition)] = struct.pack("<qq", *self.rewound[partition])
+        self._flush(b, set(), twin)
+        return True
 
     # ---- the join proper ---------------------------------------------------------------
     def _join(
@@ -726,7 +912,7 @@ class LabelEngine:
         lab_c: list[str | None],
         b: _Batch,
         touched: set[str],
-        twin: set[tuple[int, int]],
+        twin: set[tuple[int, int, int]],
         result: JoinResult,
     ) -> None:
         c = self.config
@@ -755,14 +941,14 @@ class LabelEngine:
                 stream, stream_t = err[ok], pt[ok]
             # windows (those still open)
             starts = (pt // c.window_ms) * c.window_ms
-            closed = self.closed_before.get(cid, NO_TIME)
-            late = starts < closed
+            closed = self.closed_until.get((cat.model, partition), NO_TIME)
+            late = starts + c.window_ms <= closed
             n_late = int(late.sum())
             result.late += n_late
             self._bump(cat.model, "late_labels", n_late, touched)
             for start in np.unique(starts[~late]).tolist():
                 sel = starts == start
-                w = self._window(cid, start)
+                w = self._window(cid, partition, start)
                 w.add_delays(delays[sel])
                 if regression:
                     w.reg.update(y_true[sel], y_pred[sel])
@@ -789,7 +975,7 @@ class LabelEngine:
                             errors=np.where(fin, e, 0.0),
                             sq_errors=np.where(fin, e * e, 0.0),
                         )
-                twin.add((cid, start))
+                twin.add((cid, partition, start))
             # concept drift: the model's pooled error stream (classifiers, by default) ...
             if stream.size and not regression and c.concept_scope == "pooled":
                 test = self.votes.get(cid)
@@ -929,18 +1115,54 @@ class LabelEngine:
 
     # ---- time passes -------------------------------------------------------------------
     def poll(self, now_event_ms: int, encode: Encoder | None = None) -> LabelOutputs:
-        """Expire past the TTL at ``now_event_ms``; close windows the label clock has
-        passed by the horizon; evaluate concept-drift quorums. With ``encode``, what this
-        emits goes to the outbox in the same write."""
+        """Expire past the TTL at ``now_event_ms``; evaluate concept-drift quorums. With
+        ``encode``, what this emits goes to the outbox in the same write; without, the
+        partials closed since the last poll are merged here (in-process) and the merged
+        windows and their detections returned."""
         out = LabelOutputs()
         b = _Batch()
         touched: set[str] = set()
         self._expire(now_event_ms, b, out, touched)
         self._concept(b, out)
-        self._close_windows(b, out)
+        due, self._concept_due = self._concept_due, []
+        for cid, start, end, regression in due:
+            box = self.votes.get(cid)
+            if box is not None:
+                out.detections.append(
+                    self._concept_detection(self.catalogs[cid], box, (start, end, regression))
+                )
+        if encode is None:
+            self._merge_local(out)
         self._to_outbox(b, out, encode)
         self._flush(b, touched, set())
         return out
+
+    def _merge_local(self, out: LabelOutputs, force: bool = False) -> None:
+        local, self._local = self._local, LabelOutputs()
+        out.detections += local.detections
+        for rec in local.partials:
+            self._book.add(rec)
+        now = time.monotonic() + (1e18 if force else 0.0)
+        for (model, version, _, _), parts, _ in self._book.ready(now):
+            doc, dets = self.merger.judge(parts, self._reference_of(model, version))
+            out.windows.append(doc)
+            out.detections += dets
+
+    def drain_partials(self) -> list[PartialRecord]:
+        """In-process (no encode): the partials and markers closed since the last call,
+        unmerged (a poll merges them instead)."""
+        out, self._local.partials = self._local.partials, []
+        return out
+
+    def flush_windows(self) -> LabelOutputs:
+        """In-process: merge every partial closed so far, complete or not (tests, end of
+        a replay)."""
+        out = LabelOutputs()
+        self._merge_local(out, force=True)
+        return out
+
+    def _reference_of(self, model: str, version: str) -> ReferenceView | None:
+        return self.references.get((model, version)) or self.references.get((model, ""))
 
     def _expire(self, now: int, b: _Batch, out: LabelOutputs, touched: set[str]) -> None:
         upto = b"t" + _BE8.pack(now + 1)
@@ -972,96 +1194,44 @@ class LabelEngine:
                     out.orphans.append(Orphan(pid, model, "no_prediction", t))
                     self._bump(model, "orphan_labels", 1, touched)
 
-    def _close_windows(self, b: _Batch, out: LabelOutputs) -> None:
-        c = self.config
-        wm_i = TOTAL_FIELDS.index("label_watermark_ms")
-        for cid, start in sorted(self.windows, key=lambda k: (k[1], k[0])):
-            cat = self.catalogs[cid]
-            wm = self._tot(cat.model)[wm_i]
-            w = self.windows[(cid, start)]
-            if w.end_ms + c.label_horizon_ms > wm:
-                continue
-            del self.windows[(cid, start)]
-            b.deletes.append(b"w" + _CID.pack(cid) + _BE8.pack(start))
-            self.closed_before[cid] = max(self.closed_before.get(cid, NO_TIME), w.end_ms)
-            b.puts[b"k" + _CID.pack(cid)] = _I8.pack(self.closed_before[cid])
-            doc = self._window_doc(cat, w, closed=True)
-            ref = self._reference(cat)
-            column, det = judge_label_drift(w, cat.classes, ref, self.drift)
-            doc["label"] = column
-            if det is not None:
-                out.detections.append(det)
-            out.windows.append(doc)
-            self.latest_closed[(cat.model, cat.version)] = doc
-            judged = self._collapse(cat, w, doc["performance"])
-            judged += self._versus_reference(cat, w, doc, ref)
-            box = self.votes.get(cid)
-            if box is not None:  # a per-window concept observation (resolves when quiet)
-                judged.append(self._concept_detection(cat, box, w))
-            out.detections.extend(self._explain(cat, w, doc, judged, b))
-
-    def _window_doc(self, cat: Catalog, w: WindowPerformance, closed: bool) -> dict[str, Any]:
-        return window_doc(w, cat.classes, closed=closed)
-
-    def window_partial(self, model: str, version: str, start_ms: int) -> WindowPerformance | None:
-        """The open accumulator of a window (mergeable with other workers' partials)."""
+    def window_partial(
+        self, model: str, version: str, start_ms: int, partition: int | None = None
+    ) -> WindowPerformance | None:
+        """The open accumulator of a window in ``partition`` (None: every partition's,
+        merged)."""
         cid = self._cid.get((model, version))
-        return None if cid is None else self.windows.get((cid, start_ms))
+        if cid is None:
+            return None
+        found = [w for (c, p, s), w in sorted(self.windows.items())
+                 if c == cid and s == start_ms and partition in (None, p)]  # fmt: skip
+        if not found:
+            return None
+        merged = WindowPerformance.from_bytes(found[0].to_bytes())
+        for w in found[1:]:
+            merged.merge(w)
+        return merged
 
     def open_windows(self, model: str | None = None) -> list[dict[str, Any]]:
-        """Current values of windows not yet closed."""
+        """Current values of windows not yet closed (every partition's, merged)."""
         docs = []
-        for cid, start in sorted(self.windows, key=lambda k: (k[1], k[0])):
+        keys = sorted({(s, cid) for cid, _, s in self.windows})
+        for start, cid in keys:
             cat = self.catalogs[cid]
             if model is None or cat.model == model:
-                docs.append(self._window_doc(cat, self.windows[(cid, start)], closed=False))
+                w = self.window_partial(cat.model, cat.version, start)
+                assert w is not None
+                docs.append(window_doc(w, cat.classes, closed=False))
         return docs
 
-    def _versus_reference(
-        self, cat: Catalog, w: WindowPerformance, doc: dict[str, Any], ref: ReferenceView | None
-    ) -> list[Detection]:
-        return versus_reference(self.config, w, doc, ref)
-
-    def _explain(
-        self,
-        cat: Catalog,
-        w: WindowPerformance,
-        doc: dict[str, Any],
-        judged: list[Detection],
-        b: _Batch,
-    ) -> list[Detection]:
-        """Name what explains an active drop; healthy windows feed the ranking baseline."""
-        c = self.config
-        baseline = self.baselines.get(cat.cid)
-        if not any(d.active for d in judged):
-            if baseline is None:
-                baseline = self.baselines[cat.cid] = SliceTable()
-            baseline.scale(c.baseline_decay)
-            baseline.merge(w.slices)
-            b.puts[b"r" + _CID.pack(cat.cid)] = baseline.to_bytes()
-            return judged
-        if baseline is None or baseline.empty:
-            return judged
-        ranking = rank_segments(baseline, w.slices, min_labels=c.min_labels_for_performance)
-        doc["ranking"] = ranking[: c.ranking_top]
-        text = explain(ranking, c.ranking_top)
-        if not text:
-            return judged
-        return [
-            dataclasses.replace(d, details={**d.details, "explained_by": text}) if d.active else d
-            for d in judged
-        ]
-
-    def _collapse(self, cat: Catalog, w: WindowPerformance, perf: dict[str, float]):
-        return collapse(self.config, w, perf)
-
     def _concept_detection(
-        self, cat: Catalog, box: VoteBox, w: WindowPerformance | None = None
+        self, cat: Catalog, box: VoteBox, w: tuple[int, int, bool] | None = None
     ) -> Detection:
+        """The concept verdict now; with ``w`` (window start, end, mostly regression
+        labels): as that window's observation."""
         met, votes = box.evaluate()
         c = self.config
         regression = self.config.task_for(cat.model) == "regression" or (
-            w is not None and w.reg.n > w.cls.n
+            w is not None and w[2]
         )
         n_b = sum(f.n_before for _, f in votes)
         n_a = sum(f.n_after for _, f in votes)
@@ -1069,7 +1239,7 @@ class LabelEngine:
         after = sum(f.after * f.n_after for _, f in votes) / n_a if n_a else math.nan
         t = max((f.event_time_ms for _, f in votes), default=box.clock_ms)
         if w is not None:
-            ws, we = w.start_ms, w.end_ms
+            ws, we = w[0], w[1]
         else:
             ws = (t // c.window_ms) * c.window_ms
             we = ws + c.window_ms
@@ -1081,7 +1251,7 @@ class LabelEngine:
             detector=box.name if isinstance(box, PooledErrorTest) else f"{detector}/quorum",
             value=0.0 if math.isnan(after) else after,
             threshold=0.0 if math.isnan(before) else before,
-            event_time_ms=int(t if w is None else w.end_ms),
+            event_time_ms=int(t if w is None else we),
             model_version=cat.version,
             active=bool(met and box.active),
             window_start_ms=ws,

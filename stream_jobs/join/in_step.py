@@ -128,6 +128,11 @@ class InStep:
         """A label batch of ``partition`` reached ``event_time_ms`` (its largest time)."""
         self._labels[partition] = max(self._labels.get(partition, NO_TIME), int(event_time_ms))
 
+    def knows_labels(self, partition: int) -> bool:
+        """Whether label partition ``partition``'s position is known (since the last
+        :meth:`forget`)."""
+        return partition in self._labels
+
     def should_pause(self, partition: int, now_s: float) -> bool:
         label_t = self._labels.get(partition)
         if label_t is None:

@@ -149,17 +149,29 @@ class MergeBook:
 
     # ---- state ----------------------------------------------------------------------
     def to_bytes(self, extra: dict[str, Any] | None = None) -> bytes:
+        return self.encode_parts(*self.snapshot_parts(extra))
+
+    def snapshot_parts(
+        self, extra: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[PartialRecord]]:
+        """The book as of now, in structures of its own (partial records are immutable), so
+        :meth:`encode_parts` — the costly part — may run on another thread while the book
+        moves on."""
         recs = [r for parts in self.open.values() for r in parts.values()]
         header = {
             "wait_s": self.wait_s,
             "last_offset": self.last_offset,
             "progress": [[m, k, p, t] for (m, k), d in self.progress.items() for p, t in d.items()],
-            "expected": self.expected,
+            "expected": dict(self.expected),
             "overdue": [list(k) for k in self.overdue_since],
             "final": [[*k, list(ps)] for k, ps in self.final.items()],
             "horizon": [[m, k, t] for (m, k), t in self.horizon.items()],
             "extra": extra or {},
         }
+        return header, recs
+
+    @staticmethod
+    def encode_parts(header: dict[str, Any], recs: list[PartialRecord]) -> bytes:
         return encode_state(STATE_KIND, header, [rec_bytes(r) for r in recs])
 
     @classmethod

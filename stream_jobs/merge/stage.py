@@ -8,10 +8,17 @@ detectors' quorum per model). Final windows are merged by the merger of their ki
 against the model's reference, published to window-stats (one final record per model,
 version, window) with their detections, and exported as Prometheus gauges — only here.
 
-At most ``slice_windows`` windows are merged per poll, so a backlog of finals never holds
-the event loop for long. The book (with the votes) is snapshotted to the worker-state
-changelog as ``merge/<partials partition>`` whenever windows became final, every
-``snapshot_every_s`` if it moved, and on revoke; the partials topic's offsets are
+At most ``slice_windows`` windows, and windows for at most ``slice_s`` seconds, are merged
+per poll, so a backlog of finals never holds the event loop for long. With
+``snapshot_off_loop`` (the worker's setting) a snapshot is captured on the loop (cheap: the
+book's own lists of immutable records) and encoded on a thread of its own (the costly
+part: megabytes of partials); a later poll hands it out once encoded, and no partition has
+two encodings under way (the encoder's pace bounds the snapshot rate). A revoke snapshots
+synchronously, superseding an encoding under way.
+
+The book (with the votes) is snapshotted to the worker-state changelog as
+``merge/<partials partition>`` whenever windows became final, every ``snapshot_every_s`` if
+it moved, and on revoke; the partials topic's offsets are
 committed only up to the last stored snapshot. Finals are sent before the snapshot that
 records them, so a crash between the two (no transactions on the embedded broker) makes the
 next owner send that final again: at least once, never lost.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from schemas.codec import Codec, DecodeError
@@ -65,6 +73,7 @@ class MergeStage(SnapshottingStage):
         slice_windows: int = 32,
         slice_s: float = 0.25,
         snapshot_every_s: float = 30.0,
+        snapshot_off_loop: bool = False,
     ) -> None:
         self.config = config
         self.drift_metrics = drift_metrics
@@ -82,6 +91,11 @@ class MergeStage(SnapshottingStage):
         self.votes: dict[int, VoteCombiner] = {}
         self._refs: dict[tuple[str, str], ReferenceView] = {}
         self._polled: dict[int, int] = {}  # last offset seen by the previous poll
+        self._encoder = (
+            ThreadPoolExecutor(1, thread_name_prefix="merge-snapshot") if snapshot_off_loop
+            else None
+        )  # fmt: skip
+        self._encoding: dict[int, tuple[Future[bytes], int]] = {}  # q -> (bytes, offset)
 
     # ---- references ------------------------------------------------------------------
     def set_reference(self, profile: dict[str, Any]) -> None:
@@ -194,13 +208,43 @@ class MergeStage(SnapshottingStage):
             moved, due = self._snapshot_due(q, book.last_offset, now_s)
             idle = book.last_offset == self._polled.get(q)  # nothing new since the last poll
             self._polled[q] = book.last_offset
-            if ready or decided or (moved and (due or idle)) or partitions is not None:
-                out.append(self._snapshot(q, now_s))
+            wanted = bool(ready) or bool(decided) or (moved and (due or idle))
+            if partitions is not None or self._encoder is None:
+                self._encoding.pop(q, None)  # superseded (revoke): never handed out
+                if wanted or partitions is not None:
+                    out.append(self._snapshot(q, now_s))
+            elif wanted or q in self._encoding:
+                out += self._snapshot_off_loop(q, now_s)
         return out
+
+    def _snapshot_off_loop(self, q: int, now_s: float) -> list[Outgoing]:
+        """The snapshot whose encoding finished, or start one (captured now); [] while one
+        is under way."""
+        assert self._encoder is not None
+        pending = self._encoding.get(q)
+        if pending is None:
+            book = self.books[q]
+            header, recs = book.snapshot_parts({"votes": votes_state(self.votes[q])})
+            fut = self._encoder.submit(MergeBook.encode_parts, header, recs)
+            self._encoding[q] = (fut, book.last_offset)
+            return []
+        fut, offset = pending
+        if not fut.done():
+            return []
+        del self._encoding[q]
+        try:
+            data = fut.result()
+        except Exception:  # not stored: the partition counts as moved and snapshots again
+            log.exception("encoding the merge snapshot of partials partition %d failed", q)
+            return []
+        return [self._snapshot_record(q, offset, data, now_s, self.topics.worker_state,
+                                      self.metrics)]  # fmt: skip
 
     def _snapshot(self, q: int, now_s: float) -> Outgoing:
         book = self.books[q]
-        data = book.to_bytes({"votes": votes_state(self.votes[q])})
+        models = {m for m, _ in book.progress}
+        kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
+        data = book.to_bytes({"votes": votes_state(self.votes[q]), "mergers": kept})
         return self._snapshot_record(
             q, book.last_offset, data, now_s, self.topics.worker_state, self.metrics
         )
@@ -214,13 +258,14 @@ class MergeStage(SnapshottingStage):
     ) -> None:
         keep = set(partitions)
         for q in {*self.books, *self._durable, *self._handed} - keep:
-            for d in (self.books, self.votes, self._durable, self._snap_offset, self._handed):
+            for d in (self.books, self.votes, self._durable, self._snap_offset, self._handed,
+                      self._encoding):
                 d.pop(q, None)
         for q in partitions:
             data = restored.get(state_key(self.name, q))
             if data is None:
                 continue  # kept in memory
-            for d in (self.books, self.votes, self._handed):
+            for d in (self.books, self.votes, self._handed, self._encoding):
                 d.pop(q, None)
             self._durable[q] = self._snap_offset[q] = -1
             if not data:
@@ -237,6 +282,9 @@ class MergeStage(SnapshottingStage):
             except (ValueError, KeyError, TypeError):
                 log.exception("votes of partials partition %d unreadable: clean start", q)
                 self.votes[q] = self._combiner()
+            for kind, state in extra.get("mergers", {}).items():
+                if kind in self.mergers and hasattr(self.mergers[kind], "load_state"):
+                    self.mergers[kind].load_state(state)  # type: ignore[attr-defined]
             self._durable[q] = self._snap_offset[q] = book.last_offset
             self.metrics.restored.labels(self.name).inc()
             log.warning("merge partition %d restored at offset %d (%d open windows)", q,

@@ -15,11 +15,16 @@ regression moments, label-value sketch, segment slices by name) is additive.
 
 The merged window is judged once, here: the WindowStats performance part, label drift,
 ``performance_collapse`` and ``performance_drop`` against the reference
-(:mod:`stream_jobs.performance.judge`, the same functions the label engine uses).
+(:mod:`stream_jobs.performance.judge`), and the *ranking* of an active drop or collapse:
+merged windows without one feed a decayed baseline of segment slices per (model, version)
+(:attr:`PerformanceMerger.baselines`, carried in the merge stage's snapshot), and a window
+with one is ranked against it (:func:`~stream_jobs.performance.slices.rank_segments`): the
+detections' ``explained_by`` names the segments and feature ranges where the error rose
+most. :attr:`PerformanceMerger.latest_closed` holds each model version's latest merged
+document, what the performance gauges export.
 
-Not judged here: concept drift (online detectors vote per partition; their quorum is a
-separate stream) and the drop ranking (it needs a baseline of earlier healthy windows,
-state this pure merger does not keep).
+Not judged here: concept drift (the online error-stream monitors run in stage 1, per
+worker, :mod:`stream_jobs.join.engine`).
 
 >>> import numpy as np
 >>> parts = []
@@ -35,8 +40,12 @@ state this pure merger does not keep).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 
+from schemas.detection import Detection
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.codec import seal, unseal
@@ -44,6 +53,7 @@ from stream_jobs.join.config import LabelConfig
 from stream_jobs.merge.protocol import MergedWindow, PartialRecord
 from stream_jobs.performance.judge import collapse, performance_part, versus_reference, window_doc
 from stream_jobs.performance.label_drift import judge_label_drift
+from stream_jobs.performance.slices import SliceTable, explain, rank_segments
 from stream_jobs.performance.window import CLASSIFICATION, WindowPerformance
 from stream_jobs.reference.view import ReferenceView
 
@@ -83,7 +93,9 @@ def performance_partial(
     )
 
 
-def _recode(w: WindowPerformance, classes: list[str], index: dict[str, int], k: int) -> None:
+def recode_classes(
+    w: WindowPerformance, classes: list[str], index: dict[str, int], k: int
+) -> None:
     """Rewrite ``w``'s class codes (confusion matrix, positive class) into ``index``."""
     conf = w.cls.confusion
     n = conf.shape[0]
@@ -104,6 +116,8 @@ class PerformanceMerger:
     def __init__(self, config: LabelConfig, drift: DriftConfig | None = None) -> None:
         self.config = config
         self.drift = drift or DriftConfig()
+        self.baselines: dict[tuple[str, str], SliceTable] = {}  # healthy merged windows
+        self.latest_closed: dict[tuple[str, str], dict[str, Any]] = {}
 
     def merge_windows(self, partials: list[PartialRecord]) -> tuple[WindowPerformance, list[str]]:
         """The merged accumulator and its class names (one partial per input partition:
@@ -127,7 +141,7 @@ class PerformanceMerger:
                     classes.append(name)
         merged: WindowPerformance | None = None
         for w, names in decoded:
-            _recode(w, names, index, len(classes))
+            recode_classes(w, names, index, len(classes))
             if merged is None:
                 merged = w
             else:
@@ -137,16 +151,68 @@ class PerformanceMerger:
         assert merged is not None
         return merged, classes
 
-    def merge(self, partials: list[PartialRecord], reference: object | None) -> MergedWindow:
+    def judge(
+        self, partials: list[PartialRecord], reference: object | None
+    ) -> tuple[dict[str, Any], list[Detection]]:
+        """The merged window's document and detections (label drift first, then collapse,
+        drop, each active one explained by the ranking)."""
         w, classes = self.merge_windows(partials)
         ref = reference if isinstance(reference, ReferenceView) else None
         doc = window_doc(w, classes, closed=True)
         column, label_drift = judge_label_drift(w, classes, ref, self.drift)
         doc["label"] = column
+        judged = collapse(self.config, w, doc["performance"])
+        judged += versus_reference(self.config, w, doc, ref)
         detections = [] if label_drift is None else [label_drift]
-        detections += collapse(self.config, w, doc["performance"])
-        detections += versus_reference(self.config, w, doc, ref)
+        detections += self._explain(w, doc, judged)
+        key = (w.model, w.model_version)
+        have = self.latest_closed.get(key)
+        if have is None or have["window_end_ms"] <= w.end_ms:
+            self.latest_closed[key] = doc
+        return doc, detections
+
+    def merge(self, partials: list[PartialRecord], reference: object | None) -> MergedWindow:
+        doc, detections = self.judge(partials, reference)
         return MergedWindow(stats=performance_part(doc), detections=detections)
+
+    def _explain(
+        self, w: WindowPerformance, doc: dict[str, Any], judged: list[Detection]
+    ) -> list[Detection]:
+        """Name what explains an active drop or collapse; healthy windows feed the baseline."""
+        c = self.config
+        key = (w.model, w.model_version)
+        baseline = self.baselines.get(key)
+        if not any(d.active for d in judged):
+            if baseline is None:
+                baseline = self.baselines[key] = SliceTable()
+            baseline.scale(c.baseline_decay)
+            baseline.merge(w.slices)
+            return judged
+        if baseline is None or baseline.empty:
+            return judged
+        ranking = rank_segments(baseline, w.slices, min_labels=c.min_labels_for_performance)
+        doc["ranking"] = ranking[: c.ranking_top]
+        text = explain(ranking, c.ranking_top)
+        if not text:
+            return judged
+        return [
+            dataclasses.replace(d, details={**d.details, "explained_by": text}) if d.active else d
+            for d in judged
+        ]
+
+    # ---- state (the ranking baselines), carried by the merge stage's snapshot ------------
+    def state(self, models: set[str]) -> dict[str, str]:
+        """The baselines of ``models`` (JSON-safe: model NUL version -> hex bytes)."""
+        return {
+            f"{m}\x00{v}": t.to_bytes().hex()
+            for (m, v), t in sorted(self.baselines.items())
+            if m in models
+        }
+
+    def load_state(self, state: dict[str, str]) -> None:
+        for key, data in state.items():
+            m, v = key.split("\x00", 1)
+            self.baselines[(m, v)] = SliceTable.from_bytes(bytes.fromhex(data))
 
 
 __all__ = [
@@ -156,4 +222,5 @@ __all__ = [
     "decode_payload",
     "encode_payload",
     "performance_partial",
+    "recode_classes",
 ]

@@ -2,7 +2,9 @@
 
 Counters are read at scrape time from the engine's **persisted** totals, so after a
 restart they resume from what the store holds (never from zero, never double-counted by
-a replay). Performance gauges show each model version's latest *closed* window. The
+a replay). Performance gauges show each model version's latest *merged* window: the
+merge stage's :class:`~stream_jobs.performance.merger.PerformanceMerger` (``merged``) —
+never one partition's or one worker's partial view. The
 label delay histogram is vectorised (one ``observe_many`` per joined batch).
 
 Names, labels and help texts are the catalogue's (``schemas/metrics_catalogue.py``, group
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -60,9 +62,14 @@ class LabelMetrics(Collector):
     models past the cap add up under ``other``; their gauges are not exported)."""
 
     def __init__(
-        self, registry: CollectorRegistry, engine: LabelEngine, caps: LabelCaps | None = None
+        self,
+        registry: CollectorRegistry,
+        engine: LabelEngine,
+        caps: LabelCaps | None = None,
+        merged: Any = None,
     ) -> None:
         self.engine = engine
+        self.merged = engine if merged is None else merged  # has ``latest_closed``
         self.caps = caps if caps is not None else caps_for(registry)
         self.delay = VectorHistogram.from_catalogue("modelwatch_label_delay_seconds", registry)
         self._forgotten: set[str] = set()  # dropped by the model registry, until labels come
@@ -85,7 +92,7 @@ class LabelMetrics(Collector):
             try:
                 models = list(e.models())
                 totals = {m: e.totals(m) for m in models}
-                closed = list(e.latest_closed.items())
+                closed = list(self.merged.latest_closed.items())
                 break
             except RuntimeError:
                 continue

@@ -3,14 +3,18 @@ hostile cardinality mix, measuring what must stay flat.
 
 * RSS of the worker sampled every million processed events (flat is the goal);
 * the longest event-loop stall: the longest gap between two runs of the worker's 1 s output
-  timer, from ``/healthz`` (under a second over the timer's period is the goal);
+  timer, from ``/healthz`` (under a second over the timer's period is the goal), and the
+  longest loop steps themselves, named, from the worker's loop watch
+  (``MODELWATCH_SLOW_STEP_MS``, 250 by default here; under a second is the goal);
 * the series count of ``/metrics`` (producer-controlled strings must not blow it up);
 * throughput, dead letters, and whether ``/healthz`` stayed 200.
 
 The publisher stays at most a million predictions ahead of the worker (the embedded broker
 keeps everything in memory), so the run measures the worker, not the broker's buffer.
 
-Budget: ``MODELWATCH_SOAK_S`` seconds of publishing (default 600). Run:
+Budget: ``MODELWATCH_SOAK_S`` seconds of publishing (default 600); ``MODELWATCH_SOAK_LOG``
+keeps the worker's log at that path (with ``MODELWATCH_SLOW_STEP_MS`` it names every loop
+step that held the event loop longer). Run:
 ``make bench BENCH=bench_soak`` (or ``MODELWATCH_SOAK_S=120 python -m tests.bench.bench_soak``).
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 import threading
 import time
@@ -40,6 +46,7 @@ from tests.support.processes import WorkerProcess, sample
 BATCH = 500
 LABELLED = 0.5  # share of predictions that get a label
 HOSTILE_EVERY = 20  # one batch in 20 carries hostile label values (versions, error types)
+STEP = re.compile(r"event loop held ([0-9.]+) s by (.*)")
 AHEAD = 1_000_000  # the publisher stays at most this many predictions ahead of the worker
 
 
@@ -114,11 +121,24 @@ def _series(port: int) -> int:
                    if line and not line.startswith("#"))
 
 
+def _longest_steps(log_path: Path, top: int = 5) -> list[tuple[float, str]]:
+    """The longest event-loop steps the loop watch logged: (seconds, the task or callback)."""
+    steps = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = STEP.search(line)
+        if m:
+            what = re.sub(r"name='[^']*' |<Task pending |at 0x[0-9a-f]+", "", m.group(2))
+            steps.append((float(m.group(1)), what[:400]))
+    return sorted(steps, reverse=True)[:top]
+
+
 def main(seconds: float | None = None) -> dict:
     seconds = float(seconds or os.environ.get("MODELWATCH_SOAK_S", 600))
     with EmbeddedBroker(partitions=4) as broker, tempfile.TemporaryDirectory() as tmp:
         publish_reference(broker.bootstrap, reference_profile(), broker.topics)
-        with WorkerProcess(broker.bootstrap, Path(tmp), "soak") as worker:
+        slow_ms = os.environ.get("MODELWATCH_SLOW_STEP_MS", "250")
+        with WorkerProcess(broker.bootstrap, Path(tmp), "soak",
+                           {"MODELWATCH_SLOW_STEP_MS": slow_ms}) as worker:
             worker.wait_ready(60)
             pub = Publisher(broker.bootstrap, broker.topics, seconds)
             t0 = time.monotonic()
@@ -127,14 +147,23 @@ def main(seconds: float | None = None) -> dict:
             unhealthy: list[str] = []
             next_mark = 1_000_000
             processed = 0.0
+            scrape_failures = 0
             while pub.is_alive() or processed < pub.predictions:
-                m = worker.scrape()
+                try:
+                    m = worker.scrape()
+                except OSError:  # a slow answer (e.g. under MODELWATCH_TRACEMALLOC_S)
+                    scrape_failures += 1
+                    time.sleep(1.0)
+                    continue
                 processed = sample(m, "modelwatch_predictions_total")
                 pub.processed = processed
                 while processed >= next_mark:
                     rss.append((next_mark, sample(m, "process_resident_memory_bytes") / 2**20))
                     next_mark += 1_000_000
-                status, body = _healthz(worker.port)
+                try:
+                    status, body = _healthz(worker.port)
+                except OSError:
+                    status, body = 0, {"problems": ["/healthz did not answer within 5 s"]}
                 if status != 200:
                     unhealthy += body.get("problems", [])
                 if not pub.is_alive() and time.monotonic() - t0 > seconds + 300:
@@ -157,11 +186,16 @@ def main(seconds: float | None = None) -> dict:
                 .get("output timer", {}).get("longest_gap_s"),
                 "longest_output_tick_gap_s": health.get("beats", {})
                 .get("output tick", {}).get("longest_gap_s"),
+                "longest_loop_steps": _longest_steps(worker.log_path),
                 "metrics_series": _series(worker.port),
                 "dead_letters": sample(m, "modelwatch_dead_letters_total"),
                 "healthz_problems_seen": sorted(set(unhealthy))[:10],
+                "scrape_failures": scrape_failures,
                 "worker_alive": worker.alive(),
             }
+            keep = os.environ.get("MODELWATCH_SOAK_LOG")
+            if keep:  # the worker's log (loop-watch warnings, slow polls) outlives the run
+                shutil.copyfile(worker.log_path, keep)
     print(json.dumps(result, indent=2))
     return result
 

@@ -11,9 +11,11 @@ import numpy as np
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
 from schemas.topics import TopicNames
+from tests.conftest import TEST_PARTITIONS
 from tests.support.groups import wait_group_done
 from tests.support.labelled import classifier_predictions, label_rows
 from tests.support.processes import WorkerProcess, sample, wait_for
+from tests.support.scale import one_id_per_partition
 from tests.support.topics import read_topic
 
 TOPICS = TopicNames()
@@ -64,9 +66,11 @@ def publish_labels(bootstrap: str, model: str, labels: LabelColumns, rows: slice
 
 
 def publish_sentinel_label(bootstrap: str, model: str, event_time_ms: int) -> None:
-    """A label for no prediction, late in event time: it only advances the label clock."""
+    """A label for no prediction in every partition, late in event time: it only advances
+    the label clocks (each partition closes its windows on its own)."""
     with ModelwatchPublisher(bootstrap, model, "v1", linger_ms=20) as sdk:
-        sdk.publish_label(f"sentinel-{model}", label_class="0", event_time_ms=event_time_ms)
+        for pid in one_id_per_partition(f"sentinel-{model}", TEST_PARTITIONS):
+            sdk.publish_label(pid, label_class="0", event_time_ms=event_time_ms)
         assert sdk.flush(30) == 0
 
 

@@ -63,3 +63,27 @@ def test_a_refused_snapshot_keeps_the_commit_point_and_is_taken_again() -> None:
     assert [o.key for o in again] == [b"drift/0"]
     st.acknowledge()
     assert st.durable_offset(TOPICS.predictions, 0) == 0
+
+
+def test_snapshots_are_sliced_over_polls_and_each_wanted_one_comes() -> None:
+    s = SyntheticStream(n_numeric=1, n_categorical=0, rate_per_s=100, seed=4)
+    r = CollectorRegistry()
+    st = DriftStage(DriftEngine(CFG), DriftMetrics(r), StateMetrics(r), default_codec(), TOPICS,
+                    slice_s=0.0)  # fmt: skip
+    st.on_assign(TOPICS.predictions, [0, 1, 2], {}, 3)
+    for p in (0, 1, 2):
+        st.observe(p, 0, s.batch(0, 300))
+        st.observe(p, 1, s.batch(12_000, 300))  # window 0 closes in every partition
+    keys = []
+    for t in range(3):  # one snapshot per poll with no time to spare, oldest want first
+        snaps = [o.key for o in st.poll(float(t)) if o.topic == TOPICS.worker_state]
+        assert len(snaps) == 1
+        keys += snaps
+        st.acknowledge()
+    assert keys == [b"drift/0", b"drift/1", b"drift/2"]
+    assert [st.durable_offset(TOPICS.predictions, p) for p in (0, 1, 2)] == [1, 1, 1]
+    for p in (0, 1, 2):
+        st.observe(p, 2, s.batch(24_000, 300))
+    out = st.on_revoke(TOPICS.predictions, [0, 1, 2])  # a revoke: all at once
+    assert sorted(o.key for o in out if o.topic == TOPICS.worker_state) == [
+        b"drift/0", b"drift/1", b"drift/2"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from stream_jobs.health import ProgressTracker, health_app
+from schemas.health import ProgressTracker, health_app
 
 
 class Clock:
@@ -54,6 +54,20 @@ def test_input_that_arrives_for_a_stuck_stage_is_seen_through_the_highwater() ->
     t.highwater("labels", 3, 150)  # input arrived
     clock.now = 131
     assert t.report().problems == ["labels[3] stalled at 99 with 50 waiting for 31 s"]
+
+
+def test_a_stage_with_its_own_threshold_stalls_only_after_it() -> None:
+    clock = Clock()
+    t = ProgressTracker(stall_after_s=10, clock=clock)
+    t.progress("deliveries", "hook", position=3, backlog=1, stall_after_s=130)  # may retry 2 min
+    t.progress("alerts", 0, position=7, backlog=2)
+    clock.now = 11
+    assert t.report().problems == ["alerts[0] stalled at 7 with 2 waiting for 11 s"]
+    t.progress("deliveries", "hook", position=3, backlog=1)  # keeps its own threshold
+    clock.now = 129
+    assert [p for p in t.report().problems if p.startswith("deliveries")] == []
+    clock.now = 131
+    assert "deliveries[hook] stalled at 3 with 1 waiting for 131 s" in t.report().problems
 
 
 def test_beats_and_checks() -> None:

@@ -3,6 +3,8 @@ label engine computes over all labels (stage 2 of the performance half, pure).""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -84,17 +86,17 @@ def test_partials_of_n_partitions_merge_to_the_window_of_all_labels(regression):
         feed(e, preds, labs, np.flatnonzero(partition == p), 1)
         engines.append(e)
     merger = PerformanceMerger(CFG)
+    [cat] = whole.catalogs.values()
+    whole_windows = {r.window_start_ms: decode_payload(r.payload)[0]
+                     for r in whole.drain_partials() if not r.is_marker}  # fmt: skip
+    closed = [[r for r in e.drain_partials() if not r.is_marker] for e in engines]
+    assert sorted(whole_windows) == [0, WINDOW, 2 * WINDOW]  # the label clock passed them
     for start in (0, WINDOW, 2 * WINDOW):
-        expected_w = whole.window_partial("m", "1", start)
-        [cat] = whole.catalogs.values()
-        expected = window_doc(expected_w, cat.classes, closed=True)
-        partials = []
-        for p, e in enumerate(engines):
-            w = e.window_partial("m", "1", start)
-            if w is not None:
-                [c] = e.catalogs.values()
-                partials.append(performance_partial(w, c.classes, partition=p, partitions=parts,
-                                                    input_offset=1))
+        expected = window_doc(whole_windows[start], cat.classes, closed=True)
+        partials = [dataclasses.replace(r, partition=p, partitions=parts)
+                    for p, recs in enumerate(closed) for r in recs
+                    if r.window_start_ms == start]  # fmt: skip
+        assert len(partials) == parts
         rng.shuffle(partials)  # arrival order does not matter
         merged = merger.merge(partials, None)
         got, want = merged.stats["performance"], expected["performance"]

@@ -13,9 +13,13 @@ each stage got; health fails when a stage **has input but does not move**:
 * :meth:`ProgressTracker.check` ``(name, fn)``: any other condition, e.g. the reference
   feed's :meth:`~stream_jobs.reference_feed.ReferenceFeed.alive`.
 
-The worker loop calls ``progress`` where it processes a record, ``highwater`` and
-``beat`` from its timers; :func:`start_metrics_and_health` serves ``/healthz`` (200 or
-503, JSON naming every problem) and ``/metrics`` on the same port.
+Every long-running process uses it (it lives in ``schemas`` so that ``stream_jobs`` and
+``alerting`` share it): the worker loop calls ``progress`` where it processes a record,
+``highwater`` and ``beat`` from its timers; the alert evaluator and the notifier report
+their consumers' positions and deliveries the same way. :func:`start_metrics_and_health`
+serves ``/healthz`` (200 or 503, JSON naming every problem) and ``/metrics`` on one port.
+A stage may carry its own ``stall_after_s`` (a delivery that may legitimately retry for a
+budget of minutes stalls only after that budget).
 
 >>> t = ProgressTracker(stall_after_s=10, clock=lambda: now)
 >>> now = 0.0
@@ -43,6 +47,7 @@ class _Stage:
     position: int
     backlog: int
     moved_at: float
+    stall_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,17 +78,25 @@ class ProgressTracker:
         self._longest_gap: dict[str, float] = {}
         self._checks: dict[str, Callable[[], bool]] = {}
 
-    def progress(self, stage: str, key: Hashable, position: int, backlog: int = 0) -> None:
+    def progress(
+        self, stage: str, key: Hashable, position: int, backlog: int = 0,
+        stall_after_s: float | None = None,
+    ) -> None:
         """``stage`` (e.g. the topic) at ``key`` (e.g. the partition) processed up to
-        ``position``; ``backlog`` items wait for it."""
+        ``position``; ``backlog`` items wait for it. ``stall_after_s``: this stage's own
+        threshold (default: the tracker's)."""
         now = self.clock()
         with self._lock:
             st = self._stages.get((stage, key))
             if st is None or st.position != position or (st.backlog == 0 and backlog > 0):
                 # moved, or work appeared for an idle stage: the stall clock starts now
-                self._stages[(stage, key)] = _Stage(position, max(0, backlog), now)
+                limit = stall_after_s if stall_after_s is not None else (
+                    st.stall_after_s if st is not None else None)
+                self._stages[(stage, key)] = _Stage(position, max(0, backlog), now, limit)
             else:
                 st.backlog = max(0, backlog)
+                if stall_after_s is not None:
+                    st.stall_after_s = stall_after_s
 
     def highwater(self, stage: str, key: Hashable, highwater: int) -> None:
         """The input's end offset, sampled by a timer: a stage stuck on one record stops
@@ -126,7 +139,8 @@ class ProgressTracker:
             name = f"{stage}[{key}]"
             stages[name] = {"position": st.position, "backlog": st.backlog,
                             "since_move_s": round(idle_s, 1)}
-            if st.backlog > 0 and idle_s > self.stall_after_s:
+            limit = st.stall_after_s if st.stall_after_s is not None else self.stall_after_s
+            if st.backlog > 0 and idle_s > limit:
                 problems.append(
                     f"{name} stalled at {st.position} with {st.backlog} waiting for "
                     f"{idle_s:.0f} s"
@@ -146,6 +160,19 @@ class ProgressTracker:
             if not good:
                 problems.append(f"{name} is down")
         return HealthReport(not problems, problems, stages, beat_info)
+
+
+def sample_highwater(tracker: ProgressTracker, stage: str, consumer: Any) -> None:
+    """For each partition a confluent-kafka ``consumer`` owns: the records waiting, from the
+    high watermark of its last fetch (``stage`` is keyed by partition). Never a ListOffsets
+    request: the embedded broker answers those wrongly."""
+    for tp in consumer.assignment():
+        try:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+        except Exception:  # noqa: BLE001 - no fetch yet: nothing known
+            continue
+        if high is not None and high >= 0:
+            tracker.highwater(stage, tp.partition, high)
 
 
 HEALTH_PATHS = ("/healthz", "/health")
