@@ -14,7 +14,8 @@ with no per-value Python work apart from the id list:
   or a few integer classes → classification), and kept for the whole replay;
 * ``label_col``: a classification label → ``label_class`` (``1.0``/``True`` → ``"1"``),
   a regression one → ``label_value``; a label's event time is its row's event time plus
-  ``label_delay_s``; rows with a null label publish no label;
+  ``label_delay_s``; rows with a null label publish no label; a chunk's labels are
+  published once its predictions are acknowledged;
 * ``prediction_col``: regression → ``score``; classification → ``score`` if the numbers
   are probabilities in [0, 1] (not all integers; decided on the first chunk), else
   ``predicted_class`` (0/1 predictions are classes);
@@ -343,6 +344,12 @@ def replay(
         stats.rows += preds.n
         stats.predictions += publish_with_backpressure(publisher, preds, should_stop)
         if labels is not None:
+            # a chunk's labels leave once its predictions are stored: a label never reaches
+            # the broker before the prediction it describes (history published at full
+            # speed would otherwise race its own predictions, and the label side's windows
+            # would close before their predictions were read: different answers per run)
+            while publisher.flush(1.0) and not should_stop():
+                pass
             stats.labels += publish_with_backpressure(publisher, labels, should_stop)
         stats.wall_s = time.monotonic() - t0
         if on_progress is not None:
