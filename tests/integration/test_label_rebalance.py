@@ -23,9 +23,12 @@ import pytest
 
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
+from schemas.topics import TopicNames
+from tests.support.groups import wait_group_done
 from tests.support.processes import WorkerProcess, sample, wait_for
 
 pytestmark = pytest.mark.integration
+TOPICS = TopicNames()
 
 N = 8_000
 
@@ -64,7 +67,8 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
             120,
             "worker A read every prediction",
         )
-        time.sleep(2.0)  # A commits its offsets every second
+        # A has committed every prediction: B's restore is what moves them, not a re-read
+        wait_group_done(kafka_bootstrap, group, [TOPICS.predictions], 60, "A's commits")
         with b:
             b.wait_ready()
             wait_for(
@@ -96,7 +100,9 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
                 wait_for(lambda: b_joined() >= N, 180, f"{N} labels joined on B", every_s=1.0)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{_diagnosis(b, model)}") from None
-            time.sleep(2.0)  # a double count would show by now
+            # B has committed every label and prediction: a double count would show by now
+            wait_group_done(kafka_bootstrap, group, [TOPICS.labels, TOPICS.predictions], 60,
+                            "B's commits")
             metrics = b.scrape()
     assert sample(metrics, "modelwatch_labels_joined_total", model=model) == N
     assert sample(metrics, "modelwatch_duplicate_labels_total", model=model) == 0

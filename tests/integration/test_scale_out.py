@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from schemas.kafka import read_to_end
 from stream_jobs.performance.merger import decode_payload
-from tests.support.processes import WorkerProcess, wait_for
+from tests.support.groups import wait_group_done
+from tests.support.processes import WorkerProcess, sample, wait_for
 from tests.support.scale import (
     Workload,
     make_workload,
@@ -80,7 +82,11 @@ def _run(bootstrap: str, tmp: Path, w: Workload, n_workers: int, kill: bool,
             proc.start()
         for proc in workers:
             proc.wait_ready(60)
-        time.sleep(3)  # the reference feed reads the references topic from the start
+        # the reference feed reads the references topic from the start
+        references = len(read_to_end(bootstrap, topics.references))
+        for proc in workers:
+            wait_for(lambda p=proc: sample(p.scrape(), "modelwatch_references_total")
+                     >= references, 60, f"{references} references loaded")  # fmt: skip
         first = len(w.batches) // 3
         publish(bootstrap, topics, w, slice(0, first))
         if kill:
@@ -92,7 +98,6 @@ def _run(bootstrap: str, tmp: Path, w: Workload, n_workers: int, kill: bool,
             wait_for(first_windows, 180, "first windows")
             workers[1].kill()  # SIGKILL: no flush, no commit
             publish(bootstrap, topics, w, slice(first, 2 * first))
-            time.sleep(2)
             workers[1] = _worker(bootstrap, tmp, prefix, group, 1, w).start()  # same data dir
             workers[1].wait_ready(60)
             publish(bootstrap, topics, w, slice(2 * first, None))
@@ -107,7 +112,10 @@ def _run(bootstrap: str, tmp: Path, w: Workload, n_workers: int, kill: bool,
 
         try:
             wait_for(all_final, 300, f"{len(expected)} + {len(expected_perf)} final windows")
-            time.sleep(3)  # anything emitted twice would show up now
+            # every input record committed (outputs are stored before their input is
+            # committed): anything emitted twice would show up by now
+            inputs = [topics.predictions, topics.labels, topics.window_partials]
+            wait_group_done(bootstrap, group, inputs, 120, "every record")
             got[:] = _stats(bootstrap, topics, w.model)
             _, perf = _split(got)
             wrong = {s["window_start_ms"] for s in perf
