@@ -224,7 +224,7 @@ class MergeStage(SnapshottingStage):
         pending = self._encoding.get(q)
         if pending is None:
             book = self.books[q]
-            header, recs = book.snapshot_parts({"votes": votes_state(self.votes[q])})
+            header, recs = book.snapshot_parts(self._extra(q))
             fut = self._encoder.submit(MergeBook.encode_parts, header, recs)
             self._encoding[q] = (fut, book.last_offset)
             return []
@@ -240,11 +240,16 @@ class MergeStage(SnapshottingStage):
         return [self._snapshot_record(q, offset, data, now_s, self.topics.worker_state,
                                       self.metrics)]  # fmt: skip
 
+    def _extra(self, q: int) -> dict[str, Any]:
+        """What a merge snapshot carries besides the book: the votes and the mergers' state
+        (the performance merger's ranking baselines) of the partition's models."""
+        models = {m for m, _ in self.books[q].progress}
+        kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
+        return {"votes": votes_state(self.votes[q]), "mergers": kept}
+
     def _snapshot(self, q: int, now_s: float) -> Outgoing:
         book = self.books[q]
-        models = {m for m, _ in book.progress}
-        kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
-        data = book.to_bytes({"votes": votes_state(self.votes[q]), "mergers": kept})
+        data = book.to_bytes(self._extra(q))
         return self._snapshot_record(
             q, book.last_offset, data, now_s, self.topics.worker_state, self.metrics
         )

@@ -5,6 +5,8 @@ one engine computes over all labels — once per window."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -202,7 +204,9 @@ def test_workers_owning_different_partitions_give_one_window_through_the_merge_s
     assert perf.latest_closed[("m", "1")]["window_start_ms"] == 3 * W
 
 
-def test_the_ranking_baseline_moves_with_the_merge_stages_snapshot() -> None:
+@pytest.mark.parametrize("off_loop", [False, True])
+def test_the_ranking_baseline_moves_with_the_merge_stages_snapshot(off_loop: bool) -> None:
+    """Both snapshot paths (encoded on the loop, or on the stage's thread) carry it."""
     codec, topics = default_codec(), TopicNames()
 
     def stage() -> tuple[MergeStage, PerformanceMerger]:
@@ -210,7 +214,7 @@ def test_the_ranking_baseline_moves_with_the_merge_stages_snapshot() -> None:
         perf = PerformanceMerger(CFG)
         sink = DetectionSink(codec, topics, reg)
         return MergeStage(DriftConfig(), DriftMetrics(reg), StateMetrics(reg), sink, codec,
-                          topics, mergers=[perf]), perf  # fmt: skip
+                          topics, mergers=[perf], snapshot_off_loop=off_loop), perf  # fmt: skip
 
     e = engine()
     e.input_partitions = 1
@@ -223,6 +227,11 @@ def test_the_ranking_baseline_moves_with_the_merge_stages_snapshot() -> None:
     out = a.poll(0.0)
     assert [o for o in out if o.topic == topics.window_stats]
     assert not perf_a.baselines[("m", "1")].empty  # a healthy window fed the baseline
+    deadline = time.monotonic() + 30
+    while not [o for o in out if o.topic == topics.worker_state]:  # encoded off the loop
+        assert time.monotonic() < deadline, "no snapshot"
+        time.sleep(0.01)
+        out += a.poll(0.0)
     snapshot = [o.value for o in out if o.topic == topics.worker_state][-1]
     b, perf_b = stage()
     b.on_assign(topics.window_partials, [0], {"merge/0": snapshot}, 1)
