@@ -52,12 +52,14 @@ def _record(msg: object) -> Record:
 def read_to_end(
     conn: str | KafkaConfig, topic: str, partitions: list[int] | None = None,
     upto: Mapping[int, int] | None = None, timeout_s: float = 15.0,
+    since: Mapping[int, int] | None = None,
 ) -> list[Record]:
     """Every record of ``topic`` (or of some partitions) from the beginning up to now,
     sorted by (partition, offset).
 
     ``upto`` bounds a partition's read to offsets below the given one (e.g. a group's
-    committed offset; negative = unbounded). Raises :class:`KafkaUnavailable` when the
+    committed offset; negative = unbounded); ``since`` starts it at the given offset
+    instead of the beginning (negative = the beginning). Raises :class:`KafkaUnavailable` when the
     cluster does not answer, :class:`TopicMissing`, or ``TimeoutError`` when the end is
     not reached in time.
     """
@@ -70,7 +72,9 @@ def read_to_end(
         remaining = {p for p in parts if bound.get(p, 1) > 0}
         if not remaining:
             return []
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
+        start = {p: (since or {}).get(p, -1) for p in remaining}
+        consumer.assign([TopicPartition(topic, p, start[p] if start[p] >= 0 else OFFSET_BEGINNING)
+                         for p in remaining])  # fmt: skip
         out: list[Record] = []
         deadline = time.monotonic() + timeout_s
         while remaining:

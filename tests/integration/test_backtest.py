@@ -32,6 +32,7 @@ from modelwatch.commands.reference import build_from_table, load_table
 from schemas.codec import DecodeError, default_codec
 from schemas.topics import TopicNames
 from tests.support.history import History, make_history, reference_table
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -109,10 +110,7 @@ def two_days(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
                 done = group_committed(bootstrap, EVALUATOR_GROUP, topic, sorted(ends))
                 return all(done.get(p, -1) >= end for p, end in ends.items())
 
-            deadline = time.monotonic() + 90
-            while not judged():
-                assert time.monotonic() < deadline, "no active no_traffic detection judged"
-                time.sleep(1)
+            wait_for(judged, 90, "an active no_traffic detection judged", every_s=0.5)
 
         def watch(bootstrap: str) -> None:
             watches.append(AlertWatch(bootstrap, "feature_drift", history.shifted))

@@ -16,44 +16,22 @@ once means caught up, a record means not yet.
 
 from __future__ import annotations
 
-import time
-
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-
 from modelwatch.backtest import group_committed
-from schemas.kafka import KafkaConfig, partitions_of
+from schemas.kafka import KafkaConfig, partitions_of, read_to_end
 from tests.support.processes import wait_for
 
 
 def behind(bootstrap: str, group: str, topic: str, timeout_s: float = 15.0) -> dict[int, int]:
     """Partitions of ``topic`` with a record at or after ``group``'s committed offset, and
     that offset (-1: nothing committed); empty when the group has committed everything."""
-    reader = KafkaConfig.of(bootstrap).consumer(**{"enable.partition.eof": True})
+    reader = KafkaConfig.of(bootstrap).consumer()
     try:
         parts = partitions_of(reader, topic)
-        committed = group_committed(bootstrap, group, topic, parts)
-        start = {p: committed[p] if committed.get(p, -1) >= 0 else OFFSET_BEGINNING
-                 for p in parts}
-        reader.assign([TopicPartition(topic, p, start[p]) for p in parts])
-        unknown, late = set(parts), {}
-        deadline = time.monotonic() + timeout_s
-        while unknown:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: partitions {sorted(unknown)} gave neither a "
-                                   f"record nor their end within {timeout_s}s")
-            for msg in reader.consume(100, timeout=0.1):
-                p = msg.partition()
-                if p not in unknown:
-                    continue
-                err = msg.error()
-                if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                    continue
-                unknown.discard(p)
-                if err is None:  # a record the group has not committed
-                    late[p] = committed.get(p, -1)
-        return late
     finally:
         reader.close()
+    committed = group_committed(bootstrap, group, topic, parts)
+    uncommitted = read_to_end(bootstrap, topic, timeout_s=timeout_s, since=committed)
+    return {r.partition: committed.get(r.partition, -1) for r in uncommitted}
 
 
 def wait_group_done(bootstrap: str, group: str, topics: list[str], timeout_s: float,

@@ -101,6 +101,16 @@ def test_labels_wait_from_the_rebalance_start_until_their_partition_is_restored(
     asyncio.run(go())
 
 
+async def _waits_for_its_assignment(app: FakeApp, pacer: LabelPacer) -> None:
+    """A label of partition 0 waits (its join state is not settled) until partition 0 is
+    assigned again, then goes."""
+    turn = asyncio.ensure_future(pacer.wait_turn(0))
+    await asyncio.sleep(0.2)
+    assert not turn.done()
+    await app.assign([0])
+    assert await asyncio.wait_for(turn, 5.0) is True
+
+
 def test_a_partition_kept_through_a_rebalance_waits_again() -> None:
     async def go() -> None:
         app, pacer, restore = setup(0.0)
@@ -109,11 +119,7 @@ def test_a_partition_kept_through_a_rebalance_waits_again() -> None:
         assert await asyncio.wait_for(pacer.wait_turn(0), 5.0) is True
         restore.pause_s = 0.5
         app.rebalance_start()  # another worker joins; partition 0 stays here
-        turn = asyncio.ensure_future(pacer.wait_turn(0))
-        await asyncio.sleep(0.2)
-        assert not turn.done()
-        await app.assign([0])
-        assert await asyncio.wait_for(turn, 5.0) is True
+        await _waits_for_its_assignment(app, pacer)
 
     asyncio.run(go())
 
@@ -123,14 +129,12 @@ def test_a_settle_of_an_older_rebalance_opens_nothing() -> None:
         app, pacer, restore = setup(0.5)
         app.rebalance_start()
         await app.assign([0])  # its restore runs for 0.5 s ...
+        first = restore._task
+        assert first is not None
         app.rebalance_start()  # ... when the next rebalance starts
-        await asyncio.sleep(1.0)  # the first restore is over: its settle must not count
+        await asyncio.wait_for(first, 10.0)  # the first restore is over: it must not count
         assert not pacer.is_settled(0)
-        turn = asyncio.ensure_future(pacer.wait_turn(0))
-        await asyncio.sleep(0.2)
-        assert not turn.done()
-        await app.assign([0])
-        assert await asyncio.wait_for(turn, 5.0) is True
+        await _waits_for_its_assignment(app, pacer)
 
     asyncio.run(go())
 
