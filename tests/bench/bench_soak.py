@@ -41,7 +41,7 @@ from schemas.codec import default_codec
 from schemas.columnar import CategoricalArray, LabelColumns
 from tests.bench.bench_worker import reference_profile
 from tests.bench.workload import make_batch
-from tests.support.processes import WorkerProcess, sample
+from tests.support.processes import WorkerProcess, healthz, sample
 
 BATCH = 500
 LABELLED = 0.5  # share of predictions that get a label
@@ -107,14 +107,6 @@ class Publisher(threading.Thread):
         self.producer.flush(120)
 
 
-def _healthz(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
 def _series(port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         return sum(1 for line in r.read().decode().splitlines()
@@ -161,7 +153,7 @@ def main(seconds: float | None = None) -> dict:
                     rss.append((next_mark, sample(m, "process_resident_memory_bytes") / 2**20))
                     next_mark += 1_000_000
                 try:
-                    status, body = _healthz(worker.port)
+                    status, body = healthz(worker.port)
                 except OSError:
                     status, body = 0, {"problems": ["/healthz did not answer within 5 s"]}
                 if status != 200:
@@ -171,7 +163,7 @@ def main(seconds: float | None = None) -> dict:
                 time.sleep(1.0)
             elapsed = time.monotonic() - t0
             m = worker.scrape()
-            _, health = _healthz(worker.port)
+            _, health = healthz(worker.port)
             result = {
                 "seconds_publishing": seconds,
                 "predictions_published": pub.predictions,

@@ -10,13 +10,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,18 +32,10 @@ from tests.integration.test_alert_support import (  # noqa: F401 - fixtures
     produce_alerts,
     topics_fixture,
 )
-from tests.support.processes import ModelwatchProcess, sample, wait_for
+from tests.support.processes import ModelwatchProcess, healthz, sample, wait_for
 
 pytestmark = pytest.mark.integration
 STALL_S = 2.0  # MODELWATCH_HEALTH_STALL_S of the processes under test
-
-
-def healthz(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def scrape(port: int) -> dict:

@@ -25,7 +25,7 @@ from schemas.topics import TopicNames
 from stream_jobs.decode import RejectedRecord, decode_labels, decode_predictions
 from tests.support.groups import wait_group_done
 from tests.support.hostile import Hostile
-from tests.support.processes import ModelwatchProcess, WorkerProcess, sample, wait_for
+from tests.support.processes import ModelwatchProcess, WorkerProcess, healthz, sample, wait_for
 
 pytestmark = pytest.mark.integration
 PER_TOPIC = 300
@@ -168,7 +168,4 @@ def test_hostile_records_never_stop_a_process_and_a_clean_replay_counts_exactly(
         for proc in (worker, evaluator, notifier):
             assert proc.alive(), f"{proc.args[0]} died:\n{proc.log_tail()}"
             assert proc.proc.pid == pids[proc.args[0]]  # type: ignore[union-attr]
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/healthz", timeout=5) as r:
-            assert r.status == 200
+        assert healthz(worker.port)[0] == 200

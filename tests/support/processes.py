@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +41,15 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout_s}s waiting for {what} (last error: {last_exc})"
     )
+
+
+def healthz(port: int) -> tuple[int, dict]:
+    """Status and JSON body of a modelwatch process's ``/healthz`` (200 or 503)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
