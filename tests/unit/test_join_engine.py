@@ -42,7 +42,11 @@ def test_prediction_first_then_label_joins_and_scores():
     assert r.delays_s["m"].tolist() == [4.0, 4.0, 6.0]
     out = e.poll(now_event_ms=200_000)
     assert e.totals("m")["joined"] == 3
+    # a window closes once both streams are cut past it (label clock past its end + the
+    # horizon, prediction clock past its end + the allowed lateness)
     e.observe_labels(LT, 0, 1, labels(["zz"], [70_000], ["1"]))  # advances the label clock
+    assert e.poll(now_event_ms=200_000).windows == []  # the predictions are not cut yet
+    e.observe_predictions(PT, 0, 1, preds(["later"], [70_000], [0.5]))
     out = e.poll(now_event_ms=200_000)
     [w] = out.windows
     assert w["window_start_ms"] == 0 and w["closed"]
@@ -281,6 +285,7 @@ def test_performance_floor_detection():
     e = engine(performance_floors={"accuracy": 0.9}, min_labels_for_performance=2)
     e.observe_predictions(PT, 0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.9]))
     e.observe_labels(LT, 0, 0, labels(["a", "b"], [61_000, 61_000], ["1", "0"]))
+    e.observe_predictions(PT, 0, 1, preds(["later"], [71_000], [0.5]))  # cuts the predictions
     out = e.poll(61_000)
     [d] = [d for d in out.detections if d.kind == "performance_collapse"]
     assert d.active and d.value == 0.5 and d.threshold == 0.9 and d.subject == "accuracy"
