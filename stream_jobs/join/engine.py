@@ -111,7 +111,6 @@ import logging
 import math
 import struct
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,6 +160,7 @@ _BE8 = struct.Struct(">q")
 _BE2 = struct.Struct(">H")
 _CID = struct.Struct(">I")  # catalog ids in keys
 _I8 = struct.Struct("<q")
+_ORD8 = struct.Struct(">Q")  # event times + 2**63: byte order is time order
 TOTAL_FIELDS = (
     "predictions",
     "labels",
@@ -231,6 +231,16 @@ def _read_expiry_entry(data: bytes) -> tuple[str, list[str]]:
     return model.decode(), unpack_strings(pids)
 
 
+def _expiry_key(kind: bytes, partition: int, model: str, expiry_ms: int, src: bytes) -> bytes:
+    """Expiry index key: what expires (``p`` predictions, ``l`` early labels) of one
+    partition and model, by expiry time (order-preserving), then the batch it came from."""
+    return _expiry_prefix(kind, partition, model) + _ORD8.pack(expiry_ms + 2**63) + src
+
+
+def _expiry_prefix(kind: bytes, partition: int, model: str) -> bytes:
+    return b"t" + kind + struct.pack(">i", partition) + _model_key(model)
+
+
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
 
@@ -244,11 +254,21 @@ def _clock_key(prefix: bytes, partition: int, model: str) -> bytes:
 
 
 class _Batch:
-    """Puts and deletes of one atomic write."""
+    """Puts and deletes of one atomic write (a key deleted after it was put is deleted)."""
 
     def __init__(self) -> None:
         self.puts: dict[bytes, bytes] = {}
-        self.deletes: list[bytes] = []
+        self.deletes: dict[bytes, None] = {}  # ordered set
+
+    def delete(self, key: bytes) -> None:
+        self.puts.pop(key, None)
+        self.deletes[key] = None
+
+    def get(self, key: bytes, stored: bytes | None) -> bytes | None:
+        """``key``'s value as of this batch (``stored``: its value in the store)."""
+        if key in self.deletes:
+            return None
+        return self.puts.get(key, stored)
 
 
 class LabelEngine:
@@ -271,6 +291,8 @@ class LabelEngine:
         # label_restore's running clocks while it re-reads a partition: (kind, partition,
         # model) -> the largest time re-read so far (the cut a re-read record was read at)
         self._reread_clock: dict[tuple[str, int, str], int] = {}
+        # the expiry backstop: (kind, model, partition) -> (clock, wall ms it was first seen)
+        self._clock_seen: dict[tuple[bytes, str, int], tuple[int | None, int]] = {}
         self.input_partitions = 0  # of the input topics; 0: the partitions seen
         # partitions restored from another worker's snapshot: (predictions, labels) offsets
         # it reflects; batches at or below them update the join state only
@@ -490,7 +512,7 @@ class LabelEngine:
             if cat.dirty:
                 b.puts[b"m" + _CID.pack(cat.cid)] = cat.to_bytes()
                 cat.dirty = False
-        self.store.write(b.puts, b.deletes)
+        self.store.write(b.puts, list(b.deletes))
 
     # ---- predictions -----------------------------------------------------------------
     def observe_predictions(
@@ -575,7 +597,8 @@ class LabelEngine:
         jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
         b.puts.update(zip([b"p" + k for k in jkeys], records, strict=True))
         if restore:  # join keys only
-            self._restore_expiry(topic, partition, offset, cols, b)
+            pids = cols.prediction_ids
+            self._index_expiry(b"p", topic, partition, offset, cols.model, t, pids, b)
             self._flush(b, set(), set())
             return JoinResult(skipped=False)
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
@@ -596,15 +619,8 @@ class LabelEngine:
         if not replay:
             self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
-        bucket = c.expiry_bucket_ms
-        exp = (t // bucket + 1) * bucket + c.ttl_ms
-        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
         pids = cols.prediction_ids
-        for e in np.unique(exp).tolist():
-            idx = np.flatnonzero(exp == e).tolist()
-            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(
-                cols.model, [pids[i] for i in idx]
-            )
+        self._index_expiry(b"p", topic, partition, offset, cols.model, t, pids, b)
         # -- labels that came first
         result = JoinResult()
         if self.early:
@@ -613,7 +629,7 @@ class LabelEngine:
                 silent = [i for i in waiting if jkeys[i] not in self.fresh_early]
                 for i in silent:
                     b.puts[b"p" + jkeys[i]] = JOINED
-                    b.deletes.append(b"l" + jkeys[i])
+                    b.delete(b"l" + jkeys[i])
                     self.early.discard(jkeys[i])
                 waiting = [i for i in waiting if jkeys[i] in self.fresh_early]
             if waiting:
@@ -622,7 +638,8 @@ class LabelEngine:
                 lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
                 lab_edge = np.array([x[4] for x in labs], dtype=np.int64)
-                b.deletes.extend(lkeys)
+                for k in lkeys:
+                    b.delete(k)
                 for i in waiting:
                     self.early.discard(jkeys[i])
                 lab_t = np.array([x[1] for x in labs], dtype=np.int64)
@@ -645,23 +662,38 @@ class LabelEngine:
                 )
         b.puts[okey] = _I8.pack(offset)
         if n and not replay:
-            out = LabelOutputs()
+            out = LabelOutputs(orphans=result.orphans)
             self._advance(self.pred_clock, b"e", cat.model, partition, int(t.max()), offset, b, out)
+            # early labels whose prediction did not come within the TTL of prediction time
+            self._expire(b"l", cat.model, partition, self.pred_clock[(cat.model, partition)],
+                         b, out, touched)  # fmt: skip
             self._emit(b, out, encode)
         self._flush(b, touched, twin)
         return result
 
-    def _restore_expiry(
-        self, topic: str, partition: int, offset: int, cols: PredictionColumns, b: _Batch
+    def _index_expiry(
+        self,
+        kind: bytes,
+        topic: str,
+        partition: int,
+        offset: int,
+        model: str,
+        t: np.ndarray,
+        ids: list[str],
+        b: _Batch,
     ) -> None:
-        c = self.config
-        t = np.asarray(cols.event_time_ms, dtype=np.int64)
-        exp = (t // c.expiry_bucket_ms + 1) * c.expiry_bucket_ms + c.ttl_ms
+        """Index ``ids`` (event times ``t``) of one batch to expire a TTL after their time,
+        one entry per expiry bucket."""
+        if not ids:
+            return
+        bucket = self.config.expiry_bucket_ms
+        exp = (np.asarray(t, dtype=np.int64) // bucket + 1) * bucket + self.config.ttl_ms
         src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
         for e in np.unique(exp).tolist():
             idx = np.flatnonzero(exp == e).tolist()
-            ids = [cols.prediction_ids[i] for i in idx]
-            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(cols.model, ids)
+            b.puts[_expiry_key(kind, partition, model, e, src)] = _expiry_entry(
+                model, [ids[i] for i in idx]
+            )
 
     def restore_labels(
         self, topic: str, partition: int, offset: int, labels: LabelColumns, *, early: bool = True
@@ -684,10 +716,16 @@ class LabelEngine:
                 first.setdefault(mkey + pid.encode(), i)
         b = _Batch()
         joined = 0
-        bucket, ttl = self.config.expiry_bucket_ms, self.config.ttl_ms
+        # predictions whose TTL the label stream had passed expired before these labels,
+        # as they did for the worker that read them (its labels then waited, early)
+        clock = self._reread_clock.get(("l", partition, labels.model))
+        if clock is not None:
+            self._expire(b"p", labels.model, partition, clock, b, LabelOutputs(), set(),
+                         count=False)  # fmt: skip
+            self._flush(b, set(), set())
+            b = _Batch()
         edge = self._edge("l", labels.model, partition, lt, reread=True)
-        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
-        waiting: dict[int, list[str]] = defaultdict(list)
+        waiting: list[int] = []
         for (key, i), rec in zip(
             first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
         ):
@@ -697,16 +735,24 @@ class LabelEngine:
                     b.puts[b"l" + key] = pack_label(
                         labels.model, int(lt[i]), float(lv[i]), lc[i], edge=edge
                     )
-                    waiting[(int(lt[i]) // bucket + 1) * bucket + ttl].append(
-                        labels.prediction_ids[i]
-                    )
+                    waiting.append(i)
             elif rec != JOINED:
                 b.puts[b"p" + key] = JOINED
                 joined += 1
-        for e, ids in waiting.items():
-            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(labels.model, ids)
+        ids = [labels.prediction_ids[i] for i in waiting]
+        self._index_expiry(b"l", topic, partition, offset, labels.model, lt[waiting], ids, b)
         self._flush(b, set(), set())
         return joined
+
+    def expire_reread(self, partition: int) -> None:
+        """After a restore re-read ``partition``: expire what the clocks of the re-read
+        passed, silently (the worker that read the records dead-lettered the orphans)."""
+        b = _Batch()
+        for (side, p, model), clock in sorted(self._reread_clock.items()):
+            if p == partition:
+                kind = b"l" if side == "p" else b"p"  # each stream's clock expires the other's
+                self._expire(kind, model, p, clock, b, LabelOutputs(), set(), count=False)
+        self._flush(b, set(), set())
 
     # ---- labels ----------------------------------------------------------------------
     def observe_labels(
@@ -782,20 +828,15 @@ class LabelEngine:
         bump(model, "duplicates", dup, touched)
         result.duplicates = dup
         # early labels wait on disk until their prediction comes or their TTL passes
-        bucket = self.config.expiry_bucket_ms
-        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
-        waiting: dict[int, list[str]] = defaultdict(list)
         for i in early_new:
             key = keys_by_row[i]
             self.early.add(key)
             if partition in self.rewound and not replay:
                 self.fresh_early.add(key)  # came after the snapshot: joins count
             b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], edge=edge)
-            e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
-            waiting[e].append(pids[i])
             result.early += 1
-        for e, ids in waiting.items():
-            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(model, ids)
+        ids = [pids[i] for i in early_new]
+        self._index_expiry(b"l", topic, partition, offset, model, lt[early_new], ids, b)
         bump(model, "early", result.early, touched)
         if join_pos and replay:
             for i in join_pos:
@@ -822,6 +863,9 @@ class LabelEngine:
         out = LabelOutputs(orphans=result.orphans)
         if labels.n and not replay:
             self._advance(self.label_clock, b"a", model, partition, int(lt.max()), offset, b, out)
+            # predictions whose label did not come within the TTL of label time
+            self._expire(b"p", model, partition, self.label_clock[(model, partition)], b, out,
+                         touched)  # fmt: skip
         self._emit(b, out, encode)
         self._flush(b, touched, twin)
         return result
@@ -889,7 +933,7 @@ class LabelEngine:
         closed = []
         for cid, part, start in closing:
             w = self.windows.pop((cid, part, start))
-            b.deletes.append(_window_key(cid, part, start))
+            b.delete(_window_key(cid, part, start))
             cat = self.catalogs[cid]
             closed.append((cat.version, start, w.end_ms, encode_payload(w, cat.classes)))
             if cid in self.votes and w.end_ms > self._concept_window.get(cid, NO_TIME):
@@ -952,13 +996,13 @@ class LabelEngine:
         b = _Batch()
         for key in [k for k in self.windows if k[1] == partition]:
             del self.windows[key]
-            b.deletes.append(_window_key(*key))
+            b.delete(_window_key(*key))
         clocks = ((b"k", self.closed_until), (b"a", self.label_clock), (b"e", self.pred_clock))
         for key in [k for k in {*self.label_clock, *self.pred_clock, *self.closed_until}
                     if k[1] == partition]:  # fmt: skip
             for prefix, into in clocks:
                 into.pop(key, None)
-                b.deletes.append(_clock_key(prefix, partition, key[0]))
+                b.delete(_clock_key(prefix, partition, key[0]))
         for model, *times in h["clocks"]:
             for (prefix, into), t in zip(clocks, times, strict=True):
                 if int(t) > NO_TIME:
@@ -1202,7 +1246,7 @@ class LabelEngine:
         out = LabelOutputs()
         b = _Batch()
         touched: set[str] = set()
-        self._expire(now_event_ms, b, out, touched)
+        self._expire_stalled(now_event_ms, b, out, touched)
         self._concept(b, out)
         due, self._concept_due = self._concept_due, []
         for cid, start, end, regression in due:
@@ -1244,35 +1288,74 @@ class LabelEngine:
     def _reference_of(self, model: str, version: str) -> ReferenceView | None:
         return self.references.get((model, version)) or self.references.get((model, ""))
 
-    def _expire(self, now: int, b: _Batch, out: LabelOutputs, touched: set[str]) -> None:
-        upto = b"t" + _BE8.pack(now + 1)
-        entries = list(self.store.scan(b"t", upto))
-        for k, v in entries:
-            kind = k[9:10]
-            model, ids = _read_expiry_entry(v)
-            mkey = _model_key(model)
-            b.deletes.append(k)
+    def _expire(
+        self,
+        kind: bytes,
+        model: str,
+        partition: int,
+        clock_ms: int,
+        b: _Batch,
+        out: LabelOutputs,
+        touched: set[str],
+        count: bool = True,
+    ) -> None:
+        """Expire ``kind`` entries (``p``: pending predictions, ``l``: early labels) of the
+        partition and model due at ``clock_ms``: the other stream's clock, so what expires
+        is decided by the records read, not by when a timer ran. Without ``count`` (a
+        restore re-reading what another worker processed) nothing is counted or returned."""
+        bump = self._bump if count else _no_count
+        orphans = out.orphans if count else []
+        prefix = _expiry_prefix(kind, partition, model)
+        upto = prefix + _ORD8.pack(max(0, min(clock_ms + 2**63 + 1, 2**64 - 1)))
+        mkey = _model_key(model)
+        for k, v in list(self.store.scan(prefix, upto)):
+            if k in b.deletes:
+                continue
+            b.delete(k)
+            _, ids = _read_expiry_entry(v)
             if kind == b"p":
                 keys = [b"p" + mkey + pid.encode() for pid in ids]
-                for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
+                stored = self.store.get_many(keys)
+                for key, pid, rec in zip(keys, ids, stored, strict=True):
+                    rec = b.get(key, rec)  # joined by this very batch, maybe
                     if rec is None:
                         continue
-                    b.deletes.append(key)
+                    b.delete(key)
                     if rec != JOINED:
                         cat = self.catalogs[int.from_bytes(rec[1:5], "little")]
                         t = struct.unpack_from("<q", rec, 5)[0]
-                        out.orphans.append(Orphan(pid, cat.model, "no_label", t))
-                        self._bump(cat.model, "orphan_predictions", 1, touched)
+                        orphans.append(Orphan(pid, cat.model, "no_label", t))
+                        bump(cat.model, "orphan_predictions", 1, touched)
             else:
                 keys = [b"l" + mkey + pid.encode() for pid in ids]
-                for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
+                stored = self.store.get_many(keys)
+                for key, pid, rec in zip(keys, ids, stored, strict=True):
+                    rec = b.get(key, rec)
                     if rec is None:
                         continue
-                    b.deletes.append(key)
+                    b.delete(key)
                     self.early.discard(key[1:])
-                    model, t, _, _, _ = unpack_label(rec)
-                    out.orphans.append(Orphan(pid, model, "no_prediction", t))
-                    self._bump(model, "orphan_labels", 1, touched)
+                    self.fresh_early.discard(key[1:])
+                    lmodel, t, _, _, _ = unpack_label(rec)
+                    orphans.append(Orphan(pid, lmodel, "no_prediction", t))
+                    bump(lmodel, "orphan_labels", 1, touched)
+
+    def _expire_stalled(self, now_ms: int, b: _Batch, out: LabelOutputs, touched: set[str]) -> None:
+        """The backstop on the wall clock: a stream that stopped (a model whose labels never
+        come, a partition without predictions any more) moves no clock, so what waits on
+        it expires once that clock has not moved for a TTL of wall time, at ``now_ms``."""
+        ttl = self.config.ttl_ms
+        for kind, clocks in ((b"p", self.label_clock), (b"l", self.pred_clock)):
+            pairs = {*self.label_clock, *self.pred_clock}
+            for model, partition in sorted(pairs):
+                key = (kind, model, partition)
+                clock = clocks.get((model, partition))
+                seen = self._clock_seen.get(key)
+                if seen is None or seen[0] != clock:
+                    self._clock_seen[key] = (clock, now_ms)
+                    continue
+                if now_ms - seen[1] >= ttl:
+                    self._expire(kind, model, partition, now_ms, b, out, touched)
 
     def window_partial(
         self, model: str, version: str, start_ms: int, partition: int | None = None
