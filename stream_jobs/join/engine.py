@@ -52,7 +52,7 @@ prediction cut joined with the labels read before the label cut.
   for a window long after its predictions, and the label stream's own clock says how far
   it has got. A label counts in its prediction's window if the label-side *edge* before
   its record (:func:`~stream_jobs.merge.progress.boundary` of clock − horizon) is below
-  the window end; an early label keeps that edge on disk until its prediction comes.
+  the window end; an early label keeps the clock on disk until its prediction comes.
 - **Prediction cut**: likewise, the prediction record that brings the partition's
   prediction clock for the model to ``window end + allowed_lateness`` (the drift half's
   rule, so both halves count the same predictions): a prediction read after it is *late*
@@ -591,7 +591,7 @@ class LabelEngine:
             segs[:, j] = np.where(arr.codes >= 0, dc[np.maximum(arr.codes, 0)], -1)
         # late: read after the partition cut the window on the prediction side
         starts = (t // c.window_ms) * c.window_ms
-        edge = self._edge("p", cat.model, partition, t, reread=restore or replay)
+        edge = self._cut("p", self._clock_before("p", cat.model, partition, t, restore or replay))
         late = starts + c.window_ms <= edge
         records = pack_predictions(cat, t, cols.score, cls, probs, segs, late)
         jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
@@ -637,7 +637,7 @@ class LabelEngine:
                     self.fresh_early.discard(jkeys[i])
                 lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
-                lab_edge = np.array([x[4] for x in labs], dtype=np.int64)
+                lab_clock = np.array([x[4] for x in labs], dtype=np.int64)
                 for k in lkeys:
                     b.delete(k)
                 for i in waiting:
@@ -654,7 +654,7 @@ class LabelEngine:
                     lab_t,
                     lab_v,
                     lab_c,
-                    lab_edge,
+                    lab_clock,
                     b,
                     touched,
                     twin,
@@ -724,7 +724,7 @@ class LabelEngine:
                          count=False)  # fmt: skip
             self._flush(b, set(), set())
             b = _Batch()
-        edge = self._edge("l", labels.model, partition, lt, reread=True)
+        clock = self._clock_before("l", labels.model, partition, lt, reread=True)
         waiting: list[int] = []
         for (key, i), rec in zip(
             first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
@@ -733,7 +733,7 @@ class LabelEngine:
                 if early and key not in self.early:
                     self.early.add(key)
                     b.puts[b"l" + key] = pack_label(
-                        labels.model, int(lt[i]), float(lv[i]), lc[i], edge=edge
+                        labels.model, int(lt[i]), float(lv[i]), lc[i], clock=clock
                     )
                     waiting.append(i)
             elif rec != JOINED:
@@ -787,8 +787,8 @@ class LabelEngine:
         # a replay of what a restored partition snapshot already counted: join state only
         replay = offset <= self.rewound.get(partition, (-1, -1))[1]
         bump = self._bump if not replay else _no_count  # the snapshot's worker counted it
-        # the label side's cut before this record: a label counts in its window if below
-        edge = self._edge("l", model, partition, lt, reread=replay)
+        # the label clock before this record: where this record's labels were read
+        clock = self._clock_before("l", model, partition, lt, reread=replay)
         bump(model, "labels", labels.n, touched)
         tot = self._tot(model)
         wm = TOTAL_FIELDS.index("label_watermark_ms")
@@ -833,7 +833,7 @@ class LabelEngine:
             self.early.add(key)
             if partition in self.rewound and not replay:
                 self.fresh_early.add(key)  # came after the snapshot: joins count
-            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], edge=edge)
+            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], clock=clock)
             result.early += 1
         ids = [pids[i] for i in early_new]
         self._index_expiry(b"l", topic, partition, offset, model, lt[early_new], ids, b)
@@ -851,7 +851,7 @@ class LabelEngine:
                 lt[jp],
                 lv[jp],
                 [lc[i] for i in join_pos],
-                np.full(len(join_pos), edge, dtype=np.int64),
+                np.full(len(join_pos), clock, dtype=np.int64),
                 b,
                 touched,
                 twin,
@@ -880,16 +880,27 @@ class LabelEngine:
     # ---- windows close per partition ----------------------------------------------------
     def _cut(self, side: str, clock_ms: int) -> int:
         """The window end up to which a stream at ``clock_ms`` is cut (``side``: ``l``
-        labels, ``p`` predictions)."""
+        labels, ``p`` predictions; NO_TIME: nothing read, nothing cut)."""
+        if clock_ms <= NO_TIME:
+            return NO_TIME
         lag = self.config.label_horizon_ms if side == "l" else self.drift.allowed_lateness_ms
         return boundary(clock_ms - lag, self.config.window_ms)
 
-    def _edge(self, side: str, model: str, partition: int, t: np.ndarray, reread: bool) -> int:
-        """The cut of ``side``'s stream of ``partition`` for ``model`` before a record
-        with times ``t``. A record ``reread`` (label_restore re-reading what another worker
-        processed, or a replay of what a restored snapshot counted) is taken at the running
-        clock of the re-read, which then moves past it: the cut it had when first read,
-        exactly if the re-read started at offset 0 (else a lower bound)."""
+    def _label_cuts(self, clocks_ms: np.ndarray) -> np.ndarray:
+        """:meth:`_cut` of label clocks, vectorised."""
+        c = self.config
+        cut = (clocks_ms - c.label_horizon_ms) // c.window_ms * c.window_ms
+        return np.where(clocks_ms <= NO_TIME, NO_TIME, cut)
+
+    def _clock_before(
+        self, side: str, model: str, partition: int, t: np.ndarray, reread: bool
+    ) -> int:
+        """The clock of ``side``'s stream of ``partition`` for ``model`` before a record
+        with times ``t`` (NO_TIME: none read). A record ``reread`` (label_restore re-reading
+        what another worker processed, or a replay of what a restored snapshot counted) is
+        taken at the running clock of the re-read, which then moves past it: the clock it
+        had when first read, exactly if the re-read started at offset 0 (else a lower
+        bound)."""
         if reread:
             key = (side, partition, model)
             before = self._reread_clock.get(key)
@@ -898,7 +909,7 @@ class LabelEngine:
         else:
             clocks = self.label_clock if side == "l" else self.pred_clock
             before = clocks.get((model, partition))
-        return NO_TIME if before is None else self._cut(side, before)
+        return NO_TIME if before is None else before
 
     def _advance(
         self,
@@ -920,6 +931,7 @@ class LabelEngine:
         b.puts[_clock_key(prefix, partition, model)] = _I8.pack(t)
         if key not in self.label_clock or key not in self.pred_clock:
             return  # a stream not read yet has not cut anything
+        self._settle_concept(model, partition, b)
         edge = min(self._cut("l", self.label_clock[key]), self._cut("p", self.pred_clock[key]))
         if edge <= self.closed_until.get(key, NO_TIME):
             return
@@ -945,6 +957,22 @@ class LabelEngine:
             model, PERFORMANCE, partition, self.input_partitions, offset, edge, closed
         )
         self.stepped.add(partition)
+
+    def _settle_concept(self, model: str, partition: int, b: _Batch) -> None:
+        """Tell ``model``'s pooled concept tests how far this partition has settled: the
+        lesser of its label clock and its prediction cut. A later error of the partition
+        lands in a later bucket: one joined when its label is read, in the bucket of that
+        label clock or later; one joined when its prediction is read (not late), in the
+        bucket of its time, at or past the prediction cut."""
+        key = (model, partition)
+        settled = min(self.label_clock[key], self._cut("p", self.pred_clock[key]))
+        for cid, test in self.votes.items():
+            if not isinstance(test, PooledErrorTest) or self.catalogs[cid].model != model:
+                continue
+            bucket = test.bucket_ms
+            if settled // bucket > test.progress.get(partition, NO_TIME) // bucket:
+                test.advance(partition, settled)
+                b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
 
     # ---- a partition's window state moves with the partition ------------------------------
     def label_position(self, partition: int) -> int | None:
@@ -1031,7 +1059,7 @@ class LabelEngine:
         lab_t: np.ndarray,
         lab_v: np.ndarray,
         lab_c: list[str | None],
-        lab_edge: np.ndarray,
+        lab_clock: np.ndarray,
         b: _Batch,
         touched: set[str],
         twin: set[tuple[int, int, int]],
@@ -1039,7 +1067,7 @@ class LabelEngine:
     ) -> None:
         """Join labels with their predictions' records; a pair counts in the prediction's
         window unless the prediction was late or the label came after the label cut
-        (``lab_edge``: the label side's cut when each label was read)."""
+        (``lab_clock``: the label clock before each label's record)."""
         c = self.config
         mkey = _model_key(label_model)
         for pid in pids:
@@ -1066,7 +1094,8 @@ class LabelEngine:
                 stream, stream_t = err[ok], pt[ok]
             # windows: both reads before their stream's cut (the window is open then)
             starts = (pt // c.window_ms) * c.window_ms
-            late = ((rows["flags"] & LATE) > 0) | (starts + c.window_ms <= lab_edge[pos])
+            pred_late = (rows["flags"] & LATE) > 0
+            late = pred_late | (starts + c.window_ms <= self._label_cuts(lab_clock[pos]))
             n_late = int(late.sum())
             result.late += n_late
             self._bump(cat.model, "late_labels", n_late, touched)
@@ -1112,7 +1141,11 @@ class LabelEngine:
                         active_ms=c.vote_window_ms,
                         stall_s=self.drift.idle_partition_s,
                     )
-                test.add(partition, stream, stream_t)
+                # a late prediction's error counts in no bucket (as in no window); the
+                # others in the bucket of their time or of the label clock their label was
+                # read at, whichever is later: never one the partition has settled
+                fed = ok & ~pred_late
+                test.add(partition, err[fed], np.maximum(pt, lab_clock[pos])[fed])
                 b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
             # ... or this partition's error stream, in join order
             elif stream.size:
