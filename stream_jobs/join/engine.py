@@ -118,11 +118,12 @@ from typing import Any
 import numpy as np
 
 from schemas.columnar import LabelColumns, PredictionColumns
-from schemas.detection import Detection, DetectionKind
+from schemas.detection import Detection
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.pooled import PooledErrorTest
 from stream_jobs.concept.quorum import VoteBox
+from stream_jobs.concept.verdict import concept_detection, transition
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.codec import StateVersionError
 from stream_jobs.join.config import LabelConfig
@@ -1285,9 +1286,11 @@ class LabelEngine:
         for cid, start, end, regression in due:
             box = self.votes.get(cid)
             if box is not None:
+                cat = self.catalogs[cid]
                 out.detections.append(
-                    self._concept_detection(self.catalogs[cid], box, (start, end, regression))
-                )
+                    concept_detection(cat.model, cat.version, box, self.config,
+                                      (start, end, regression))
+                )  # fmt: skip
         if encode is None:
             self._merge_local(out)
         self._to_outbox(b, out, encode)
@@ -1419,59 +1422,12 @@ class LabelEngine:
                 docs.append(window_doc(w, cat.classes, closed=False))
         return docs
 
-    def _concept_detection(
-        self, cat: Catalog, box: VoteBox, w: tuple[int, int, bool] | None = None
-    ) -> Detection:
-        """The concept verdict now; with ``w`` (window start, end, mostly regression
-        labels): as that window's observation."""
-        met, votes = box.evaluate()
-        c = self.config
-        regression = self.config.task_for(cat.model) == "regression" or (
-            w is not None and w[2]
-        )
-        n_b = sum(f.n_before for _, f in votes)
-        n_a = sum(f.n_after for _, f in votes)
-        before = sum(f.before * f.n_before for _, f in votes) / n_b if n_b else math.nan
-        after = sum(f.after * f.n_after for _, f in votes) / n_a if n_a else math.nan
-        t = max((f.event_time_ms for _, f in votes), default=box.clock_ms)
-        if w is not None:
-            ws, we = w[0], w[1]
-        else:
-            ws = (t // c.window_ms) * c.window_ms
-            we = ws + c.window_ms
-        detector = c.regression_detector if regression else c.detector
-        return Detection(
-            model=cat.model,
-            kind=DetectionKind.CONCEPT_DRIFT,
-            subject="mean_absolute_error" if regression else "error_rate",
-            detector=box.name if isinstance(box, PooledErrorTest) else f"{detector}/quorum",
-            value=0.0 if math.isnan(after) else after,
-            threshold=0.0 if math.isnan(before) else before,
-            event_time_ms=int(t if w is None else we),
-            model_version=cat.version,
-            active=bool(met and box.active),
-            window_start_ms=ws,
-            window_end_ms=we,
-            details={
-                "before": f"{before:.6g}",
-                "after": f"{after:.6g}",
-                "votes": str(len(votes)),
-                "required": str(box.required()),
-                "partitions": ",".join(str(p) for p, _ in votes),
-                "fired_at_ms": ",".join(str(f.event_time_ms) for _, f in votes),
-            },
-        )
-
     def _concept(self, b: _Batch, out: LabelOutputs) -> None:
         for cid, box in self.votes.items():
-            met, _ = box.evaluate()
-            if met == box.active:
-                continue
-            box.active = met
             cat = self.catalogs[cid]
-            if met:
-                box.active_since_ms = box.clock_ms
-            det = self._concept_detection(cat, box)
+            det = transition(cat.model, cat.version, box, self.config)
+            if det is None:
+                continue
             out.detections.append(det)
             prefix = b"q" if isinstance(box, PooledErrorTest) else b"v"
             b.puts[prefix + _CID.pack(cid)] = box.to_bytes()
