@@ -72,6 +72,19 @@ from stream_jobs.concept.monitor import Fire
 NO_TIME = -(2**62)
 
 
+def bucket_counts(
+    errors: np.ndarray, event_time_ms: np.ndarray, bucket_ms: int
+) -> list[tuple[int, float, float]]:
+    """``(bucket start, n, errors)`` of 0/1 ``errors`` by the buckets of their times."""
+    if errors.size == 0:
+        return []
+    t = np.asarray(event_time_ms, dtype=np.int64)
+    uniq, inv = np.unique((t // bucket_ms) * bucket_ms, return_inverse=True)
+    n = np.bincount(inv)
+    k = np.bincount(inv, weights=np.asarray(errors, dtype=np.float64))
+    return list(zip(uniq.tolist(), n.astype(float).tolist(), k.tolist(), strict=True))
+
+
 @dataclass
 class PooledErrorTest:
     bucket_ms: int = 1_000
@@ -85,6 +98,8 @@ class PooledErrorTest:
     buckets: dict[int, list[float]] = field(default_factory=dict)  # start -> [n, errors]
     progress: dict[int, int] = field(default_factory=dict)  # partition -> max event time
     heard: dict[int, float] = field(default_factory=dict)  # partition -> wall time last fed
+    expected: int = 0  # partitions to hear from before settling (0: those heard from)
+    first_heard: float | None = None  # wall time of the first report
     settled_ms: int = NO_TIME
     s: float = 0.0
     base_n: float = 0.0
@@ -100,24 +115,24 @@ class PooledErrorTest:
     # ---- input -------------------------------------------------------------------------
     def add(self, partition: int, errors: np.ndarray, event_time_ms: np.ndarray) -> None:
         """Count a partition's 0/1 errors in the buckets of ``event_time_ms``."""
-        if errors.size == 0:
-            return
-        t = np.asarray(event_time_ms, dtype=np.int64)
-        starts = np.maximum((t // self.bucket_ms) * self.bucket_ms, self.settled_ms)
-        uniq, inv = np.unique(starts, return_inverse=True)
-        n = np.bincount(inv)
-        k = np.bincount(inv, weights=np.asarray(errors, dtype=np.float64))
-        for s, ni, ki in zip(uniq.tolist(), n.tolist(), k.tolist(), strict=True):
-            cell = self.buckets.setdefault(int(s), [0.0, 0.0])
-            cell[0] += ni
-            cell[1] += ki
-        self.clock_ms = max(self.clock_ms, int(t.max()))
+        self.add_counts(partition, bucket_counts(errors, event_time_ms, self.bucket_ms))
+
+    def add_counts(self, partition: int, counts: list[tuple[int, float, float]]) -> None:
+        """Add a partition's ``(bucket start, n, errors)`` counts (a bucket already settled:
+        to the first open one)."""
+        for start, n, k in counts:
+            cell = self.buckets.setdefault(max(int(start), self.settled_ms), [0.0, 0.0])
+            cell[0] += n
+            cell[1] += k
+            self.clock_ms = max(self.clock_ms, int(start) + self.bucket_ms - 1)
 
     def advance(self, partition: int, settled_ms: int) -> list[Fire]:
         """``partition`` will add no error to a bucket ending at or before ``settled_ms``;
         returns the alarms of the buckets this settles."""
         self.progress[partition] = max(self.progress.get(partition, NO_TIME), int(settled_ms))
         self.heard[partition] = time.time()
+        if self.first_heard is None:
+            self.first_heard = self.heard[partition]
         return self.settle()
 
     def settle(self, horizon_ms: int | None = None) -> list[Fire]:
@@ -125,6 +140,9 @@ class PooledErrorTest:
         if not self.progress:
             return []
         now = time.time()
+        waited = now - (self.first_heard if self.first_heard is not None else now)
+        if len(self.progress) < self.expected and waited < self.stall_s:
+            return []  # a partition not heard from yet may still bring the first buckets
         live = [v for p, v in self.progress.items() if now - self.heard.get(p, now) <= self.stall_s]
         h = min(live or self.progress.values())
         if horizon_ms is not None:

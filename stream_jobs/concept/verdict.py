@@ -31,9 +31,11 @@ def concept_detection(
     box: VoteBox | PooledErrorTest,
     config: LabelConfig,
     window: Window | None = None,
+    at_ms: int | None = None,
 ) -> Detection:
-    """The concept verdict of ``box`` now; with ``window``: as that window's observation."""
-    met, votes = box.evaluate()
+    """The concept verdict of ``box`` now (``at_ms``: at that event time of its clock);
+    with ``window``: as that window's observation."""
+    met, votes = box.evaluate(at_ms)
     regression = config.task_for(model) == "regression" or (window is not None and window[2])
     n_b = sum(f.n_before for _, f in votes)
     n_a = sum(f.n_after for _, f in votes)
@@ -55,7 +57,7 @@ def concept_detection(
         threshold=0.0 if math.isnan(before) else before,
         event_time_ms=int(t if window is None else we),
         model_version=version,
-        active=bool(met and box.active),
+        active=bool(met and (box.active or at_ms is not None)),
         window_start_ms=ws,
         window_end_ms=we,
         details={

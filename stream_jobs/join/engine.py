@@ -36,7 +36,7 @@ prefix     key                                              value
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
-``q``      catalog id                                       concept :class:`PooledErrorTest`
+``q``      catalog id + partition (i4 BE)                   pooled concept buckets not sent
 ``x``      sequence number (BE)                             outbox record (topic, key, value)
 =========  ===============================================  ================================
 
@@ -107,6 +107,7 @@ dead-letters it) and leaves the prediction free for its real label.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import struct
@@ -121,7 +122,9 @@ from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
-from stream_jobs.concept.pooled import PooledErrorTest
+from stream_jobs.concept.pool import KIND as CONCEPT
+from stream_jobs.concept.pool import ConceptPool, encode_buckets
+from stream_jobs.concept.pooled import bucket_counts
 from stream_jobs.concept.quorum import VoteBox
 from stream_jobs.concept.verdict import concept_detection, transition
 from stream_jobs.drift.config import DriftConfig
@@ -242,6 +245,19 @@ def _expiry_prefix(kind: bytes, partition: int, model: str) -> bytes:
     return b"t" + kind + struct.pack(">i", partition) + _model_key(model)
 
 
+def _concept_key(cid: int, partition: int) -> bytes:
+    return b"q" + _CID.pack(cid) + struct.pack(">i", partition)
+
+
+def _buckets_value(sent: int, cells: dict[int, list[float]]) -> bytes:
+    return json.dumps([sent, [[s, n, k] for s, (n, k) in sorted(cells.items())]]).encode()
+
+
+def _read_buckets(data: bytes) -> tuple[int, dict[int, list[float]]]:
+    sent, cells = json.loads(data)
+    return int(sent), {int(s): [float(n), float(k)] for s, n, k in cells}
+
+
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
 
@@ -302,7 +318,11 @@ class LabelEngine:
         self.stepped: set[int] = set()  # partitions that made a closing step (snapshot them)
         self._totals: dict[str, list[int]] = {}
         self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
-        self.votes: dict[int, VoteBox | PooledErrorTest] = {}
+        self.votes: dict[int, VoteBox] = {}
+        # pooled concept test (merge stage): per (catalog id, partition), the error buckets
+        # not sent yet and how far the partition has sent them (concept_step_ms grid)
+        self.concept_open: dict[tuple[int, int], dict[int, list[float]]] = {}
+        self.concept_sent: dict[tuple[int, int], int] = {}
         self.early: set[str] = set()
         self._binners: dict[tuple[str, str], FeatureBinner] = {}
         self._outbox_seq = 0
@@ -312,6 +332,7 @@ class LabelEngine:
         self._local = LabelOutputs()
         self.merger = PerformanceMerger(config, self.drift)
         self._book = MergeBook(wait_s=self.drift.idle_partition_s)
+        self._pool = ConceptPool(config, self.drift.idle_partition_s)
         self._load()
 
     @property
@@ -356,6 +377,8 @@ class LabelEngine:
         self._totals.clear()
         self.monitors.clear()
         self.votes.clear()
+        self.concept_open.clear()
+        self.concept_sent.clear()
         self.early = set()
         self._outbox_seq = 0
 
@@ -384,7 +407,8 @@ class LabelEngine:
         for k, v in s.scan(b"v"):
             self.votes[_CID.unpack(k[1:5])[0]] = self._new_votebox().load(v)
         for k, v in s.scan(b"q"):
-            self.votes[_CID.unpack(k[1:5])[0]] = PooledErrorTest.from_bytes(v)
+            key = (_CID.unpack(k[1:5])[0], struct.unpack(">i", k[5:9])[0])
+            self.concept_sent[key], self.concept_open[key] = _read_buckets(v)
         self.early = {k[1:] for k, _ in s.scan(b"l")}
         for k, _ in s.scan(b"x"):
             self._outbox_seq = max(self._outbox_seq, _BE8.unpack(k[1:9])[0] + 1)
@@ -932,7 +956,7 @@ class LabelEngine:
         b.puts[_clock_key(prefix, partition, model)] = _I8.pack(t)
         if key not in self.label_clock or key not in self.pred_clock:
             return  # a stream not read yet has not cut anything
-        self._settle_concept(model, partition, b)
+        self._settle_concept(model, partition, offset, b, out)
         edge = min(self._cut("l", self.label_clock[key]), self._cut("p", self.pred_clock[key]))
         if edge <= self.closed_until.get(key, NO_TIME):
             return
@@ -959,21 +983,31 @@ class LabelEngine:
         )
         self.stepped.add(partition)
 
-    def _settle_concept(self, model: str, partition: int, b: _Batch) -> None:
-        """Tell ``model``'s pooled concept tests how far this partition has settled: the
-        lesser of its label clock and its prediction cut. A later error of the partition
-        lands in a later bucket: one joined when its label is read, in the bucket of that
-        label clock or later; one joined when its prediction is read (not late), in the
-        bucket of its time, at or past the prediction cut."""
+    def _settle_concept(
+        self, model: str, partition: int, offset: int, b: _Batch, out: LabelOutputs
+    ) -> None:
+        """Send ``model``'s pooled concept buckets this partition has settled, every
+        ``concept_step_ms``: it has settled up to the lesser of its label clock and its
+        prediction cut. A later error of the partition lands in a later bucket: one joined
+        when its label is read, in the bucket of that label clock or later; one joined when
+        its prediction is read (not late), in the bucket of its time, at or past the
+        prediction cut."""
         key = (model, partition)
+        c = self.config
         settled = min(self.label_clock[key], self._cut("p", self.pred_clock[key]))
-        for cid, test in self.votes.items():
-            if not isinstance(test, PooledErrorTest) or self.catalogs[cid].model != model:
+        step = boundary(settled, c.concept_step_ms)
+        for (cid, p), cells in sorted(self.concept_open.items()):
+            cat = self.catalogs[cid]
+            if p != partition or cat.model != model or step <= self.concept_sent[(cid, p)]:
                 continue
-            bucket = test.bucket_ms
-            if settled // bucket > test.progress.get(partition, NO_TIME) // bucket:
-                test.advance(partition, settled)
-                b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
+            done = sorted(s for s in cells if s + c.concept_bucket_ms <= step)
+            counts = [(s, *cells.pop(s)) for s in done]
+            out.partials.append(PartialRecord(
+                model, cat.version, CONCEPT, self.concept_sent[(cid, p)], step, partition,
+                self.input_partitions, offset, encode_buckets(counts), step,
+            ))  # fmt: skip
+            self.concept_sent[(cid, p)] = step
+            b.puts[_concept_key(cid, p)] = _buckets_value(step, cells)
 
     # ---- a partition's window state moves with the partition ------------------------------
     def label_position(self, partition: int) -> int | None:
@@ -999,6 +1033,12 @@ class LabelEngine:
                         self.label_clock.get((m, p), NO_TIME), self.pred_clock.get((m, p), NO_TIME)]
                        for m, p in sorted({*self.label_clock, *self.pred_clock}) if p == partition],
         }  # fmt: skip
+        # pooled concept buckets not sent yet: [model, version, sent up to, buckets]
+        header["concept"] = [
+            [self.catalogs[cid].model, self.catalogs[cid].version, self.concept_sent[(cid, p)],
+             [[s, n, k] for s, (n, k) in sorted(cells.items())]]
+            for (cid, p), cells in sorted(self.concept_open.items()) if p == partition
+        ]  # fmt: skip
         blobs = [
             encode_payload(w, self.catalogs[cid].classes)
             for (cid, p, _), w in sorted(self.windows.items())
@@ -1037,6 +1077,15 @@ class LabelEngine:
                 if int(t) > NO_TIME:
                     into[(model, partition)] = int(t)
                     b.puts[_clock_key(prefix, partition, model)] = _I8.pack(int(t))
+        for key in [k for k in self.concept_open if k[1] == partition]:
+            del self.concept_open[key]
+            del self.concept_sent[key]
+            b.delete(_concept_key(*key))
+        for model, version, sent, cells in h.get("concept", []):
+            key = (self._catalog(model, version, b).cid, partition)
+            self.concept_sent[key] = int(sent)
+            self.concept_open[key] = {int(s): [float(n), float(k)] for s, n, k in cells}
+            b.puts[_concept_key(*key)] = _buckets_value(int(sent), self.concept_open[key])
         twin: set[tuple[int, int, int]] = set()
         for blob in blobs:
             w, names = decode_payload(blob)
@@ -1132,22 +1181,19 @@ class LabelEngine:
                 twin.add((cid, partition, start))
             # concept drift: the model's pooled error stream (classifiers, by default) ...
             if stream.size and not regression and c.concept_scope == "pooled":
-                test = self.votes.get(cid)
-                if not isinstance(test, PooledErrorTest):
-                    test = self.votes[cid] = PooledErrorTest(
-                        bucket_ms=c.concept_bucket_ms,
-                        warmup=c.concept_warmup,
-                        threshold=c.concept_threshold,
-                        ratio=c.concept_ratio,
-                        active_ms=c.vote_window_ms,
-                        stall_s=self.drift.idle_partition_s,
-                    )
                 # a late prediction's error counts in no bucket (as in no window); the
                 # others in the bucket of their time or of the label clock their label was
                 # read at, whichever is later: never one the partition has settled
                 fed = ok & ~pred_late
-                test.add(partition, err[fed], np.maximum(pt, lab_clock[pos])[fed])
-                b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
+                key = (cid, partition)
+                cells = self.concept_open.setdefault(key, {})
+                self.concept_sent.setdefault(key, NO_TIME)
+                assigned = np.maximum(pt, lab_clock[pos])[fed]
+                for start, n_, k_ in bucket_counts(err[fed], assigned, c.concept_bucket_ms):
+                    cell = cells.setdefault(start, [0.0, 0.0])
+                    cell[0] += n_
+                    cell[1] += k_
+                b.puts[_concept_key(*key)] = _buckets_value(self.concept_sent[key], cells)
             # ... or this partition's error stream, in join order
             elif stream.size:
                 part = partition if c.concept_scope == "partition" else 0
@@ -1301,17 +1347,25 @@ class LabelEngine:
         local, self._local = self._local, LabelOutputs()
         out.detections += local.detections
         for rec in local.partials:
-            self._book.add(rec)
+            if rec.kind == CONCEPT:
+                self._pool.add(0, rec)
+            else:
+                self._book.add(rec)
+        out.detections += self._pool.poll(0)
         now = time.monotonic() + (1e18 if force else 0.0)
-        for (model, version, _, _), parts, _ in self._book.ready(now):
+        for (model, version, _, start), parts, _ in self._book.ready(now):
             doc, dets = self.merger.judge(parts, self._reference_of(model, version))
             out.windows.append(doc)
             out.detections += dets
+            end = int(doc["window_end_ms"])
+            out.detections += self._pool.window_closed(0, model, version, start, end)
 
     def drain_partials(self) -> list[PartialRecord]:
-        """In-process (no encode): the partials and markers closed since the last call,
-        unmerged (a poll merges them instead)."""
-        out, self._local.partials = self._local.partials, []
+        """In-process (no encode): the performance partials and markers closed since the
+        last call, unmerged (a poll merges them instead; concept partials go to the
+        in-process concept pool)."""
+        out = [r for r in self._local.partials if r.kind != CONCEPT]
+        self._local.partials = [r for r in self._local.partials if r.kind == CONCEPT]
         return out
 
     def flush_windows(self) -> LabelOutputs:
@@ -1429,5 +1483,4 @@ class LabelEngine:
             if det is None:
                 continue
             out.detections.append(det)
-            prefix = b"q" if isinstance(box, PooledErrorTest) else b"v"
-            b.puts[prefix + _CID.pack(cid)] = box.to_bytes()
+            b.puts[b"v" + _CID.pack(cid)] = box.to_bytes()

@@ -35,6 +35,8 @@ from typing import Any
 from schemas.codec import Codec, DecodeError
 from schemas.detection import Detection
 from schemas.topics import TopicNames
+from stream_jobs.concept.pool import KIND as CONCEPT
+from stream_jobs.concept.pool import ConceptPool
 from stream_jobs.detectors.vote import VoteCombiner
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.merger import KIND as DRIFT
@@ -74,6 +76,7 @@ class MergeStage(SnapshottingStage):
         slice_s: float = 0.25,
         snapshot_every_s: float = 30.0,
         snapshot_off_loop: bool = False,
+        concept: ConceptPool | None = None,
     ) -> None:
         self.config = config
         self.drift_metrics = drift_metrics
@@ -84,6 +87,7 @@ class MergeStage(SnapshottingStage):
         self.state_topics = (topics.window_partials,)
         self.drift = DriftMerger(config)
         self.mergers: dict[str, PartialMerger] = {m.kind: m for m in mergers or []}
+        self.concept = concept  # the pooled concept tests (partials of kind concept)
         self.slice_windows = slice_windows
         self.slice_s = slice_s
         self._init_snapshots(snapshot_every_s)
@@ -130,6 +134,13 @@ class MergeStage(SnapshottingStage):
             self.metrics.partials.labels("?", "unreadable").inc()
             book.last_offset = max(book.last_offset, offset)
             return
+        if rec.kind == CONCEPT and self.concept is not None:  # error buckets, not a window
+            if offset <= book.last_offset:
+                self.metrics.partials.labels(rec.kind, "skipped").inc()
+                return
+            book.last_offset = offset
+            self.metrics.partials.labels(rec.kind, self.concept.add(q, rec)).inc()
+            return
         if rec.kind == VOTE_KIND and not rec.is_marker:  # a firing (markers: progress)
             if offset <= book.last_offset:
                 self.metrics.partials.labels(rec.kind, "skipped").inc()
@@ -159,6 +170,9 @@ class MergeStage(SnapshottingStage):
                 return out
             merged = merger.merge(parts, ref)
             stats, detections = merged.stats, merged.detections
+            if self.concept is not None:  # the pooled concept test's window observation
+                end = parts[0].window_end_ms
+                detections += self.concept.window_closed(q, model, version, key[3], end)
         out.append(self.sink.encode_window_stats(stats))
         out += self.sink.encode(detections)
         self.metrics.merged.labels(kind, str(complete).lower()).inc()
@@ -191,6 +205,8 @@ class MergeStage(SnapshottingStage):
             if book is None:
                 continue
             decided = self._decide_votes(q, now_s)
+            if self.concept is not None:  # pooled concept verdicts that changed
+                decided += self.sink.encode(self.concept.poll(q))
             out += decided
             ready = []
             while budget > 0 and (partitions is not None or time.perf_counter() < until):
@@ -245,7 +261,10 @@ class MergeStage(SnapshottingStage):
         (the performance merger's ranking baselines) of the partition's models."""
         models = {m for m, _ in self.books[q].progress}
         kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
-        return {"votes": votes_state(self.votes[q]), "mergers": kept}
+        extra = {"votes": votes_state(self.votes[q]), "mergers": kept}
+        if self.concept is not None:
+            extra["concept"] = self.concept.state(q)
+        return extra
 
     def _snapshot(self, q: int, now_s: float) -> Outgoing:
         book = self.books[q]
@@ -287,6 +306,12 @@ class MergeStage(SnapshottingStage):
             except (ValueError, KeyError, TypeError):
                 log.exception("votes of partials partition %d unreadable: clean start", q)
                 self.votes[q] = self._combiner()
+            if self.concept is not None:
+                try:
+                    self.concept.load_into(q, extra.get("concept", {}))
+                except (ValueError, KeyError, TypeError):
+                    log.exception("concept tests of partials partition %d unreadable", q)
+                    self.concept.forget(q)
             for kind, state in extra.get("mergers", {}).items():
                 if kind in self.mergers and hasattr(self.mergers[kind], "load_state"):
                     self.mergers[kind].load_state(state)  # type: ignore[attr-defined]
