@@ -170,9 +170,8 @@ class MergeStage(SnapshottingStage):
                 return out
             merged = merger.merge(parts, ref)
             stats, detections = merged.stats, merged.detections
-            if self.concept is not None:  # the pooled concept test's window observation
-                end = parts[0].window_end_ms
-                detections += self.concept.window_closed(q, model, version, key[3], end)
+            if self.concept is not None:  # the pooled concept test observes the window
+                self.concept.window_closed(q, model, version, key[3], parts[0].window_end_ms)
         out.append(self.sink.encode_window_stats(stats))
         out += self.sink.encode(detections)
         self.metrics.merged.labels(kind, str(complete).lower()).inc()
