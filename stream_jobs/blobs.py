@@ -10,17 +10,14 @@ forms of window partials and performance accumulators.
 from __future__ import annotations
 
 import struct
+from itertools import chain
 
 _LEN = struct.Struct("<I")
 
 
 def pack_blobs(*blobs: bytes) -> bytes:
     """Concatenate byte strings, each prefixed by its 4-byte little-endian length."""
-    out = bytearray()
-    for b in blobs:
-        out += _LEN.pack(len(b))
-        out += b
-    return bytes(out)
+    return b"".join(chain.from_iterable(zip(map(_LEN.pack, map(len, blobs)), blobs, strict=True)))
 
 
 def unpack_blobs(data: bytes) -> list[bytes]:
@@ -38,7 +35,7 @@ def unpack_blobs(data: bytes) -> list[bytes]:
 
 def pack_strings(values: list[str]) -> bytes:
     """A list of strings as length-prefixed UTF-8 blobs."""
-    return pack_blobs(*(v.encode() for v in values))
+    return pack_blobs(*[v.encode() for v in values])
 
 
 def unpack_strings(data: bytes) -> list[str]:

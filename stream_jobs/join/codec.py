@@ -20,6 +20,8 @@ window: state record of version 127, this build reads version 1
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 VERSION = 1
 _V = bytes([VERSION])
 
@@ -30,6 +32,11 @@ class StateVersionError(ValueError):
 
 def seal(body: bytes) -> bytes:
     return _V + body
+
+
+def seal_all(puts: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """:func:`seal` of every value of ``puts`` (one C-level pass)."""
+    return dict(zip(puts, map(_V.__add__, puts.values()), strict=True))
 
 
 def unseal(data: bytes, what: str = "record") -> bytes:

@@ -120,7 +120,7 @@ import numpy as np
 
 from schemas.columnar import LabelColumns, PredictionColumns
 from schemas.detection import Detection
-from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
+from stream_jobs.blobs import pack_blobs, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
 from stream_jobs.concept.pool import KIND as CONCEPT
 from stream_jobs.concept.pool import ConceptPool, encode_buckets
@@ -130,6 +130,7 @@ from stream_jobs.concept.verdict import concept_detection, transition
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.codec import StateVersionError
 from stream_jobs.join.config import LabelConfig
+from stream_jobs.join.keys import encode_ids, first_rows, prefixed
 from stream_jobs.join.records import (
     HAS_CLASS,
     HAS_PROBS,
@@ -226,8 +227,9 @@ def _model_key(model: str) -> bytes:
     return _BE2.pack(len(m)) + m  # (model names are capped far below 64 KiB)
 
 
-def _expiry_entry(model: str, pids: list[str]) -> bytes:
-    return pack_blobs(model.encode(), pack_strings(pids))
+def _expiry_entry(model: str, pids: list[bytes]) -> bytes:
+    """An expiry index value: the model and the (UTF-8) prediction ids."""
+    return pack_blobs(model.encode(), pack_blobs(*pids))
 
 
 def _read_expiry_entry(data: bytes) -> tuple[str, list[str]]:
@@ -569,11 +571,12 @@ class LabelEngine:
         # first write wins: a prediction_id already pending (or joined) for this model, or
         # repeated in the batch, is a duplicate and changes nothing
         mkey = _model_key(cols.model)
-        first: dict[bytes, int] = {}
-        for i, pid in enumerate(cols.prediction_ids):
-            first.setdefault(mkey + pid.encode(), i)
-        stored = self.store.get_many([b"p" + k for k in first])
-        fresh = [i for i, rec in zip(first.values(), stored, strict=True) if rec is None]
+        enc = encode_ids(cols.prediction_ids)
+        pkeys = prefixed(b"p" + mkey, enc)
+        first = first_rows(pkeys)
+        stored = self.store.get_many(pkeys if first is None else list(first))
+        rows = range(cols.n) if first is None else first.values()
+        fresh = [i for i, rec in zip(rows, stored, strict=True) if rec is None]
         dup_predictions = cols.n - len(fresh)
         # a replay of what a restored partition snapshot already counted: join keys only
         replay = not restore and offset <= self.rewound.get(partition, (-1, -1))[0]
@@ -581,6 +584,8 @@ class LabelEngine:
             self._bump(cols.model, "duplicate_predictions", dup_predictions, touched)
         if dup_predictions:
             cols = cols.subset(np.array(fresh, dtype=np.int64))
+            enc = [enc[i] for i in fresh]
+            pkeys = [pkeys[i] for i in fresh]
         cat = self._catalog(cols.model, cols.model_version, b)
         n = cols.n
         t = np.asarray(cols.event_time_ms, dtype=np.int64)
@@ -609,21 +614,18 @@ class LabelEngine:
             arr = segments.get(tag)
             if arr is None:
                 continue
-            dc = np.array(
-                [cat.segment_code(j, v, c.segment_cardinality) for v in arr.dictionary] or [-1],
-                dtype=np.int16,
-            )
-            segs[:, j] = np.where(arr.codes >= 0, dc[np.maximum(arr.codes, 0)], -1)
+            # the codes of the dictionary's values, then -1 at index -1 (a missing value)
+            dc = np.array([*cat.segment_codes(j, arr.dictionary, c.segment_cardinality), -1],
+                          dtype=np.int16)  # fmt: skip
+            segs[:, j] = dc[np.maximum(arr.codes, -1)]
         # late: read after the partition cut the window on the prediction side
         starts = (t // c.window_ms) * c.window_ms
         edge = self._cut("p", self._clock_before("p", cat.model, partition, t, restore or replay))
         late = starts + c.window_ms <= edge
         records = pack_predictions(cat, t, cols.score, cls, probs, segs, late)
-        jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
-        b.puts.update(zip([b"p" + k for k in jkeys], records, strict=True))
+        b.puts.update(zip(pkeys, records, strict=True))
         if restore:  # join keys only
-            pids = cols.prediction_ids
-            self._index_expiry(b"p", topic, partition, offset, cols.model, t, pids, b)
+            self._index_expiry(b"p", topic, partition, offset, cols.model, t, enc, b)
             self._flush(b, set(), set())
             return JoinResult(skipped=False)
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
@@ -645,10 +647,10 @@ class LabelEngine:
             self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
         pids = cols.prediction_ids
-        self._index_expiry(b"p", topic, partition, offset, cols.model, t, pids, b)
+        self._index_expiry(b"p", topic, partition, offset, cols.model, t, enc, b)
         # -- labels that came first
         result = JoinResult()
-        if self.early:
+        if self.early and not self.early.isdisjoint(jkeys := [k[1:] for k in pkeys]):
             waiting = [i for i, k in enumerate(jkeys) if k in self.early]
             if replay:  # joined already in the snapshot, unless the label came after it
                 silent = [i for i in waiting if jkeys[i] not in self.fresh_early]
@@ -704,16 +706,20 @@ class LabelEngine:
         offset: int,
         model: str,
         t: np.ndarray,
-        ids: list[str],
+        ids: list[bytes],
         b: _Batch,
     ) -> None:
-        """Index ``ids`` (event times ``t``) of one batch to expire a TTL after their time,
-        one entry per expiry bucket."""
+        """Index ``ids`` (UTF-8, event times ``t``) of one batch to expire a TTL after their
+        time, one entry per expiry bucket."""
         if not ids:
             return
         bucket = self.config.expiry_bucket_ms
         exp = (np.asarray(t, dtype=np.int64) // bucket + 1) * bucket + self.config.ttl_ms
         src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
+        first, last = int(exp.min()), int(exp.max())
+        if first == last:  # one bucket (most batches): no grouping
+            b.puts[_expiry_key(kind, partition, model, first, src)] = _expiry_entry(model, ids)
+            return
         for e in np.unique(exp).tolist():
             idx = np.flatnonzero(exp == e).tolist()
             b.puts[_expiry_key(kind, partition, model, e, src)] = _expiry_entry(
@@ -764,7 +770,7 @@ class LabelEngine:
             elif rec != JOINED:
                 b.puts[b"p" + key] = JOINED
                 joined += 1
-        ids = [labels.prediction_ids[i] for i in waiting]
+        ids = encode_ids([labels.prediction_ids[i] for i in waiting])
         self._index_expiry(b"l", topic, partition, offset, labels.model, lt[waiting], ids, b)
         self._flush(b, set(), set())
         return joined
@@ -860,7 +866,7 @@ class LabelEngine:
                 self.fresh_early.add(key)  # came after the snapshot: joins count
             b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], clock=clock)
             result.early += 1
-        ids = [pids[i] for i in early_new]
+        ids = encode_ids([pids[i] for i in early_new])
         self._index_expiry(b"l", topic, partition, offset, model, lt[early_new], ids, b)
         bump(model, "early", result.early, touched)
         if join_pos and replay:

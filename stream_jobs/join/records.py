@@ -103,6 +103,14 @@ class Catalog:
             self.dirty = True
         return code
 
+    def segment_codes(self, t: int, values: list[str], cap: int) -> list[int]:
+        """:meth:`segment_code` of each value (one dict lookup each when all are known)."""
+        get = self._tag_index[t].get
+        codes = [get(v) for v in values]
+        if None in codes:
+            return [self.segment_code(t, v, cap) for v in values]
+        return codes  # type: ignore[return-value]
+
     def segment_names(self, t: int) -> list[str]:
         return self.tag_values[t]
 

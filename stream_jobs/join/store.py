@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from stream_jobs.join.codec import seal, unseal
+from stream_jobs.join.codec import seal_all, unseal
 
 
 @runtime_checkable
@@ -158,10 +158,13 @@ class VersionedStore:
         return None if v is None else unseal(v, repr(key[:1]))
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        return [None if v is None else unseal(v) for v in self.inner.get_many(keys)]
+        found = self.inner.get_many(keys)
+        if found.count(None) == len(found):  # all absent (fresh prediction ids): no unseal
+            return found
+        return [None if v is None else unseal(v) for v in found]
 
     def write(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes]) -> None:
-        self.inner.write({k: seal(v) for k, v in puts.items()}, deletes)
+        self.inner.write(seal_all(puts), deletes)
 
     def scan(self, prefix: bytes, upto: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         for k, v in self.inner.scan(prefix, upto):
