@@ -199,6 +199,16 @@ def unpack_predictions(
 
     ``positions`` index ``records``; callers align the rows with their labels by it.
     """
+    if records:
+        width = len(records[0])
+        buf = b"".join(records)
+        if len(buf) == width * len(records):  # one width (most batches): grouped by numpy
+            cids = np.frombuffer(buf, dtype=np.dtype([("f", "u1"), ("cid", "<u4"),
+                                                      ("r", f"V{width - 5}")]))["cid"]  # fmt: skip
+            if (cids == cids[0]).all():
+                cat = catalogs[int(cids[0])]
+                rows = np.frombuffer(buf, dtype=cat.dtype())
+                return [(cat.cid, rows, np.arange(len(records), dtype=np.int64))]
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, r in enumerate(records):
         groups[(int.from_bytes(r[1:5], "little"), len(r))].append(i)

@@ -48,6 +48,9 @@ PRED, LAB, ERR, SQ = range(4)
 class SliceTable:
     def __init__(self) -> None:
         self.tags: dict[str, dict[str, np.ndarray]] = {}
+        # per tag: (value count, its values packed); values are only ever appended, so the
+        # count tells the packed names still hold (a window is written at every batch)
+        self._packed: dict[str, tuple[int, bytes]] = {}
 
     def add(
         self,
@@ -117,9 +120,11 @@ class SliceTable:
     def to_bytes(self) -> bytes:
         blobs = []
         for tag, values in self.tags.items():
-            names = list(values)
-            mat = np.array([values[v] for v in names], dtype=_F8).reshape(len(names), 4)
-            blobs.append(pack_blobs(tag.encode(), pack_strings(names), mat.tobytes()))
+            packed = self._packed.get(tag)
+            if packed is None or packed[0] != len(values):
+                packed = self._packed[tag] = (len(values), pack_strings(list(values)))
+            mat = np.array(list(values.values()), dtype=_F8).reshape(len(values), 4)
+            blobs.append(pack_blobs(tag.encode(), packed[1], mat.tobytes()))
         return pack_blobs(*blobs)
 
     @classmethod
