@@ -56,7 +56,7 @@ class ChunkedZ:
             self._carry_sum += float(z.sum())
             self.pending = total
             return np.empty(0), np.empty(0, dtype=np.int64)
-        cs = np.cumsum(z)
+        cs = z.cumsum()
         first = b - self.pending  # exclusive end of the first chunk in z
         last = first + b * (k - 1)  # ... and of the last
         at = cs[first - 1 : last : b]  # running sums at each chunk's end (a strided view)

@@ -71,7 +71,7 @@ class FeatureBinner:
         if found is None:
             return CategoricalArray([], np.full(values.size, -1, dtype=_I4))
         edges, names = found
-        codes = np.searchsorted(edges, values, side="right").astype(_I4)
+        codes = edges.searchsorted(values, side="right").astype(_I4)  # (no numpy wrapper)
         codes[~np.isfinite(values)] = len(names) - 1
         return CategoricalArray(names, codes)
 
