@@ -80,11 +80,12 @@ def test_backlog_of_predictions_and_labels_joins_every_label(kafka_bootstrap: st
     assert sample(metrics, "modelwatch_orphan_labels_total", model=model) == 0
     assert sample(metrics, "modelwatch_duplicate_labels_total", model=model) == 0
     assert sample(metrics, "modelwatch_early_labels_waiting") == 0
-    # the label side was held back: labels that ran ahead paused their partition
-    assert sample(metrics, "modelwatch_label_partition_pauses_total") > 0
-    # and few labels came before their prediction: without the pacing 60 % did on this
+    # few labels came before their prediction: without the pacing 60 % did on this
     # machine, with it 1.4 % (the first label batch of each partition, and out-of-order
-    # predictions); they waited on disk and joined
+    # predictions); they waited on disk and joined. (Whether a label partition had to be
+    # paused for that depends on which topic the consumer fetched first: on a loaded
+    # machine it can read the predictions far enough ahead that none is.)
     early = sample(metrics, "modelwatch_early_labels_total", model=model)
-    print(f"early labels: {early:.0f} of {labels.n} ({early / labels.n:.1%})")
+    pauses = sample(metrics, "modelwatch_label_partition_pauses_total")
+    print(f"early labels: {early:.0f} of {labels.n} ({early / labels.n:.1%}); pauses {pauses:.0f}")
     assert early < 0.1 * labels.n
