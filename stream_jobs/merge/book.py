@@ -15,6 +15,10 @@ Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
   the one with the highest ``input_offset``; a replayed copy changes nothing.
 * **Late partials** (for a window already final): counted and dropped — a window is emitted
   once, final. A copy of a partial that was merged is a duplicate, not late.
+* **Emitted before** (:meth:`MergeBook.mark_emitted`): a window whose final record is already
+  on the output (an earlier owner of the partition emitted it after the snapshot this book
+  was restored from) is final here too, without being emitted: its open partials are
+  dropped, and its partials replayed later are duplicates.
 
 Output order is the sorted window key, so the same partials give the same finals whatever
 the order they arrived in.
@@ -132,6 +136,22 @@ class MergeBook:
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def mark_emitted(self, key: WKey) -> bool:
+        """The final record of ``key`` is on the output already: final, never emitted from
+        here. False if it was final (or forgotten below the horizon) here already. Which
+        partitions the earlier owner merged is unknown: every partition of the model counts
+        as merged (a partial of it replayed later is a duplicate)."""
+        if key in self.final or (
+            key not in self.open and key[3] <= self.horizon.get((key[0], key[2]), -(2**62))
+        ):
+            return False
+        parts = self.open.pop(key, {})
+        self.end.pop(key, None)
+        self.overdue_since.pop(key, None)
+        n = self.expected.get(key[0], 0)
+        self._finalise(key, tuple(sorted(set(range(n)) | set(parts))))
+        return True
 
     def _finalise(self, key: WKey, partitions: tuple[int, ...]) -> None:
         self.final[key] = partitions
