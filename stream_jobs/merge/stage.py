@@ -39,9 +39,11 @@ not trust the snapshot alone. Rule:
    partial of ``q`` is handled or any final emitted (:meth:`MergeStage.after_restore`, run
    by the worker loop on a thread during the assignment), reads window-stats from those
    offsets to the fetch's end of partition (the one topic reader, ``read_to_end``) and
-   marks every window found there of a model the book knows as final
-   (:meth:`~stream_jobs.merge.book.MergeBook.mark_emitted`): its partials replayed from
-   the committed offset are duplicates, never merged again.
+   notes every window found there of a model the book knows as emitted
+   (:meth:`~stream_jobs.merge.book.MergeBook.mark_emitted`). Such a window still collects
+   its partials (replayed from the committed offset) and becomes final as any other, but
+   is merged only to bring the mergers' state (the performance ranking baselines) where
+   the earlier owner left it: no window-stats, no detections, no metrics, from here.
 
 What stays at least once: a final written by an old owner *after* the new owner's read
 (an owner evicted from the group while stalled, still emitting), the finals of a model
@@ -181,6 +183,11 @@ class MergeStage(SnapshottingStage):
     # ---- output ----------------------------------------------------------------------
     def _merge(self, q: int, key: tuple, parts: list[PartialRecord], complete: bool) -> list:
         model, version, kind, _ = key
+        if self.books[q].take_emitted(key):  # final on the output already: state only
+            merger = self.mergers.get(kind)
+            if merger is not None and hasattr(merger, "state"):
+                merger.merge(parts, self.reference(model, version))
+            return []
         started = time.perf_counter()
         out: list[Outgoing] = []
         ref = self.reference(model, version)
@@ -322,8 +329,8 @@ class MergeStage(SnapshottingStage):
             for r in records:
                 ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
             self._outputs_from[q] = ends
-            log.warning("merge partition %d: %d windows already final on %s after its snapshot "
-                        "(%d records read in %.2f s): not emitted again", q, marked,
+            log.warning("merge partition %d: %d windows final on %s after its snapshot (%d "
+                        "records read in %.2f s): not emitted again", q, marked,
                         self.topics.window_stats, len(records),
                         time.perf_counter() - started)  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -133,15 +134,76 @@ def test_a_revoke_snapshot_not_stored_leaves_the_new_owner_an_older_one() -> Non
     assert sorted(topic.starts()) == [0, 10_000, 20_000, 30_000]
 
 
-def test_a_window_marked_emitted_is_final_and_its_partials_are_duplicates() -> None:
+def test_a_window_emitted_before_becomes_final_once_and_is_taken_as_emitted() -> None:
     book = MergeBook(wait_s=30)
     book.add(rec(0, 0, 10))
     assert book.mark_emitted(("m", "1", "drift", 0))  # open here, emitted by the old owner
     assert not book.mark_emitted(("m", "1", "drift", 0))
-    assert book.add(rec(1, 0, 10)) == "duplicate"  # every partition of the model counts
-    book.add(rec(2, 10, 10, b""))
-    assert book.ready(0.0) == []  # never emitted from here
-    assert book.mark_emitted(("m", "1", "drift", 20))  # not seen yet: final before it opens
-    assert book.add(rec(0, 20, 30)) == "duplicate"
-    restored, _ = MergeBook.from_bytes(book.to_bytes(), 0.0)
-    assert restored.add(rec(2, 20, 30)) == "duplicate"
+    assert book.mark_emitted(("m", "1", "drift", 10))  # no partial here yet
+    book = MergeBook.from_bytes(book.to_bytes(), 0.0)[0]  # noted in the snapshot too
+    for r in (rec(1, 0, 10), rec(2, 0, 10), rec(0, 10, 20), rec(1, 10, 20), rec(2, 10, 20)):
+        assert book.add(r) == "applied"  # collected as any window's: the state needs them
+    got = book.ready(0.0)
+    assert [(k[3], len(parts), complete) for k, parts, complete in got] == [
+        (0, 3, True), (10, 3, True)]  # fmt: skip
+    assert [book.take_emitted(k) for k, _, _ in got] == [True, True]
+    assert not book.take_emitted(got[0][0]) and not book.emitted
+    assert book.add(rec(0, 0, 10)) == "duplicate" and book.ready(1.0) == []
+    assert not book.mark_emitted(("m", "1", "drift", 0))  # final here already
+
+
+def test_windows_emitted_before_still_move_the_ranking_baseline_as_one_owners_did() -> None:
+    """Performance windows the old owner emitted after its snapshot are merged again on the
+    new owner for their state only: its ranking baselines end where a single owner's do,
+    and nothing is emitted twice."""
+    from stream_jobs.drift.config import DriftConfig
+    from stream_jobs.performance.merger import PerformanceMerger
+    from tests.unit.test_join_engine import LT, PT, labels, preds
+    from tests.unit.test_performance_partials import CFG as LCFG
+    from tests.unit.test_performance_partials import W, engine
+
+    e = engine()
+    e.input_partitions = 1
+    rng = np.random.default_rng(3)
+    for k in range(6):  # six windows, each with a slice table to feed the baseline
+        ids = [f"w{k}-{i}" for i in range(40)]
+        times = k * W + 1_000 + np.arange(40) * 100
+        seg = {"region": rng.choice(["eu", "us"], 40).tolist()}
+        e.observe_predictions(PT, 0, k, preds(ids, times, rng.random(40), segments=seg))
+        e.observe_labels(LT, 0, k, labels(ids, times + 2_000, rng.choice(["0", "1"], 40)))
+    e.observe_labels(LT, 0, 99, labels(["end"], [20 * W], ["1"]))  # every window closes
+    values = [CODEC.encode("WindowPartial", r.to_record()) for r in e.drain_partials()]
+
+    def stage(topic: OutputTopic) -> tuple[MergeStage, PerformanceMerger]:
+        reg = CollectorRegistry()
+        perf = PerformanceMerger(LCFG)
+        st = MergeStage(DriftConfig(), DriftMetrics(reg), StateMetrics(reg),
+                        DetectionSink(CODEC, TOPICS, reg), CODEC, TOPICS, mergers=[perf],
+                        slice_s=3600.0, read_outputs=topic.read)  # fmt: skip
+        return st, perf
+
+    one, perf_one = stage(OutputTopic())
+    for off, v in enumerate(values):
+        one.observe_partial(0, off, v)
+    one.poll(0.0)
+    want = perf_one.baselines[("m", "1")].to_bytes()
+
+    topic = OutputTopic()
+    a, _ = stage(topic)
+    half = len(values) // 2
+    for off, v in enumerate(values[:half]):
+        a.observe_partial(0, off, v)
+    stored = _poll_stored(a, topic)
+    for off, v in enumerate(values[half:], half):
+        a.observe_partial(0, off, v)
+    topic.store(a, a.poll(0.0))  # SIGKILL before the snapshot recording these finals
+    emitted = len(topic.values)
+    b, perf_b = stage(topic)
+    b.on_assign(TOPICS.window_partials, [0], {"merge/0": stored}, 1)
+    b.after_restore(TOPICS.window_partials, [0])
+    for off, v in enumerate(values):
+        b.observe_partial(0, off, v)
+    topic.store(b, b.poll(0.0))
+    assert len(topic.values) == emitted  # nothing twice
+    assert sorted(topic.starts()) == [k * W for k in range(6)]
+    assert perf_b.baselines[("m", "1")].to_bytes() == want
