@@ -24,11 +24,13 @@ stored snapshot. Finals are sent before the snapshot that records them.
 **Each window is emitted once as final, whoever owned the partition before.** Without
 broker transactions (the embedded broker has none) the finals and the snapshot recording
 them are two writes, and a new owner restores the last *stored* snapshot: the previous
-owner may have emitted finals after it (it was SIGKILLed before the next snapshot was
-stored — measured: the scale-out test kills a worker right after the first performance
-windows appear, and when that worker owned the model's merge partition its last stored
-snapshot predated them, so the replayed partials made them final a second time — or its
-revoke flush ran out of time, or a snapshot was refused as too large). So a restore does
+owner may have emitted finals after it — it was SIGKILLed before the next snapshot was
+stored, its revoke flush ran out of time, or its snapshot was refused as too large.
+(Measured: the scale-out test kills a worker right after the first performance windows
+appear; when that worker owned the model's merge partition, its last stored snapshot
+predated those finals, the replayed partials made them final again, and the first
+performance windows came out twice — drift windows, final earlier, were in that snapshot.
+The merge book's timeout and stage 1's re-sent partials played no part.) So a restore does
 not trust the snapshot alone. Rule:
 
 1. Every snapshot carries ``outputs_from``: per window-stats partition, an offset at or
@@ -50,8 +52,10 @@ What stays at least once: a final written by an old owner *after* the new owner'
 whose first partial reached ``q`` after the restored snapshot, and everything when no
 snapshot of ``q`` was ever stored (a clean start replays the partials from the beginning;
 its earlier finals are not looked for). Online-detector detections decided after the
-snapshot (votes, not windows) may also be sent again. A window re-emitted by the fence's
-absence carries the same numbers (the merge is deterministic), only twice.
+snapshot (votes, not windows) may also be sent again. A window emitted twice in these
+cases carries the same numbers both times (the merge is deterministic). The read takes
+window-stats as this application's own output: a second consumer group writing the same
+topic would have its finals taken for this group's.
 """
 
 from __future__ import annotations

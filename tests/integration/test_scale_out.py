@@ -176,8 +176,8 @@ def test_three_workers_and_a_sigkill_give_one_workers_answer(
     many, perf_many = _split(stats_many)
     assert len(many) + len(perf_many) == len(stats_many)
     perf_wrong = _check_performance(perf_many, truth, label_truth, expected_perf)
+    _assert_once(many, perf_many)
     starts = [s["window_start_ms"] for s in many]
-    assert sorted(starts) == sorted(set(starts)), "a window was emitted more than once"
     assert set(starts) <= set(truth)
     assert expected <= set(starts)
     wrong = {s["window_start_ms"]: (s["count"], truth[s["window_start_ms"]]) for s in many
@@ -191,20 +191,26 @@ def test_three_workers_and_a_sigkill_give_one_workers_answer(
         s["window_start_ms"]: s["count"] for s in many
     }
     perf_wrong_one = _check_performance(perf_one, truth, label_truth, expected_perf)
-    twice = {t: n for half in (many, perf_many, one, perf_one)
-             for t, n in Counter(s["window_start_ms"] for s in half).items() if n > 1}  # fmt: skip
-    assert not twice, f"windows emitted more than once as final: {twice}"
+    _assert_once(one, perf_one)
     v_one, v_many = _verdicts(one), _verdicts(many)
     assert v_many == v_one
     shift = start + 6 * window_ms
     assert any(v.get("x0") for t, v in v_many.items() if t >= shift)  # the shift is seen
     assert not any(any(v.values()) for t, v in v_many.items() if t + window_ms <= shift)
     if perf_wrong or perf_wrong_one or _performance(perf_one) != _performance(perf_many):
-        # everything above holds; what does not yet, every time, is tracked here
+        # everything above holds, each window emitted once included; what does not yet
+        # (the joined labels of a partition's performance partial) is tracked here
         pytest.xfail("open (issue 9): a partition's performance partial can miss some of "
                      "its joined labels "
                      f"(3 workers: {perf_wrong}; 1 worker: {perf_wrong_one})\n"
                      + "\n".join(reports))  # fmt: skip
+
+
+def _assert_once(drift: list[dict], perf: list[dict]) -> None:
+    """Each window emitted once as final on window-stats, in each half."""
+    twice = {(half, t): n for half, parts in (("drift", drift), ("performance", perf))
+             for t, n in Counter(s["window_start_ms"] for s in parts).items() if n > 1}  # fmt: skip
+    assert not twice, f"windows emitted more than once as final ((half, start): times): {twice}"
 
 
 def _check_performance(
