@@ -205,6 +205,8 @@ class LabelRestore(StageBase):
                     self.topics.labels, partition, offset, labels,
                     early=offset >= start.early_labels,
                 )  # fmt: skip
+        with lock:
+            engine.expire_reread(partition)
         before = self._through.get(partition, (-1, -1))
         self._through[partition] = (max(before[0], end_predictions), max(before[1], end_labels))
         took = time.monotonic() - t0

@@ -99,8 +99,9 @@ class LabelStage(SnapshottingStage):
     def observe(self, partition: int, offset: int, cols: PredictionColumns) -> None:
         with self.lock:
             result = self.engine.observe_predictions(
-                self.topics.predictions, partition, offset, cols
-            )
+                self.topics.predictions, partition, offset, cols,
+                encode=self._encoder(partition, offset),
+            )  # fmt: skip
         self._check_skipped(result, self.topics.predictions, partition, offset)
         self.metrics.observe_join(result)
         if self.pacer is not None:

@@ -14,8 +14,11 @@ class LabelConfig(BaseModel):
     ttl_ms: int = Field(
         7 * DAY_MS,
         gt=0,
-        description="how long a prediction waits for its "
-        "label, and a label for its prediction (event time)",
+        description="how long a prediction waits for its label, and a label for its "
+        "prediction, in event time: a prediction expires once its partition's label stream "
+        "has passed its time + ttl, an early label once the prediction stream has (so a "
+        "replay of old history joins the same labels whatever the wall clock); a stream "
+        "that stops expires what waits on it after ttl of wall time",
     )
     expiry_bucket_ms: int = Field(
         60_000,
@@ -27,7 +30,8 @@ class LabelConfig(BaseModel):
     label_horizon_ms: int = Field(
         300_000,
         ge=0,
-        description="a window closes when the model's label event time passes window end + horizon",
+        description="a partition's window closes once its label clock has passed window end + "
+        "horizon and its prediction clock window end + the drift allowed lateness",
     )
     task: Literal["auto", "classification", "regression"] = "auto"
     max_classes: int = Field(

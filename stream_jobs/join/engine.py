@@ -30,6 +30,7 @@ prefix     key                                              value
 ``m``      catalog id                                       :class:`Catalog` of a version
 ``k``      partition (i4 BE) + model                        closed-until ms (window grid)
 ``a``      partition (i4 BE) + model                        label clock ms (max label time)
+``e``      partition (i4 BE) + model                        prediction clock ms (max time)
 ``u``      partition (i4 BE)                                offsets of a restored snapshot
 ``c``      model                                            totals
 ``o``      topic + partition                                last applied offset
@@ -40,19 +41,34 @@ prefix     key                                              value
 =========  ===============================================  ================================
 
 **Windows** are by prediction event time and belong to an *input partition* (predictions
-and labels are co-partitioned: a label lands in its prediction's partition). A partition's
-window closes when that partition's *label* clock for the model (the largest label time
-it has read) passes ``window end + label_horizon``: labels keep arriving for a window long
-after its predictions, and the label stream's own clock says how far it has got. Closing
-happens inside :meth:`LabelEngine.observe_labels`, so what a partition's window holds is a
-function of that partition's records alone (read in step with its predictions,
-:mod:`stream_jobs.label_pacing`), not of timers or of which worker owns it. A closed window
+and labels are co-partitioned: a label lands in its prediction's partition). What a
+partition's window holds is a function of that partition's two streams alone, whatever
+their interleaving (which agent ran ahead, a pause, a restart): each stream is *cut* for the
+window at a record of its own, and the window holds the predictions read before the
+prediction cut joined with the labels read before the label cut.
+
+- **Label cut**: the label record that brings the partition's label clock for the model
+  (the largest label time read) to ``window end + label_horizon``: labels keep arriving
+  for a window long after its predictions, and the label stream's own clock says how far
+  it has got. A label counts in its prediction's window if the label-side *edge* before
+  its record (:func:`~stream_jobs.merge.progress.boundary` of clock − horizon) is below
+  the window end; an early label keeps that edge on disk until its prediction comes.
+- **Prediction cut**: likewise, the prediction record that brings the partition's
+  prediction clock for the model to ``window end + allowed_lateness`` (the drift half's
+  rule, so both halves count the same predictions): a prediction read after it is *late*
+  (flagged in the store): it still joins its label, but changes no window.
+
+A window closes once both cuts have passed it (in :meth:`LabelEngine.observe_labels` or
+:meth:`LabelEngine.observe_predictions`, whichever passes the second), not on timers or on
+which worker owns the partition: a window can no longer change then, since any later
+record of either stream is past its cut. (The last windows of a stream whose predictions
+stop stay open, as drift windows do.) A closed window
 leaves as a :class:`~stream_jobs.merge.protocol.PartialRecord` of kind ``performance``
 (:mod:`stream_jobs.performance.merger`); a closing step that closed no window with data
 sends a progress marker instead (:func:`stream_jobs.merge.progress.closing_step`, the same
 rule as the drift half), so the merge stage finalises a window as soon as every partition
-has passed it. Labels for a closed window still join (counted as ``late_labels``, in the
-totals, the delay histogram and the concept detectors) but no longer change any window.
+has passed it. Labels past their window's cut still join (counted as ``late_labels``, in the
+totals, the delay histogram and the concept detectors) but change no window.
 
 **Judged once, merged.** The merge stage merges the partitions' partials of a window and
 judges the merged window (:class:`~stream_jobs.performance.merger.PerformanceMerger`):
@@ -95,7 +111,6 @@ import logging
 import math
 import struct
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +131,7 @@ from stream_jobs.join.records import (
     HAS_PROBS,
     HAS_SCORE,
     JOINED,
+    LATE,
     Catalog,
     pack_label,
     pack_predictions,
@@ -144,6 +160,7 @@ _BE8 = struct.Struct(">q")
 _BE2 = struct.Struct(">H")
 _CID = struct.Struct(">I")  # catalog ids in keys
 _I8 = struct.Struct("<q")
+_ORD8 = struct.Struct(">Q")  # event times + 2**63: byte order is time order
 TOTAL_FIELDS = (
     "predictions",
     "labels",
@@ -159,7 +176,7 @@ TOTAL_FIELDS = (
 )
 _TOTALS = struct.Struct("<" + "q" * len(TOTAL_FIELDS))
 NO_TIME = -(2**62)
-FORMAT = b"\x04"  # store layout version: a store of another layout starts clean, loudly
+FORMAT = b"\x05"  # store layout version: a store of another layout starts clean, loudly
 STATE_KIND = "labels"  # a partition's performance windows on the worker-state changelog
 _FORMAT_KEY = b"#format"
 
@@ -214,6 +231,16 @@ def _read_expiry_entry(data: bytes) -> tuple[str, list[str]]:
     return model.decode(), unpack_strings(pids)
 
 
+def _expiry_key(kind: bytes, partition: int, model: str, expiry_ms: int, src: bytes) -> bytes:
+    """Expiry index key: what expires (``p`` predictions, ``l`` early labels) of one
+    partition and model, by expiry time (order-preserving), then the batch it came from."""
+    return _expiry_prefix(kind, partition, model) + _ORD8.pack(expiry_ms + 2**63) + src
+
+
+def _expiry_prefix(kind: bytes, partition: int, model: str) -> bytes:
+    return b"t" + kind + struct.pack(">i", partition) + _model_key(model)
+
+
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
 
@@ -227,11 +254,21 @@ def _clock_key(prefix: bytes, partition: int, model: str) -> bytes:
 
 
 class _Batch:
-    """Puts and deletes of one atomic write."""
+    """Puts and deletes of one atomic write (a key deleted after it was put is deleted)."""
 
     def __init__(self) -> None:
         self.puts: dict[bytes, bytes] = {}
-        self.deletes: list[bytes] = []
+        self.deletes: dict[bytes, None] = {}  # ordered set
+
+    def delete(self, key: bytes) -> None:
+        self.puts.pop(key, None)
+        self.deletes[key] = None
+
+    def get(self, key: bytes, stored: bytes | None) -> bytes | None:
+        """``key``'s value as of this batch (``stored``: its value in the store)."""
+        if key in self.deletes:
+            return None
+        return self.puts.get(key, stored)
 
 
 class LabelEngine:
@@ -250,6 +287,12 @@ class LabelEngine:
         self.windows: dict[tuple[int, int, int], WindowPerformance] = {}
         self.closed_until: dict[tuple[str, int], int] = {}  # (model, partition) -> boundary
         self.label_clock: dict[tuple[str, int], int] = {}  # (model, partition) -> max label t
+        self.pred_clock: dict[tuple[str, int], int] = {}  # (model, partition) -> max pred t
+        # label_restore's running clocks while it re-reads a partition: (kind, partition,
+        # model) -> the largest time re-read so far (the cut a re-read record was read at)
+        self._reread_clock: dict[tuple[str, int, str], int] = {}
+        # the expiry backstop: (kind, model, partition) -> (clock, wall ms it was first seen)
+        self._clock_seen: dict[tuple[bytes, str, int], tuple[int | None, int]] = {}
         self.input_partitions = 0  # of the input topics; 0: the partitions seen
         # partitions restored from another worker's snapshot: (predictions, labels) offsets
         # it reflects; batches at or below them update the join state only
@@ -307,6 +350,7 @@ class LabelEngine:
         self.windows.clear()
         self.closed_until.clear()
         self.label_clock.clear()
+        self.pred_clock.clear()
         self.rewound.clear()
         self._totals.clear()
         self.monitors.clear()
@@ -327,7 +371,8 @@ class LabelEngine:
         for k, v in s.scan(b"u"):
             pred, lab = struct.unpack("<qq", v)
             self.rewound[struct.unpack(">i", k[1:5])[0]] = (pred, lab)
-        for prefix, into in ((b"k", self.closed_until), (b"a", self.label_clock)):
+        clocks = ((b"k", self.closed_until), (b"a", self.label_clock), (b"e", self.pred_clock))
+        for prefix, into in clocks:
             for k, v in s.scan(prefix):
                 into[(k[5:].decode(), struct.unpack(">i", k[1:5])[0])] = _I8.unpack(v)[0]
         for k, v in s.scan(b"c"):
@@ -467,7 +512,7 @@ class LabelEngine:
             if cat.dirty:
                 b.puts[b"m" + _CID.pack(cat.cid)] = cat.to_bytes()
                 cat.dirty = False
-        self.store.write(b.puts, b.deletes)
+        self.store.write(b.puts, list(b.deletes))
 
     # ---- predictions -----------------------------------------------------------------
     def observe_predictions(
@@ -478,10 +523,13 @@ class LabelEngine:
         cols: PredictionColumns,
         *,
         restore: bool = False,
+        encode: Encoder | None = None,
     ) -> JoinResult:
         """Store a batch's predictions pending their labels (skipped if already applied).
 
         Labels that were waiting for these predictions join now: the result counts them.
+        The batch moves the partition's prediction clock, which may close windows (with
+        ``encode``, what closes goes to the outbox).
         With ``restore`` (rebuilding the join state of a partition another worker
         processed, :mod:`stream_jobs.join.restore`): pending records and their expiry only,
         first write wins, no counts, windows, joins or applied offset.
@@ -541,20 +589,21 @@ class LabelEngine:
                 dtype=np.int16,
             )
             segs[:, j] = np.where(arr.codes >= 0, dc[np.maximum(arr.codes, 0)], -1)
-        records = pack_predictions(cat, t, cols.score, cls, probs, segs)
+        # late: read after the partition cut the window on the prediction side
+        starts = (t // c.window_ms) * c.window_ms
+        edge = self._edge("p", cat.model, partition, t, reread=restore or replay)
+        late = starts + c.window_ms <= edge
+        records = pack_predictions(cat, t, cols.score, cls, probs, segs, late)
         jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
         b.puts.update(zip([b"p" + k for k in jkeys], records, strict=True))
         if restore:  # join keys only
-            self._restore_expiry(topic, partition, offset, cols, b)
+            pids = cols.prediction_ids
+            self._index_expiry(b"p", topic, partition, offset, cols.model, t, pids, b)
             self._flush(b, set(), set())
             return JoinResult(skipped=False)
         # -- windows: prediction counts (join-rate denominator) and per-segment traffic
-        starts = (t // c.window_ms) * c.window_ms
-        closed = self.closed_until.get((cat.model, partition), NO_TIME)
-        for start in np.unique(starts).tolist() if not replay else []:
-            if start + c.window_ms <= closed:
-                continue  # the partition closed that window already
-            sel = starts == start
+        for start in np.unique(starts[~late]).tolist() if not replay else []:
+            sel = (starts == start) & ~late
             w = self._window(cat.cid, partition, start)
             w.n_predictions += int(sel.sum())
             for j, tag in enumerate(cat.tags or []):
@@ -570,15 +619,8 @@ class LabelEngine:
         if not replay:
             self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
-        bucket = c.expiry_bucket_ms
-        exp = (t // bucket + 1) * bucket + c.ttl_ms
-        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
         pids = cols.prediction_ids
-        for e in np.unique(exp).tolist():
-            idx = np.flatnonzero(exp == e).tolist()
-            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(
-                cols.model, [pids[i] for i in idx]
-            )
+        self._index_expiry(b"p", topic, partition, offset, cols.model, t, pids, b)
         # -- labels that came first
         result = JoinResult()
         if self.early:
@@ -587,7 +629,7 @@ class LabelEngine:
                 silent = [i for i in waiting if jkeys[i] not in self.fresh_early]
                 for i in silent:
                     b.puts[b"p" + jkeys[i]] = JOINED
-                    b.deletes.append(b"l" + jkeys[i])
+                    b.delete(b"l" + jkeys[i])
                     self.early.discard(jkeys[i])
                 waiting = [i for i in waiting if jkeys[i] in self.fresh_early]
             if waiting:
@@ -595,7 +637,9 @@ class LabelEngine:
                     self.fresh_early.discard(jkeys[i])
                 lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
-                b.deletes.extend(lkeys)
+                lab_edge = np.array([x[4] for x in labs], dtype=np.int64)
+                for k in lkeys:
+                    b.delete(k)
                 for i in waiting:
                     self.early.discard(jkeys[i])
                 lab_t = np.array([x[1] for x in labs], dtype=np.int64)
@@ -610,26 +654,46 @@ class LabelEngine:
                     lab_t,
                     lab_v,
                     lab_c,
+                    lab_edge,
                     b,
                     touched,
                     twin,
                     result,
                 )
         b.puts[okey] = _I8.pack(offset)
+        if n and not replay:
+            out = LabelOutputs(orphans=result.orphans)
+            self._advance(self.pred_clock, b"e", cat.model, partition, int(t.max()), offset, b, out)
+            # early labels whose prediction did not come within the TTL of prediction time
+            self._expire(b"l", cat.model, partition, self.pred_clock[(cat.model, partition)],
+                         b, out, touched)  # fmt: skip
+            self._emit(b, out, encode)
         self._flush(b, touched, twin)
         return result
 
-    def _restore_expiry(
-        self, topic: str, partition: int, offset: int, cols: PredictionColumns, b: _Batch
+    def _index_expiry(
+        self,
+        kind: bytes,
+        topic: str,
+        partition: int,
+        offset: int,
+        model: str,
+        t: np.ndarray,
+        ids: list[str],
+        b: _Batch,
     ) -> None:
-        c = self.config
-        t = np.asarray(cols.event_time_ms, dtype=np.int64)
-        exp = (t // c.expiry_bucket_ms + 1) * c.expiry_bucket_ms + c.ttl_ms
+        """Index ``ids`` (event times ``t``) of one batch to expire a TTL after their time,
+        one entry per expiry bucket."""
+        if not ids:
+            return
+        bucket = self.config.expiry_bucket_ms
+        exp = (np.asarray(t, dtype=np.int64) // bucket + 1) * bucket + self.config.ttl_ms
         src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
         for e in np.unique(exp).tolist():
             idx = np.flatnonzero(exp == e).tolist()
-            ids = [cols.prediction_ids[i] for i in idx]
-            b.puts[b"t" + _BE8.pack(e) + b"p" + src] = _expiry_entry(cols.model, ids)
+            b.puts[_expiry_key(kind, partition, model, e, src)] = _expiry_entry(
+                model, [ids[i] for i in idx]
+            )
 
     def restore_labels(
         self, topic: str, partition: int, offset: int, labels: LabelColumns, *, early: bool = True
@@ -652,26 +716,43 @@ class LabelEngine:
                 first.setdefault(mkey + pid.encode(), i)
         b = _Batch()
         joined = 0
-        bucket, ttl = self.config.expiry_bucket_ms, self.config.ttl_ms
-        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
-        waiting: dict[int, list[str]] = defaultdict(list)
+        # predictions whose TTL the label stream had passed expired before these labels,
+        # as they did for the worker that read them (its labels then waited, early)
+        clock = self._reread_clock.get(("l", partition, labels.model))
+        if clock is not None:
+            self._expire(b"p", labels.model, partition, clock, b, LabelOutputs(), set(),
+                         count=False)  # fmt: skip
+            self._flush(b, set(), set())
+            b = _Batch()
+        edge = self._edge("l", labels.model, partition, lt, reread=True)
+        waiting: list[int] = []
         for (key, i), rec in zip(
             first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
         ):
             if rec is None:
                 if early and key not in self.early:
                     self.early.add(key)
-                    b.puts[b"l" + key] = pack_label(labels.model, int(lt[i]), float(lv[i]), lc[i])
-                    waiting[(int(lt[i]) // bucket + 1) * bucket + ttl].append(
-                        labels.prediction_ids[i]
+                    b.puts[b"l" + key] = pack_label(
+                        labels.model, int(lt[i]), float(lv[i]), lc[i], edge=edge
                     )
+                    waiting.append(i)
             elif rec != JOINED:
                 b.puts[b"p" + key] = JOINED
                 joined += 1
-        for e, ids in waiting.items():
-            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(labels.model, ids)
+        ids = [labels.prediction_ids[i] for i in waiting]
+        self._index_expiry(b"l", topic, partition, offset, labels.model, lt[waiting], ids, b)
         self._flush(b, set(), set())
         return joined
+
+    def expire_reread(self, partition: int) -> None:
+        """After a restore re-read ``partition``: expire what the clocks of the re-read
+        passed, silently (the worker that read the records dead-lettered the orphans)."""
+        b = _Batch()
+        for (side, p, model), clock in sorted(self._reread_clock.items()):
+            if p == partition:
+                kind = b"l" if side == "p" else b"p"  # each stream's clock expires the other's
+                self._expire(kind, model, p, clock, b, LabelOutputs(), set(), count=False)
+        self._flush(b, set(), set())
 
     # ---- labels ----------------------------------------------------------------------
     def observe_labels(
@@ -706,6 +787,8 @@ class LabelEngine:
         # a replay of what a restored partition snapshot already counted: join state only
         replay = offset <= self.rewound.get(partition, (-1, -1))[1]
         bump = self._bump if not replay else _no_count  # the snapshot's worker counted it
+        # the label side's cut before this record: a label counts in its window if below
+        edge = self._edge("l", model, partition, lt, reread=replay)
         bump(model, "labels", labels.n, touched)
         tot = self._tot(model)
         wm = TOTAL_FIELDS.index("label_watermark_ms")
@@ -745,20 +828,15 @@ class LabelEngine:
         bump(model, "duplicates", dup, touched)
         result.duplicates = dup
         # early labels wait on disk until their prediction comes or their TTL passes
-        bucket = self.config.expiry_bucket_ms
-        src = topic.encode() + b"\x00" + struct.pack(">iq", partition, offset)
-        waiting: dict[int, list[str]] = defaultdict(list)
         for i in early_new:
             key = keys_by_row[i]
             self.early.add(key)
             if partition in self.rewound and not replay:
                 self.fresh_early.add(key)  # came after the snapshot: joins count
-            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i])
-            e = (int(lt[i]) // bucket + 1) * bucket + self.config.ttl_ms
-            waiting[e].append(pids[i])
+            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], edge=edge)
             result.early += 1
-        for e, ids in waiting.items():
-            b.puts[b"t" + _BE8.pack(e) + b"l" + src] = _expiry_entry(model, ids)
+        ids = [pids[i] for i in early_new]
+        self._index_expiry(b"l", topic, partition, offset, model, lt[early_new], ids, b)
         bump(model, "early", result.early, touched)
         if join_pos and replay:
             for i in join_pos:
@@ -773,6 +851,7 @@ class LabelEngine:
                 lt[jp],
                 lv[jp],
                 [lc[i] for i in join_pos],
+                np.full(len(join_pos), edge, dtype=np.int64),
                 b,
                 touched,
                 twin,
@@ -782,28 +861,66 @@ class LabelEngine:
         if replay:
             result.orphans = []  # dead-lettered by the worker that made the snapshot
         out = LabelOutputs(orphans=result.orphans)
-        if labels.n:
-            self._label_clock(model, partition, int(lt.max()), offset, b, out)
+        if labels.n and not replay:
+            self._advance(self.label_clock, b"a", model, partition, int(lt.max()), offset, b, out)
+            # predictions whose label did not come within the TTL of label time
+            self._expire(b"p", model, partition, self.label_clock[(model, partition)], b, out,
+                         touched)  # fmt: skip
+        self._emit(b, out, encode)
+        self._flush(b, touched, twin)
+        return result
+
+    def _emit(self, b: _Batch, out: LabelOutputs, encode: Encoder | None) -> None:
         if encode is not None:
             self._to_outbox(b, out, encode)
         else:  # in-process: merged and judged at the next poll
             self._local.partials += out.partials
             self._local.detections += out.detections
-        self._flush(b, touched, twin)
-        return result
 
     # ---- windows close per partition ----------------------------------------------------
-    def _label_clock(
-        self, model: str, partition: int, t: int, offset: int, b: _Batch, out: LabelOutputs
+    def _cut(self, side: str, clock_ms: int) -> int:
+        """The window end up to which a stream at ``clock_ms`` is cut (``side``: ``l``
+        labels, ``p`` predictions)."""
+        lag = self.config.label_horizon_ms if side == "l" else self.drift.allowed_lateness_ms
+        return boundary(clock_ms - lag, self.config.window_ms)
+
+    def _edge(self, side: str, model: str, partition: int, t: np.ndarray, reread: bool) -> int:
+        """The cut of ``side``'s stream of ``partition`` for ``model`` before a record
+        with times ``t``. A record ``reread`` (label_restore re-reading what another worker
+        processed, or a replay of what a restored snapshot counted) is taken at the running
+        clock of the re-read, which then moves past it: the cut it had when first read,
+        exactly if the re-read started at offset 0 (else a lower bound)."""
+        if reread:
+            key = (side, partition, model)
+            before = self._reread_clock.get(key)
+            if t.size:
+                self._reread_clock[key] = max(NO_TIME if before is None else before, int(t.max()))
+        else:
+            clocks = self.label_clock if side == "l" else self.pred_clock
+            before = clocks.get((model, partition))
+        return NO_TIME if before is None else self._cut(side, before)
+
+    def _advance(
+        self,
+        clocks: dict[tuple[str, int], int],
+        prefix: bytes,
+        model: str,
+        partition: int,
+        t: int,
+        offset: int,
+        b: _Batch,
+        out: LabelOutputs,
     ) -> None:
-        """Advance the partition's label clock for ``model``; close what it passed."""
+        """Move one stream's clock of the partition for ``model`` to ``t``; close the
+        windows both streams' cuts have now passed."""
         key = (model, partition)
-        if t <= self.label_clock.get(key, NO_TIME):
+        if t <= clocks.get(key, NO_TIME):
             return
-        self.label_clock[key] = t
-        b.puts[_clock_key(b"a", partition, model)] = _I8.pack(t)
-        c = self.config
-        edge = boundary(t - c.label_horizon_ms, c.window_ms)
+        clocks[key] = t
+        b.puts[_clock_key(prefix, partition, model)] = _I8.pack(t)
+        if key not in self.label_clock or key not in self.pred_clock:
+            return  # a stream not read yet has not cut anything
+        edge = min(self._cut("l", self.label_clock[key]), self._cut("p", self.pred_clock[key]))
         if edge <= self.closed_until.get(key, NO_TIME):
             return
         self.closed_until[key] = edge
@@ -816,7 +933,7 @@ class LabelEngine:
         closed = []
         for cid, part, start in closing:
             w = self.windows.pop((cid, part, start))
-            b.deletes.append(_window_key(cid, part, start))
+            b.delete(_window_key(cid, part, start))
             cat = self.catalogs[cid]
             closed.append((cat.version, start, w.end_ms, encode_payload(w, cat.classes)))
             if cid in self.votes and w.end_ms > self._concept_window.get(cid, NO_TIME):
@@ -838,6 +955,7 @@ class LabelEngine:
     def partitions(self) -> list[int]:
         """Input partitions with performance state here."""
         found = {p for _, p, _ in self.windows} | {p for _, p in self.label_clock}
+        found |= {p for _, p in self.pred_clock}
         return sorted(found)
 
     def partition_state(self, partition: int, predictions: str, labels: str) -> bytes:
@@ -847,8 +965,10 @@ class LabelEngine:
             "partition": partition,
             "predictions": self.applied_offset(predictions, partition),
             "labels": self.applied_offset(labels, partition),
-            "clocks": [[m, self.closed_until.get((m, p), NO_TIME), t]
-                       for (m, p), t in sorted(self.label_clock.items()) if p == partition],
+            # [model, closed until, label clock, prediction clock]
+            "clocks": [[m, self.closed_until.get((m, p), NO_TIME),
+                        self.label_clock.get((m, p), NO_TIME), self.pred_clock.get((m, p), NO_TIME)]
+                       for m, p in sorted({*self.label_clock, *self.pred_clock}) if p == partition],
         }  # fmt: skip
         blobs = [
             encode_payload(w, self.catalogs[cid].classes)
@@ -876,17 +996,18 @@ class LabelEngine:
         b = _Batch()
         for key in [k for k in self.windows if k[1] == partition]:
             del self.windows[key]
-            b.deletes.append(_window_key(*key))
-        for key in [k for k in {*self.label_clock, *self.closed_until} if k[1] == partition]:
-            self.label_clock.pop(key, None)
-            self.closed_until.pop(key, None)
-            b.deletes += [_clock_key(b"a", partition, key[0]), _clock_key(b"k", partition, key[0])]
-        for model, closed, t in h["clocks"]:
-            self.label_clock[(model, partition)] = int(t)
-            b.puts[_clock_key(b"a", partition, model)] = _I8.pack(int(t))
-            if int(closed) > NO_TIME:
-                self.closed_until[(model, partition)] = int(closed)
-                b.puts[_clock_key(b"k", partition, model)] = _I8.pack(int(closed))
+            b.delete(_window_key(*key))
+        clocks = ((b"k", self.closed_until), (b"a", self.label_clock), (b"e", self.pred_clock))
+        for key in [k for k in {*self.label_clock, *self.pred_clock, *self.closed_until}
+                    if k[1] == partition]:  # fmt: skip
+            for prefix, into in clocks:
+                into.pop(key, None)
+                b.delete(_clock_key(prefix, partition, key[0]))
+        for model, *times in h["clocks"]:
+            for (prefix, into), t in zip(clocks, times, strict=True):
+                if int(t) > NO_TIME:
+                    into[(model, partition)] = int(t)
+                    b.puts[_clock_key(prefix, partition, model)] = _I8.pack(int(t))
         twin: set[tuple[int, int, int]] = set()
         for blob in blobs:
             w, names = decode_payload(blob)
@@ -910,11 +1031,15 @@ class LabelEngine:
         lab_t: np.ndarray,
         lab_v: np.ndarray,
         lab_c: list[str | None],
+        lab_edge: np.ndarray,
         b: _Batch,
         touched: set[str],
         twin: set[tuple[int, int, int]],
         result: JoinResult,
     ) -> None:
+        """Join labels with their predictions' records; a pair counts in the prediction's
+        window unless the prediction was late or the label came after the label cut
+        (``lab_edge``: the label side's cut when each label was read)."""
         c = self.config
         mkey = _model_key(label_model)
         for pid in pids:
@@ -939,10 +1064,9 @@ class LabelEngine:
                 ok = (y_true >= 0) & (y_pred >= 0)
                 err = (y_true != y_pred).astype(np.float64)
                 stream, stream_t = err[ok], pt[ok]
-            # windows (those still open)
+            # windows: both reads before their stream's cut (the window is open then)
             starts = (pt // c.window_ms) * c.window_ms
-            closed = self.closed_until.get((cat.model, partition), NO_TIME)
-            late = starts + c.window_ms <= closed
+            late = ((rows["flags"] & LATE) > 0) | (starts + c.window_ms <= lab_edge[pos])
             n_late = int(late.sum())
             result.late += n_late
             self._bump(cat.model, "late_labels", n_late, touched)
@@ -1122,7 +1246,7 @@ class LabelEngine:
         out = LabelOutputs()
         b = _Batch()
         touched: set[str] = set()
-        self._expire(now_event_ms, b, out, touched)
+        self._expire_stalled(now_event_ms, b, out, touched)
         self._concept(b, out)
         due, self._concept_due = self._concept_due, []
         for cid, start, end, regression in due:
@@ -1164,35 +1288,74 @@ class LabelEngine:
     def _reference_of(self, model: str, version: str) -> ReferenceView | None:
         return self.references.get((model, version)) or self.references.get((model, ""))
 
-    def _expire(self, now: int, b: _Batch, out: LabelOutputs, touched: set[str]) -> None:
-        upto = b"t" + _BE8.pack(now + 1)
-        entries = list(self.store.scan(b"t", upto))
-        for k, v in entries:
-            kind = k[9:10]
-            model, ids = _read_expiry_entry(v)
-            mkey = _model_key(model)
-            b.deletes.append(k)
+    def _expire(
+        self,
+        kind: bytes,
+        model: str,
+        partition: int,
+        clock_ms: int,
+        b: _Batch,
+        out: LabelOutputs,
+        touched: set[str],
+        count: bool = True,
+    ) -> None:
+        """Expire ``kind`` entries (``p``: pending predictions, ``l``: early labels) of the
+        partition and model due at ``clock_ms``: the other stream's clock, so what expires
+        is decided by the records read, not by when a timer ran. Without ``count`` (a
+        restore re-reading what another worker processed) nothing is counted or returned."""
+        bump = self._bump if count else _no_count
+        orphans = out.orphans if count else []
+        prefix = _expiry_prefix(kind, partition, model)
+        upto = prefix + _ORD8.pack(max(0, min(clock_ms + 2**63 + 1, 2**64 - 1)))
+        mkey = _model_key(model)
+        for k, v in list(self.store.scan(prefix, upto)):
+            if k in b.deletes:
+                continue
+            b.delete(k)
+            _, ids = _read_expiry_entry(v)
             if kind == b"p":
                 keys = [b"p" + mkey + pid.encode() for pid in ids]
-                for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
+                stored = self.store.get_many(keys)
+                for key, pid, rec in zip(keys, ids, stored, strict=True):
+                    rec = b.get(key, rec)  # joined by this very batch, maybe
                     if rec is None:
                         continue
-                    b.deletes.append(key)
+                    b.delete(key)
                     if rec != JOINED:
                         cat = self.catalogs[int.from_bytes(rec[1:5], "little")]
                         t = struct.unpack_from("<q", rec, 5)[0]
-                        out.orphans.append(Orphan(pid, cat.model, "no_label", t))
-                        self._bump(cat.model, "orphan_predictions", 1, touched)
+                        orphans.append(Orphan(pid, cat.model, "no_label", t))
+                        bump(cat.model, "orphan_predictions", 1, touched)
             else:
                 keys = [b"l" + mkey + pid.encode() for pid in ids]
-                for key, pid, rec in zip(keys, ids, self.store.get_many(keys), strict=True):
+                stored = self.store.get_many(keys)
+                for key, pid, rec in zip(keys, ids, stored, strict=True):
+                    rec = b.get(key, rec)
                     if rec is None:
                         continue
-                    b.deletes.append(key)
+                    b.delete(key)
                     self.early.discard(key[1:])
-                    model, t, _, _ = unpack_label(rec)
-                    out.orphans.append(Orphan(pid, model, "no_prediction", t))
-                    self._bump(model, "orphan_labels", 1, touched)
+                    self.fresh_early.discard(key[1:])
+                    lmodel, t, _, _, _ = unpack_label(rec)
+                    orphans.append(Orphan(pid, lmodel, "no_prediction", t))
+                    bump(lmodel, "orphan_labels", 1, touched)
+
+    def _expire_stalled(self, now_ms: int, b: _Batch, out: LabelOutputs, touched: set[str]) -> None:
+        """The backstop on the wall clock: a stream that stopped (a model whose labels never
+        come, a partition without predictions any more) moves no clock, so what waits on
+        it expires once that clock has not moved for a TTL of wall time, at ``now_ms``."""
+        ttl = self.config.ttl_ms
+        for kind, clocks in ((b"p", self.label_clock), (b"l", self.pred_clock)):
+            pairs = {*self.label_clock, *self.pred_clock}
+            for model, partition in sorted(pairs):
+                key = (kind, model, partition)
+                clock = clocks.get((model, partition))
+                seen = self._clock_seen.get(key)
+                if seen is None or seen[0] != clock:
+                    self._clock_seen[key] = (clock, now_ms)
+                    continue
+                if now_ms - seen[1] >= ttl:
+                    self._expire(kind, model, partition, now_ms, b, out, touched)
 
     def window_partial(
         self, model: str, version: str, start_ms: int, partition: int | None = None

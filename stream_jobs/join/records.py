@@ -12,6 +12,14 @@ so a batch packs with one numpy structured-array ``tobytes`` and unpacks with on
 and two segment tags takes 23 + 8 + 4 = 35 bytes. Probabilities are stored as float32
 (relative error 6e-8, far below what log loss or calibration can resolve).
 
+A prediction read after its partition's performance window had already passed its
+prediction cut (:mod:`stream_jobs.join.engine`) carries the :data:`LATE` flag: it still joins
+its label (totals, delays) but changes no window.
+
+An early label (read before its prediction) keeps the label-side *edge* of its partition
+at the time it was read: the window end up to which the label stream had been cut, so
+that whether it counts in its window does not depend on when its prediction comes.
+
 A joined prediction is replaced by the one-byte :data:`JOINED` marker, which keeps
 duplicate labels detectable until the prediction's TTL expires.
 
@@ -23,8 +31,8 @@ duplicate labels detectable until the prediction's TTL expires.
 >>> cid, rows, pos = unpack_predictions(recs, {1: cat})[0]
 >>> cid, rows["t"].tolist(), rows["cls"].tolist()
 (1, [5, 6], [1, 0])
->>> lab = pack_label("m", 30, np.nan, "yes"); unpack_label(lab)
-('m', 30, nan, 'yes')
+>>> lab = pack_label("m", 30, np.nan, "yes", edge=-60); unpack_label(lab)
+('m', 30, nan, 'yes', -60)
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_str
 
 JOINED = b"\x00"
 OTHER = "__other__"
-HAS_SCORE, HAS_CLASS, HAS_PROBS = 1, 2, 4
-_LABEL = struct.Struct("<qdH")
+HAS_SCORE, HAS_CLASS, HAS_PROBS, LATE = 1, 2, 4, 8
+_LABEL = struct.Struct("<qqdH")  # edge, time, value, model length
 
 
 class Catalog:
@@ -145,8 +153,10 @@ def pack_predictions(
     cls: np.ndarray | None,
     probs: np.ndarray | None,
     segs: np.ndarray,
+    late: np.ndarray | None = None,
 ) -> list[bytes]:
-    """One record per row (``probs`` already in ``cat.prob_classes`` column order)."""
+    """One record per row (``probs`` already in ``cat.prob_classes`` column order;
+    ``late``: rows read after their window's prediction cut)."""
     n = t.size
     dt = cat.dtype()
     arr = np.zeros(n, dtype=dt)
@@ -167,7 +177,7 @@ def pack_predictions(
             arr["probs"] = np.nan
     if cat.tags:
         arr["segs"] = segs
-    arr["flags"] = flags
+    arr["flags"] = flags if late is None else np.where(late, flags | LATE, flags)
     buf = arr.tobytes()
     w = dt.itemsize
     return [buf[i * w : (i + 1) * w] for i in range(n)]
@@ -191,15 +201,18 @@ def unpack_predictions(
     return out
 
 
-def pack_label(model: str, t: int, value: float, label_class: str | None) -> bytes:
+def pack_label(
+    model: str, t: int, value: float, label_class: str | None, *, edge: int
+) -> bytes:
     m = model.encode()
     c = b"" if label_class is None else b"\x01" + label_class.encode()
-    return _LABEL.pack(t, value, len(m)) + m + c
+    return _LABEL.pack(edge, t, value, len(m)) + m + c
 
 
-def unpack_label(data: bytes) -> tuple[str, int, float, str | None]:
-    t, value, mlen = _LABEL.unpack_from(data)
+def unpack_label(data: bytes) -> tuple[str, int, float, str | None, int]:
+    """``(model, event time, value, class, edge)`` of an early label."""
+    edge, t, value, mlen = _LABEL.unpack_from(data)
     p = _LABEL.size
     model = data[p : p + mlen].decode()
     rest = data[p + mlen :]
-    return model, t, value, (rest[1:].decode() if rest else None)
+    return model, t, value, (rest[1:].decode() if rest else None), edge

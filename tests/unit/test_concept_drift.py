@@ -131,6 +131,13 @@ def test_engine_emits_concept_drift_then_resolves(scope):
                 predicted_class=CategoricalArray.from_values(["a"] * n_per),
             ),
         )
+        # a later prediction cuts the prediction stream past every window: they close on
+        # the label clock alone
+        e.observe_predictions("P", p, 1, PredictionColumns(
+            model="m", model_version="1", prediction_ids=[f"{p}-later"],
+            event_time_ms=np.array([200_000]), latency_ms=np.ones(1),
+            status=np.zeros(1, np.int8), predicted_class=CategoricalArray.from_values(["a"]),
+        ))  # fmt: skip
     for k in range(30):
         for p in range(parts):
             sl = slice(k * 100, (k + 1) * 100)

@@ -42,7 +42,11 @@ def test_prediction_first_then_label_joins_and_scores():
     assert r.delays_s["m"].tolist() == [4.0, 4.0, 6.0]
     out = e.poll(now_event_ms=200_000)
     assert e.totals("m")["joined"] == 3
+    # a window closes once both streams are cut past it (label clock past its end + the
+    # horizon, prediction clock past its end + the allowed lateness)
     e.observe_labels(LT, 0, 1, labels(["zz"], [70_000], ["1"]))  # advances the label clock
+    assert e.poll(now_event_ms=200_000).windows == []  # the predictions are not cut yet
+    e.observe_predictions(PT, 0, 1, preds(["later"], [70_000], [0.5]))
     out = e.poll(now_event_ms=200_000)
     [w] = out.windows
     assert w["window_start_ms"] == 0 and w["closed"]
@@ -81,7 +85,29 @@ def test_duplicate_label_counted_once():
     assert w["performance"]["labels_joined"] == 2.0 and w["performance"]["accuracy"] == 1.0
 
 
-def test_ttl_expiry_reports_orphans_both_ways():
+def test_ttl_expires_on_the_other_streams_event_clock_whatever_the_wall_clock():
+    """History older than the TTL (a backtest of last quarter): polls on today's wall clock
+    in between expire nothing; a prediction expires once the label stream passes its time
+    + TTL, an early label once the prediction stream passes its own."""
+    e = engine(ttl_ms=10_000, expiry_bucket_ms=1_000)
+    e.observe_predictions(PT, 0, 0, preds(["a", "b"], [1_000, 1_500], [0.9, 0.2]))
+    e.observe_labels(LT, 0, 0, labels(["ghost"], [2_500], ["1"]))
+    wall = 1_800_000_000_000
+    assert e.poll(wall).orphans == []
+    r = e.observe_labels(LT, 0, 1, labels(["a"], [12_000], ["1"]))  # b is due at 12,000
+    assert r.joined == 1 and [(o.prediction_id, o.reason) for o in r.orphans] == [
+        ("b", "no_label")
+    ]
+    assert e.poll(wall + 1).orphans == []
+    r2 = e.observe_predictions(PT, 0, 1, preds(["c"], [13_000], [0.5]))  # ghost due at 13,000
+    assert [(o.prediction_id, o.reason) for o in r2.orphans] == [("ghost", "no_prediction")]
+    t = e.totals("m")
+    assert (t["orphan_predictions"], t["orphan_labels"], t["joined"]) == (1, 1, 1)
+
+
+def test_ttl_expiry_reports_orphans_both_ways_once_a_stream_stalls():
+    """The backstop: streams that stop move no clock; what waits on them expires once the
+    clock has not moved for a TTL of wall time."""
     e = engine(ttl_ms=10_000, expiry_bucket_ms=1_000)
     e.observe_predictions(PT, 0, 0, preds(["a", "b"], [1_000, 1_500], [0.9, 0.2]))
     e.observe_labels(LT, 0, 0, labels(["a", "ghost"], [2_000, 2_500], ["1", "1"]))
@@ -281,6 +307,7 @@ def test_performance_floor_detection():
     e = engine(performance_floors={"accuracy": 0.9}, min_labels_for_performance=2)
     e.observe_predictions(PT, 0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.9]))
     e.observe_labels(LT, 0, 0, labels(["a", "b"], [61_000, 61_000], ["1", "0"]))
+    e.observe_predictions(PT, 0, 1, preds(["later"], [71_000], [0.5]))  # cuts the predictions
     out = e.poll(61_000)
     [d] = [d for d in out.detections if d.kind == "performance_collapse"]
     assert d.active and d.value == 0.5 and d.threshold == 0.9 and d.subject == "accuracy"
@@ -305,9 +332,12 @@ def test_outbox_resends_after_a_crash_until_acknowledged():
     store = MemoryStore()
     stage = _stage(store)
     stage.observe(0, 0, preds(["a", "b"], [1_000, 1_000], [0.9, 0.1]))
-    stage.observe_labels(0, 0, labels(["a"], [61_000], ["1"]))
-    sent = stage.poll(120.0)  # b's TTL passed: an orphan dead letter; the partition closed
-    # the window: its partial goes to the merge stage (window-partials), never window-stats
+    # the label clock passes b's TTL (in event time): an orphan dead letter
+    stage.observe_labels(0, 0, labels(["a"], [63_000], ["1"]))
+    # the prediction clock passes the window too: the partition closes it; its partial
+    # goes to the merge stage (window-partials), never window-stats
+    stage.observe(0, 1, preds(["c"], [70_000], [0.5]))
+    sent = stage.poll(120.0)
     topics = {r.topic for r in sent}
     assert {"modelwatch.dead-letter", "modelwatch.window-partials"} <= topics, topics
     assert "modelwatch.window-stats" not in topics

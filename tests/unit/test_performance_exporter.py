@@ -34,6 +34,11 @@ def test_counters_survive_restart_and_gauges_follow_closed_windows(tmp_path):
                        label_class=CategoricalArray.from_values(["x"] * 6 + ["y"] * 3))
     r = e.observe_labels("L", 0, 0, lab)
     lm.observe_join(r)
+    # a later prediction cuts the prediction stream past the window: it closes
+    e.observe_predictions("P", 0, 1, PredictionColumns(
+        model="m", model_version="7", prediction_ids=["later"],
+        event_time_ms=np.array([90_000]), latency_ms=np.ones(1), status=np.zeros(1, np.int8),
+        predicted_class=CategoricalArray.from_values(["x"])))
     e.poll(90_000)
     assert _value(reg, "modelwatch_labels_joined_total", {"model": "m"}) == 8.0
     assert _value(reg, "modelwatch_duplicate_labels_total", {"model": "m"}) == 1.0

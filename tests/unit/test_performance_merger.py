@@ -67,6 +67,12 @@ def feed(e: LabelEngine, preds: PredictionColumns, labs: LabelColumns, rows, off
         label_class=None if labs.label_class is None else labs.label_class.take(lab_rows),
         label_value=None if labs.label_value is None else labs.label_value[lab_rows],
     ))
+    # one prediction past the last window's end + the allowed lateness: the prediction
+    # stream is cut past every window (the label clock is already)
+    tick = preds.subset(np.array([0]))
+    tick.prediction_ids = ["tick"]
+    tick.event_time_ms = np.array([3 * WINDOW + 10_000], dtype=np.int64)
+    e.observe_predictions(PT, 0, off + 1, tick)
 
 
 @pytest.mark.parametrize("regression", [False, True])
@@ -90,7 +96,7 @@ def test_partials_of_n_partitions_merge_to_the_window_of_all_labels(regression):
     whole_windows = {r.window_start_ms: decode_payload(r.payload)[0]
                      for r in whole.drain_partials() if not r.is_marker}  # fmt: skip
     closed = [[r for r in e.drain_partials() if not r.is_marker] for e in engines]
-    assert sorted(whole_windows) == [0, WINDOW, 2 * WINDOW]  # the label clock passed them
+    assert sorted(whole_windows) == [0, WINDOW, 2 * WINDOW]  # both clocks passed them
     for start in (0, WINDOW, 2 * WINDOW):
         expected = window_doc(whole_windows[start], cat.classes, closed=True)
         partials = [dataclasses.replace(r, partition=p, partitions=parts)

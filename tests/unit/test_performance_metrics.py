@@ -225,6 +225,10 @@ def test_label_drift_through_engine_against_reference():
     e.observe_labels("l", 0, 0, LabelColumns(
         model="m", prediction_ids=ids, event_time_ms=np.full(n, 500_000, dtype=np.int64),
         label_class=CategoricalArray.from_values(["1" if p else "0" for p in pos])))
+    e.observe_predictions("p", 0, 1, PredictionColumns(  # cuts the predictions past both
+        model="m", model_version="1", prediction_ids=["later"],
+        event_time_ms=np.array([500_000]), latency_ms=np.ones(1), status=np.zeros(1, np.int8),
+        predicted_class=CategoricalArray.from_values(["0"])))
     out = e.poll(500_000)
     drift = [d for d in out.detections if d.kind == "label_drift"]
     assert [d.active for d in drift] == [False, True]

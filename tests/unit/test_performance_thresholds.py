@@ -41,7 +41,18 @@ def _window(e: LabelEngine, k: int, n: int, accuracy: float, seed: int) -> list:
         ),
     )
     e.observe_labels(LT, 0, 2 * k, class_labels(ids, t + 60_000, truth))
+    tick(e, 2 * k + 1, (k + 1) * 60_000 + 10_000)
     return e.poll(t + 60_000).detections
+
+
+def tick(e: LabelEngine, offset: int, t: int) -> None:
+    """One unlabelled prediction at ``t``: the prediction stream is cut past the window
+    before (its end + the allowed lateness), so that window closes now."""
+    e.observe_predictions(PT, 0, offset, PredictionColumns(
+        model="m", model_version="1", prediction_ids=[f"tick-{offset}"],
+        event_time_ms=np.array([t]), latency_ms=np.ones(1), status=np.zeros(1, np.int8),
+        predicted_class=CategoricalArray(["0", "1"], np.zeros(1, np.int32)),
+    ))  # fmt: skip
 
 
 def _engine(**config) -> LabelEngine:

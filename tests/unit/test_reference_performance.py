@@ -112,6 +112,9 @@ def _window(e: LabelEngine, k: int, rng: np.random.Generator, broken_above: floa
     t = k * 60_000 + 1_000
     e.observe_predictions(PT, 0, 2 * k, _preds(ids, t, x, score))
     e.observe_labels(LT, 0, 2 * k, class_labels(ids, t + 60_000, truth))
+    # one unlabelled prediction past the window's end + the allowed lateness: the
+    # prediction stream is cut past it, so it closes now
+    e.observe_predictions(PT, 0, 2 * k + 1, _preds([f"tick{k}-0"], t + 69_000, x[:1], score[:1]))
     return e.poll(t + 60_000)
 
 
