@@ -171,7 +171,9 @@ def test_windows_emitted_before_still_move_the_ranking_baseline_as_one_owners_di
         seg = {"region": rng.choice(["eu", "us"], 40).tolist()}
         e.observe_predictions(PT, 0, k, preds(ids, times, rng.random(40), segments=seg))
         e.observe_labels(LT, 0, k, labels(ids, times + 2_000, rng.choice(["0", "1"], 40)))
-    e.observe_labels(LT, 0, 99, labels(["end"], [20 * W], ["1"]))  # every window closes
+    # both streams of the partition run past every window: they all close
+    e.observe_predictions(PT, 0, 99, preds(["end"], [20 * W], [0.5]))
+    e.observe_labels(LT, 0, 99, labels(["end"], [20 * W], ["1"]))
     values = [CODEC.encode("WindowPartial", r.to_record()) for r in e.drain_partials()]
 
     def stage(topic: OutputTopic) -> tuple[MergeStage, PerformanceMerger]:
