@@ -1,12 +1,13 @@
 """Same history, same answers: three replays on fresh state (a fresh broker each time) give
 identical windows, detections and alerts, whatever the timing of threads and partitions.
 
-What is not replay-deterministic yet is pinned by an ``xfail`` test below: performance
-windows (each partition closes its windows on its own label clock; when the label agent runs
-ahead of the prediction agent by more than the horizon, a window closes before its
-predictions were read: windows of 63 to 113 of 150 rows were seen). The
-drift stage's online-detector votes are decided in event time (they used to combine in
-arrival order)."""
+Labelled replays too: a partition's performance window holds the predictions read before
+its prediction cut joined with the labels read before its label cut, whichever agent runs
+ahead (windows of 63 to 113 of 150 rows were seen when windows closed on the label clock
+alone), and the join's TTL runs on the streams' event clocks (a poll on today's wall clock
+once orphaned a replayed history's predictions before their labels came: 0 of 10,800 joined
+in one run, all in the next). The drift stage's online-detector votes are decided in event
+time (they used to combine in arrival order)."""
 
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def replays(tmp: Path, n: int, labels: bool) -> list[dict[str, list[str]]]:
 def test_three_replays_on_fresh_state_give_identical_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Drift windows, their detections and the alerts: identical. (No labels and the drift
-    stage's online detectors off: see the xfail test below.)"""
+    """Drift windows, their detections and the alerts: identical (no labels, the drift
+    stage's online detectors off; with both: the test below)."""
     window_env(monkeypatch)
     monkeypatch.setenv("MODELWATCH_DRIFT__DETECTORS", "false")
     runs = replays(tmp_path, 3, labels=False)
@@ -112,10 +113,6 @@ def test_three_replays_on_fresh_state_give_identical_answers(
     assert_identical(runs)
 
 
-@pytest.mark.xfail(reason="performance windows close per partition on its label clock, and in "
-                          "a fast replay the label agent runs ahead of the predictions by more "
-                          "than the horizon (windows with about half their rows)",
-                   strict=False)
 def test_replays_with_labels_and_online_detectors_give_identical_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,4 +122,12 @@ def test_replays_with_labels_and_online_detectors_give_identical_answers(
     monkeypatch.setenv("MODELWATCH_DRIFT__VOTE_WINDOW_MS", str(30 * 60_000))
     runs = replays(tmp_path, 2, labels=True)
     assert any('"mode": "online"' in d for d in runs[0]["detections"])
+    # every closed performance window holds all of its rows, each labelled (ground truth:
+    # 15 rows a minute, one label each); the last window stays open
+    perf = [json.loads(w) for w in runs[0]["windows"] if '"labels_joined"' in w]
+    perf = [w for w in perf if w["performance"].get("predictions")]
+    assert len(perf) >= 60
+    rows = WINDOW_MS // 60_000 * 15
+    assert {(w["performance"]["predictions"], w["performance"]["labels_joined"])
+            for w in perf} == {(rows, rows)}  # fmt: skip
     assert_identical(runs)

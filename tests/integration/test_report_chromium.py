@@ -33,6 +33,7 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
                                         else None)  # fmt: skip
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 TOPICS = TopicNames()
+pytestmark = pytest.mark.integration
 
 
 # ---- a tiny PNG reader (stdlib only) ----------------------------------------------------

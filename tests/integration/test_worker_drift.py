@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from modelwatch.baseline import publish_reference, simulated_reference
 from producers.sdk import ModelwatchPublisher
 from producers.simulator.model import generate
@@ -14,6 +16,8 @@ from schemas.kafka import read_to_end
 from schemas.topics import TopicNames
 from tests.support.processes import WorkerProcess, sample, wait_for
 from tests.support.topics import read_topic
+
+pytestmark = pytest.mark.integration
 
 TOPICS = TopicNames()
 WINDOW_MS = 60_000

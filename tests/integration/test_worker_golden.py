@@ -6,6 +6,7 @@ import time
 import uuid
 
 import numpy as np
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from producers.sdk import ModelwatchPublisher
@@ -13,6 +14,8 @@ from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from tests.support.groups import wait_group_done
 from tests.support.processes import WorkerProcess, sample, wait_for
+
+pytestmark = pytest.mark.integration
 
 TOPICS = TopicNames()
 
