@@ -197,13 +197,11 @@ def test_three_workers_and_a_sigkill_give_one_workers_answer(
     shift = start + 6 * window_ms
     assert any(v.get("x0") for t, v in v_many.items() if t >= shift)  # the shift is seen
     assert not any(any(v.values()) for t, v in v_many.items() if t + window_ms <= shift)
-    if perf_wrong or perf_wrong_one or _performance(perf_one) != _performance(perf_many):
-        # everything above holds, each window emitted once included; what does not yet
-        # (the joined labels of a partition's performance partial) is tracked here
-        pytest.xfail("open (issue 9): a partition's performance partial can miss some of "
-                     "its joined labels "
-                     f"(3 workers: {perf_wrong}; 1 worker: {perf_wrong_one})\n"
-                     + "\n".join(reports))  # fmt: skip
+    assert not perf_wrong and not perf_wrong_one, (
+        "performance windows whose joined labels or predictions differ from ground truth "
+        f"(3 workers: {perf_wrong}; 1 worker: {perf_wrong_one})\n" + "\n".join(reports)
+    )
+    assert _performance(perf_one) == _performance(perf_many)
 
 
 def _assert_once(drift: list[dict], perf: list[dict]) -> None:
