@@ -10,6 +10,7 @@ from modelwatch.settings import Settings
 from schemas.codec import default_codec
 from schemas.label_caps import caps_for
 from stream_jobs.app import Worker, create_worker
+from stream_jobs.concept.pool import ConceptPool
 from stream_jobs.config import WorkerConfig
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.engine import DriftEngine
@@ -61,10 +62,12 @@ def build_worker(settings: Settings) -> Worker:
     drift = DriftStage(
         DriftEngine(drift_config), drift_metrics, state_metrics, default_codec(), config.topics
     )
-    performance = PerformanceMerger(LabelConfig(**settings.labels), drift_config)
+    labels = LabelConfig(**settings.labels)
+    performance = PerformanceMerger(labels, drift_config)
     merge = MergeStage(
         drift_config, drift_metrics, state_metrics, sink, default_codec(), config.topics,
         mergers=[performance],
+        concept=ConceptPool(labels, drift_config.idle_partition_s),
         snapshot_off_loop=True,  # megabytes of partials are encoded on a thread of their own
     )
     ensure_worker_state(  # before any store opens: state of another topic life starts clean

@@ -5,15 +5,17 @@ errors each, so they need about P times the samples one detector on the whole st
 needs (4 partitions: 1,000-1,500 rows for an error rate doubling from 10 %, where river's
 ADWIN on the whole stream needs ~250). Here the partitions' 0/1 errors are *pooled*:
 
-* every joined error adds to the count ``(n, errors)`` of its prediction's event-time
-  bucket (``bucket_ms``) — counts add, so the order in which partitions deliver does not
-  matter;
-* a bucket is *settled* once every partition that feeds the model has delivered errors
-  past its end — however far ahead the others run in event time, as a fast replay's
-  partitions do; only a partition that has delivered nothing for ``stall_s`` seconds of
-  *wall-clock* time (a dead producer, a partition without traffic; the engine passes the
-  drift stage's ``idle_partition_s``) is not waited for. An
-  error whose bucket is already settled counts in the first open one;
+* every joined error adds to the count ``(n, errors)`` of an event-time bucket
+  (``bucket_ms``) the caller assigns (:meth:`add`) — counts add, so the order in which
+  partitions deliver does not matter;
+* each partition reports how far it has *settled* (:meth:`advance`): no error will come
+  for a bucket ending at or before that. A bucket is settled once every partition that
+  feeds the model has settled past its end — however far ahead the others run in event
+  time, as a fast replay's partitions do; only a partition that has reported nothing for
+  ``stall_s`` seconds of *wall-clock* time (a dead producer, a partition without traffic;
+  the engine passes the drift stage's ``idle_partition_s``) is not waited for. An error
+  whose bucket is already settled (its partition reported for the first time after the
+  others had settled past it) counts in the first open one;
 * settled buckets go, in event-time order, through a one-sided Bernoulli CUSUM
   ``S = max(0, S + k ln(p1/p0) + (n - k) ln((1 - p1)/(1 - p0)))`` with ``p0`` the error
   rate of the baseline (the first ``warmup`` samples, then every bucket seen while
@@ -22,11 +24,14 @@ ADWIN on the whole stream needs ~250). Here the partitions' 0/1 errors are *pool
   error before, the excursion's error after); the test restarts with the excursion's
   samples as the new baseline. An alarm stays *active* for ``active_ms`` of event time.
 
-Same input, same alarms: given each partition's order (Kafka keeps it), the settled
-buckets and so the alarms do not depend on how partitions interleave — once every
-partition has delivered its first errors (a partition that first shows up after the others
-ran ahead has its earliest errors counted in the first open bucket; they feed the
-warm-up baseline either way). Measured
+Same input, same alarms: the label engine assigns an error to the bucket of its prediction's
+time or of the label clock when its label was read, whichever is later, and a partition
+settles up to the lesser of its label clock and its prediction cut
+(:mod:`stream_jobs.join.engine`) — both functions of the partition's own records. So the
+settled buckets, and the alarms, depend neither on how partitions interleave nor on which of
+a partition's two streams ran ahead — once every partition has reported (a partition that
+first shows up after the others ran ahead has its earliest errors counted in the first open
+bucket; they feed the warm-up baseline either way). Measured
 (``make bench BENCH=bench_detection``, and the sweep in :mod:`stream_jobs.concept.detectors`).
 
 It speaks the :class:`~stream_jobs.concept.quorum.VoteBox` interface the label engine
@@ -44,6 +49,7 @@ alarm.
 ...         sel = slice(lo, lo + 500)
 ...         m = part[sel] == p
 ...         _ = test.add(p, err[sel][m], t[sel][m])
+...         _ = test.advance(p, int(t[sel][-1]))
 >>> [(f.event_time_ms, round(f.before, 2), round(f.after, 2)) for f in test.fires]
 [(205000, 0.1, 0.2)]
 >>> test.evaluate()[0], test.evaluate(205000 + 600_001)[0]
@@ -66,6 +72,19 @@ from stream_jobs.concept.monitor import Fire
 NO_TIME = -(2**62)
 
 
+def bucket_counts(
+    errors: np.ndarray, event_time_ms: np.ndarray, bucket_ms: int
+) -> list[tuple[int, float, float]]:
+    """``(bucket start, n, errors)`` of 0/1 ``errors`` by the buckets of their times."""
+    if errors.size == 0:
+        return []
+    t = np.asarray(event_time_ms, dtype=np.int64)
+    uniq, inv = np.unique((t // bucket_ms) * bucket_ms, return_inverse=True)
+    n = np.bincount(inv)
+    k = np.bincount(inv, weights=np.asarray(errors, dtype=np.float64))
+    return list(zip(uniq.tolist(), n.astype(float).tolist(), k.tolist(), strict=True))
+
+
 @dataclass
 class PooledErrorTest:
     bucket_ms: int = 1_000
@@ -79,6 +98,8 @@ class PooledErrorTest:
     buckets: dict[int, list[float]] = field(default_factory=dict)  # start -> [n, errors]
     progress: dict[int, int] = field(default_factory=dict)  # partition -> max event time
     heard: dict[int, float] = field(default_factory=dict)  # partition -> wall time last fed
+    expected: int = 0  # partitions to hear from before settling (0: those heard from)
+    first_heard: float | None = None  # wall time of the first report
     settled_ms: int = NO_TIME
     s: float = 0.0
     base_n: float = 0.0
@@ -92,23 +113,26 @@ class PooledErrorTest:
     active_since_ms: int = 0
 
     # ---- input -------------------------------------------------------------------------
-    def add(self, partition: int, errors: np.ndarray, event_time_ms: np.ndarray) -> list[Fire]:
-        """Count a partition's 0/1 errors; returns the alarms of the buckets this settles."""
-        if errors.size == 0:
-            return []
-        t = np.asarray(event_time_ms, dtype=np.int64)
-        starts = np.maximum((t // self.bucket_ms) * self.bucket_ms, self.settled_ms)
-        uniq, inv = np.unique(starts, return_inverse=True)
-        n = np.bincount(inv)
-        k = np.bincount(inv, weights=np.asarray(errors, dtype=np.float64))
-        for s, ni, ki in zip(uniq.tolist(), n.tolist(), k.tolist(), strict=True):
-            cell = self.buckets.setdefault(int(s), [0.0, 0.0])
-            cell[0] += ni
-            cell[1] += ki
-        top = int(t.max())
-        self.progress[partition] = max(self.progress.get(partition, NO_TIME), top)
+    def add(self, partition: int, errors: np.ndarray, event_time_ms: np.ndarray) -> None:
+        """Count a partition's 0/1 errors in the buckets of ``event_time_ms``."""
+        self.add_counts(partition, bucket_counts(errors, event_time_ms, self.bucket_ms))
+
+    def add_counts(self, partition: int, counts: list[tuple[int, float, float]]) -> None:
+        """Add a partition's ``(bucket start, n, errors)`` counts (a bucket already settled:
+        to the first open one)."""
+        for start, n, k in counts:
+            cell = self.buckets.setdefault(max(int(start), self.settled_ms), [0.0, 0.0])
+            cell[0] += n
+            cell[1] += k
+            self.clock_ms = max(self.clock_ms, int(start) + self.bucket_ms - 1)
+
+    def advance(self, partition: int, settled_ms: int) -> list[Fire]:
+        """``partition`` will add no error to a bucket ending at or before ``settled_ms``;
+        returns the alarms of the buckets this settles."""
+        self.progress[partition] = max(self.progress.get(partition, NO_TIME), int(settled_ms))
         self.heard[partition] = time.time()
-        self.clock_ms = max(self.clock_ms, top)
+        if self.first_heard is None:
+            self.first_heard = self.heard[partition]
         return self.settle()
 
     def settle(self, horizon_ms: int | None = None) -> list[Fire]:
@@ -116,6 +140,9 @@ class PooledErrorTest:
         if not self.progress:
             return []
         now = time.time()
+        waited = now - (self.first_heard if self.first_heard is not None else now)
+        if len(self.progress) < self.expected and waited < self.stall_s:
+            return []  # a partition not heard from yet may still bring the first buckets
         live = [v for p, v in self.progress.items() if now - self.heard.get(p, now) <= self.stall_s]
         h = min(live or self.progress.values())
         if horizon_ms is not None:

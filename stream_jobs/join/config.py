@@ -104,6 +104,12 @@ class LabelConfig(BaseModel):
         "stream in arrival order. Regression models use partition monitors under pooled",
     )
     concept_bucket_ms: int = Field(1_000, gt=0, description="pooled: event-time bucket")
+    concept_step_ms: int = Field(
+        10_000,
+        gt=0,
+        description="pooled: a partition sends the buckets it has settled to the merge stage "
+        "each time it settles this much more event time",
+    )
     concept_warmup: int = Field(1_000, gt=0, description="pooled: baseline samples first")
     concept_threshold: float = Field(
         10.0, gt=0, description="pooled: CUSUM log-likelihood ratio that raises an alarm"

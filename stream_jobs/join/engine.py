@@ -36,7 +36,7 @@ prefix     key                                              value
 ``o``      topic + partition                                last applied offset
 ``z``      catalog id + partition                           concept :class:`PartitionMonitor`
 ``v``      catalog id                                       concept :class:`VoteBox`
-``q``      catalog id                                       concept :class:`PooledErrorTest`
+``q``      catalog id + partition (i4 BE)                   pooled concept buckets not sent
 ``x``      sequence number (BE)                             outbox record (topic, key, value)
 =========  ===============================================  ================================
 
@@ -52,7 +52,7 @@ prediction cut joined with the labels read before the label cut.
   for a window long after its predictions, and the label stream's own clock says how far
   it has got. A label counts in its prediction's window if the label-side *edge* before
   its record (:func:`~stream_jobs.merge.progress.boundary` of clock − horizon) is below
-  the window end; an early label keeps that edge on disk until its prediction comes.
+  the window end; an early label keeps the clock on disk until its prediction comes.
 - **Prediction cut**: likewise, the prediction record that brings the partition's
   prediction clock for the model to ``window end + allowed_lateness`` (the drift half's
   rule, so both halves count the same predictions): a prediction read after it is *late*
@@ -107,6 +107,7 @@ dead-letters it) and leaves the prediction free for its real label.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import struct
@@ -118,11 +119,14 @@ from typing import Any
 import numpy as np
 
 from schemas.columnar import LabelColumns, PredictionColumns
-from schemas.detection import Detection, DetectionKind
+from schemas.detection import Detection
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.concept.monitor import PartitionMonitor
-from stream_jobs.concept.pooled import PooledErrorTest
+from stream_jobs.concept.pool import KIND as CONCEPT
+from stream_jobs.concept.pool import ConceptPool, encode_buckets
+from stream_jobs.concept.pooled import bucket_counts
 from stream_jobs.concept.quorum import VoteBox
+from stream_jobs.concept.verdict import concept_detection, transition
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.join.codec import StateVersionError
 from stream_jobs.join.config import LabelConfig
@@ -241,6 +245,19 @@ def _expiry_prefix(kind: bytes, partition: int, model: str) -> bytes:
     return b"t" + kind + struct.pack(">i", partition) + _model_key(model)
 
 
+def _concept_key(cid: int, partition: int) -> bytes:
+    return b"q" + _CID.pack(cid) + struct.pack(">i", partition)
+
+
+def _buckets_value(sent: int, cells: dict[int, list[float]]) -> bytes:
+    return json.dumps([sent, [[s, n, k] for s, (n, k) in sorted(cells.items())]]).encode()
+
+
+def _read_buckets(data: bytes) -> tuple[int, dict[int, list[float]]]:
+    sent, cells = json.loads(data)
+    return int(sent), {int(s): [float(n), float(k)] for s, n, k in cells}
+
+
 def _offset_key(topic: str, partition: int) -> bytes:
     return b"o" + topic.encode() + b"\x00" + struct.pack(">i", partition)
 
@@ -301,7 +318,11 @@ class LabelEngine:
         self.stepped: set[int] = set()  # partitions that made a closing step (snapshot them)
         self._totals: dict[str, list[int]] = {}
         self.monitors: dict[tuple[int, int], PartitionMonitor] = {}
-        self.votes: dict[int, VoteBox | PooledErrorTest] = {}
+        self.votes: dict[int, VoteBox] = {}
+        # pooled concept test (merge stage): per (catalog id, partition), the error buckets
+        # not sent yet and how far the partition has sent them (concept_step_ms grid)
+        self.concept_open: dict[tuple[int, int], dict[int, list[float]]] = {}
+        self.concept_sent: dict[tuple[int, int], int] = {}
         self.early: set[str] = set()
         self._binners: dict[tuple[str, str], FeatureBinner] = {}
         self._outbox_seq = 0
@@ -311,6 +332,7 @@ class LabelEngine:
         self._local = LabelOutputs()
         self.merger = PerformanceMerger(config, self.drift)
         self._book = MergeBook(wait_s=self.drift.idle_partition_s)
+        self._pool = ConceptPool(config, self.drift.idle_partition_s)
         self._load()
 
     @property
@@ -355,6 +377,8 @@ class LabelEngine:
         self._totals.clear()
         self.monitors.clear()
         self.votes.clear()
+        self.concept_open.clear()
+        self.concept_sent.clear()
         self.early = set()
         self._outbox_seq = 0
 
@@ -383,7 +407,8 @@ class LabelEngine:
         for k, v in s.scan(b"v"):
             self.votes[_CID.unpack(k[1:5])[0]] = self._new_votebox().load(v)
         for k, v in s.scan(b"q"):
-            self.votes[_CID.unpack(k[1:5])[0]] = PooledErrorTest.from_bytes(v)
+            key = (_CID.unpack(k[1:5])[0], struct.unpack(">i", k[5:9])[0])
+            self.concept_sent[key], self.concept_open[key] = _read_buckets(v)
         self.early = {k[1:] for k, _ in s.scan(b"l")}
         for k, _ in s.scan(b"x"):
             self._outbox_seq = max(self._outbox_seq, _BE8.unpack(k[1:9])[0] + 1)
@@ -591,7 +616,7 @@ class LabelEngine:
             segs[:, j] = np.where(arr.codes >= 0, dc[np.maximum(arr.codes, 0)], -1)
         # late: read after the partition cut the window on the prediction side
         starts = (t // c.window_ms) * c.window_ms
-        edge = self._edge("p", cat.model, partition, t, reread=restore or replay)
+        edge = self._cut("p", self._clock_before("p", cat.model, partition, t, restore or replay))
         late = starts + c.window_ms <= edge
         records = pack_predictions(cat, t, cols.score, cls, probs, segs, late)
         jkeys = [mkey + pid.encode() for pid in cols.prediction_ids]
@@ -637,7 +662,7 @@ class LabelEngine:
                     self.fresh_early.discard(jkeys[i])
                 lkeys = [b"l" + jkeys[i] for i in waiting]
                 labs = [unpack_label(v) for v in self.store.get_many(lkeys)]
-                lab_edge = np.array([x[4] for x in labs], dtype=np.int64)
+                lab_clock = np.array([x[4] for x in labs], dtype=np.int64)
                 for k in lkeys:
                     b.delete(k)
                 for i in waiting:
@@ -654,7 +679,7 @@ class LabelEngine:
                     lab_t,
                     lab_v,
                     lab_c,
-                    lab_edge,
+                    lab_clock,
                     b,
                     touched,
                     twin,
@@ -724,7 +749,7 @@ class LabelEngine:
                          count=False)  # fmt: skip
             self._flush(b, set(), set())
             b = _Batch()
-        edge = self._edge("l", labels.model, partition, lt, reread=True)
+        clock = self._clock_before("l", labels.model, partition, lt, reread=True)
         waiting: list[int] = []
         for (key, i), rec in zip(
             first.items(), self.store.get_many([b"p" + k for k in first]), strict=True
@@ -733,7 +758,7 @@ class LabelEngine:
                 if early and key not in self.early:
                     self.early.add(key)
                     b.puts[b"l" + key] = pack_label(
-                        labels.model, int(lt[i]), float(lv[i]), lc[i], edge=edge
+                        labels.model, int(lt[i]), float(lv[i]), lc[i], clock=clock
                     )
                     waiting.append(i)
             elif rec != JOINED:
@@ -787,8 +812,8 @@ class LabelEngine:
         # a replay of what a restored partition snapshot already counted: join state only
         replay = offset <= self.rewound.get(partition, (-1, -1))[1]
         bump = self._bump if not replay else _no_count  # the snapshot's worker counted it
-        # the label side's cut before this record: a label counts in its window if below
-        edge = self._edge("l", model, partition, lt, reread=replay)
+        # the label clock before this record: where this record's labels were read
+        clock = self._clock_before("l", model, partition, lt, reread=replay)
         bump(model, "labels", labels.n, touched)
         tot = self._tot(model)
         wm = TOTAL_FIELDS.index("label_watermark_ms")
@@ -833,7 +858,7 @@ class LabelEngine:
             self.early.add(key)
             if partition in self.rewound and not replay:
                 self.fresh_early.add(key)  # came after the snapshot: joins count
-            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], edge=edge)
+            b.puts[b"l" + key] = pack_label(model, int(lt[i]), float(lv[i]), lc[i], clock=clock)
             result.early += 1
         ids = [pids[i] for i in early_new]
         self._index_expiry(b"l", topic, partition, offset, model, lt[early_new], ids, b)
@@ -851,7 +876,7 @@ class LabelEngine:
                 lt[jp],
                 lv[jp],
                 [lc[i] for i in join_pos],
-                np.full(len(join_pos), edge, dtype=np.int64),
+                np.full(len(join_pos), clock, dtype=np.int64),
                 b,
                 touched,
                 twin,
@@ -880,16 +905,27 @@ class LabelEngine:
     # ---- windows close per partition ----------------------------------------------------
     def _cut(self, side: str, clock_ms: int) -> int:
         """The window end up to which a stream at ``clock_ms`` is cut (``side``: ``l``
-        labels, ``p`` predictions)."""
+        labels, ``p`` predictions; NO_TIME: nothing read, nothing cut)."""
+        if clock_ms <= NO_TIME:
+            return NO_TIME
         lag = self.config.label_horizon_ms if side == "l" else self.drift.allowed_lateness_ms
         return boundary(clock_ms - lag, self.config.window_ms)
 
-    def _edge(self, side: str, model: str, partition: int, t: np.ndarray, reread: bool) -> int:
-        """The cut of ``side``'s stream of ``partition`` for ``model`` before a record
-        with times ``t``. A record ``reread`` (label_restore re-reading what another worker
-        processed, or a replay of what a restored snapshot counted) is taken at the running
-        clock of the re-read, which then moves past it: the cut it had when first read,
-        exactly if the re-read started at offset 0 (else a lower bound)."""
+    def _label_cuts(self, clocks_ms: np.ndarray) -> np.ndarray:
+        """:meth:`_cut` of label clocks, vectorised."""
+        c = self.config
+        cut = (clocks_ms - c.label_horizon_ms) // c.window_ms * c.window_ms
+        return np.where(clocks_ms <= NO_TIME, NO_TIME, cut)
+
+    def _clock_before(
+        self, side: str, model: str, partition: int, t: np.ndarray, reread: bool
+    ) -> int:
+        """The clock of ``side``'s stream of ``partition`` for ``model`` before a record
+        with times ``t`` (NO_TIME: none read). A record ``reread`` (label_restore re-reading
+        what another worker processed, or a replay of what a restored snapshot counted) is
+        taken at the running clock of the re-read, which then moves past it: the clock it
+        had when first read, exactly if the re-read started at offset 0 (else a lower
+        bound)."""
         if reread:
             key = (side, partition, model)
             before = self._reread_clock.get(key)
@@ -898,7 +934,7 @@ class LabelEngine:
         else:
             clocks = self.label_clock if side == "l" else self.pred_clock
             before = clocks.get((model, partition))
-        return NO_TIME if before is None else self._cut(side, before)
+        return NO_TIME if before is None else before
 
     def _advance(
         self,
@@ -920,6 +956,7 @@ class LabelEngine:
         b.puts[_clock_key(prefix, partition, model)] = _I8.pack(t)
         if key not in self.label_clock or key not in self.pred_clock:
             return  # a stream not read yet has not cut anything
+        self._settle_concept(model, partition, offset, b, out)
         edge = min(self._cut("l", self.label_clock[key]), self._cut("p", self.pred_clock[key]))
         if edge <= self.closed_until.get(key, NO_TIME):
             return
@@ -946,6 +983,32 @@ class LabelEngine:
         )
         self.stepped.add(partition)
 
+    def _settle_concept(
+        self, model: str, partition: int, offset: int, b: _Batch, out: LabelOutputs
+    ) -> None:
+        """Send ``model``'s pooled concept buckets this partition has settled, every
+        ``concept_step_ms``: it has settled up to the lesser of its label clock and its
+        prediction cut. A later error of the partition lands in a later bucket: one joined
+        when its label is read, in the bucket of that label clock or later; one joined when
+        its prediction is read (not late), in the bucket of its time, at or past the
+        prediction cut."""
+        key = (model, partition)
+        c = self.config
+        settled = min(self.label_clock[key], self._cut("p", self.pred_clock[key]))
+        step = boundary(settled, c.concept_step_ms)
+        for (cid, p), cells in sorted(self.concept_open.items()):
+            cat = self.catalogs[cid]
+            if p != partition or cat.model != model or step <= self.concept_sent[(cid, p)]:
+                continue
+            done = sorted(s for s in cells if s + c.concept_bucket_ms <= step)
+            counts = [(s, *cells.pop(s)) for s in done]
+            out.partials.append(PartialRecord(
+                model, cat.version, CONCEPT, self.concept_sent[(cid, p)], step, partition,
+                self.input_partitions, offset, encode_buckets(counts), step,
+            ))  # fmt: skip
+            self.concept_sent[(cid, p)] = step
+            b.puts[_concept_key(cid, p)] = _buckets_value(step, cells)
+
     # ---- a partition's window state moves with the partition ------------------------------
     def label_position(self, partition: int) -> int | None:
         """The partition's label clock (largest over its models), if it has one."""
@@ -970,6 +1033,12 @@ class LabelEngine:
                         self.label_clock.get((m, p), NO_TIME), self.pred_clock.get((m, p), NO_TIME)]
                        for m, p in sorted({*self.label_clock, *self.pred_clock}) if p == partition],
         }  # fmt: skip
+        # pooled concept buckets not sent yet: [model, version, sent up to, buckets]
+        header["concept"] = [
+            [self.catalogs[cid].model, self.catalogs[cid].version, self.concept_sent[(cid, p)],
+             [[s, n, k] for s, (n, k) in sorted(cells.items())]]
+            for (cid, p), cells in sorted(self.concept_open.items()) if p == partition
+        ]  # fmt: skip
         blobs = [
             encode_payload(w, self.catalogs[cid].classes)
             for (cid, p, _), w in sorted(self.windows.items())
@@ -1008,6 +1077,15 @@ class LabelEngine:
                 if int(t) > NO_TIME:
                     into[(model, partition)] = int(t)
                     b.puts[_clock_key(prefix, partition, model)] = _I8.pack(int(t))
+        for key in [k for k in self.concept_open if k[1] == partition]:
+            del self.concept_open[key]
+            del self.concept_sent[key]
+            b.delete(_concept_key(*key))
+        for model, version, sent, cells in h.get("concept", []):
+            key = (self._catalog(model, version, b).cid, partition)
+            self.concept_sent[key] = int(sent)
+            self.concept_open[key] = {int(s): [float(n), float(k)] for s, n, k in cells}
+            b.puts[_concept_key(*key)] = _buckets_value(int(sent), self.concept_open[key])
         twin: set[tuple[int, int, int]] = set()
         for blob in blobs:
             w, names = decode_payload(blob)
@@ -1031,7 +1109,7 @@ class LabelEngine:
         lab_t: np.ndarray,
         lab_v: np.ndarray,
         lab_c: list[str | None],
-        lab_edge: np.ndarray,
+        lab_clock: np.ndarray,
         b: _Batch,
         touched: set[str],
         twin: set[tuple[int, int, int]],
@@ -1039,7 +1117,7 @@ class LabelEngine:
     ) -> None:
         """Join labels with their predictions' records; a pair counts in the prediction's
         window unless the prediction was late or the label came after the label cut
-        (``lab_edge``: the label side's cut when each label was read)."""
+        (``lab_clock``: the label clock before each label's record)."""
         c = self.config
         mkey = _model_key(label_model)
         for pid in pids:
@@ -1066,7 +1144,8 @@ class LabelEngine:
                 stream, stream_t = err[ok], pt[ok]
             # windows: both reads before their stream's cut (the window is open then)
             starts = (pt // c.window_ms) * c.window_ms
-            late = ((rows["flags"] & LATE) > 0) | (starts + c.window_ms <= lab_edge[pos])
+            pred_late = (rows["flags"] & LATE) > 0
+            late = pred_late | (starts + c.window_ms <= self._label_cuts(lab_clock[pos]))
             n_late = int(late.sum())
             result.late += n_late
             self._bump(cat.model, "late_labels", n_late, touched)
@@ -1102,18 +1181,19 @@ class LabelEngine:
                 twin.add((cid, partition, start))
             # concept drift: the model's pooled error stream (classifiers, by default) ...
             if stream.size and not regression and c.concept_scope == "pooled":
-                test = self.votes.get(cid)
-                if not isinstance(test, PooledErrorTest):
-                    test = self.votes[cid] = PooledErrorTest(
-                        bucket_ms=c.concept_bucket_ms,
-                        warmup=c.concept_warmup,
-                        threshold=c.concept_threshold,
-                        ratio=c.concept_ratio,
-                        active_ms=c.vote_window_ms,
-                        stall_s=self.drift.idle_partition_s,
-                    )
-                test.add(partition, stream, stream_t)
-                b.puts[b"q" + _CID.pack(cid)] = test.to_bytes()
+                # a late prediction's error counts in no bucket (as in no window); the
+                # others in the bucket of their time or of the label clock their label was
+                # read at, whichever is later: never one the partition has settled
+                fed = ok & ~pred_late
+                key = (cid, partition)
+                cells = self.concept_open.setdefault(key, {})
+                self.concept_sent.setdefault(key, NO_TIME)
+                assigned = np.maximum(pt, lab_clock[pos])[fed]
+                for start, n_, k_ in bucket_counts(err[fed], assigned, c.concept_bucket_ms):
+                    cell = cells.setdefault(start, [0.0, 0.0])
+                    cell[0] += n_
+                    cell[1] += k_
+                b.puts[_concept_key(*key)] = _buckets_value(self.concept_sent[key], cells)
             # ... or this partition's error stream, in join order
             elif stream.size:
                 part = partition if c.concept_scope == "partition" else 0
@@ -1252,9 +1332,11 @@ class LabelEngine:
         for cid, start, end, regression in due:
             box = self.votes.get(cid)
             if box is not None:
+                cat = self.catalogs[cid]
                 out.detections.append(
-                    self._concept_detection(self.catalogs[cid], box, (start, end, regression))
-                )
+                    concept_detection(cat.model, cat.version, box, self.config,
+                                      (start, end, regression))
+                )  # fmt: skip
         if encode is None:
             self._merge_local(out)
         self._to_outbox(b, out, encode)
@@ -1265,17 +1347,25 @@ class LabelEngine:
         local, self._local = self._local, LabelOutputs()
         out.detections += local.detections
         for rec in local.partials:
-            self._book.add(rec)
+            if rec.kind == CONCEPT:
+                self._pool.add(0, rec)
+            else:
+                self._book.add(rec)
+        out.detections += self._pool.poll(0)
         now = time.monotonic() + (1e18 if force else 0.0)
-        for (model, version, _, _), parts, _ in self._book.ready(now):
+        for (model, version, _, start), parts, _ in self._book.ready(now):
             doc, dets = self.merger.judge(parts, self._reference_of(model, version))
             out.windows.append(doc)
             out.detections += dets
+            end = int(doc["window_end_ms"])
+            out.detections += self._pool.window_closed(0, model, version, start, end)
 
     def drain_partials(self) -> list[PartialRecord]:
-        """In-process (no encode): the partials and markers closed since the last call,
-        unmerged (a poll merges them instead)."""
-        out, self._local.partials = self._local.partials, []
+        """In-process (no encode): the performance partials and markers closed since the
+        last call, unmerged (a poll merges them instead; concept partials go to the
+        in-process concept pool)."""
+        out = [r for r in self._local.partials if r.kind != CONCEPT]
+        self._local.partials = [r for r in self._local.partials if r.kind == CONCEPT]
         return out
 
     def flush_windows(self) -> LabelOutputs:
@@ -1386,59 +1476,11 @@ class LabelEngine:
                 docs.append(window_doc(w, cat.classes, closed=False))
         return docs
 
-    def _concept_detection(
-        self, cat: Catalog, box: VoteBox, w: tuple[int, int, bool] | None = None
-    ) -> Detection:
-        """The concept verdict now; with ``w`` (window start, end, mostly regression
-        labels): as that window's observation."""
-        met, votes = box.evaluate()
-        c = self.config
-        regression = self.config.task_for(cat.model) == "regression" or (
-            w is not None and w[2]
-        )
-        n_b = sum(f.n_before for _, f in votes)
-        n_a = sum(f.n_after for _, f in votes)
-        before = sum(f.before * f.n_before for _, f in votes) / n_b if n_b else math.nan
-        after = sum(f.after * f.n_after for _, f in votes) / n_a if n_a else math.nan
-        t = max((f.event_time_ms for _, f in votes), default=box.clock_ms)
-        if w is not None:
-            ws, we = w[0], w[1]
-        else:
-            ws = (t // c.window_ms) * c.window_ms
-            we = ws + c.window_ms
-        detector = c.regression_detector if regression else c.detector
-        return Detection(
-            model=cat.model,
-            kind=DetectionKind.CONCEPT_DRIFT,
-            subject="mean_absolute_error" if regression else "error_rate",
-            detector=box.name if isinstance(box, PooledErrorTest) else f"{detector}/quorum",
-            value=0.0 if math.isnan(after) else after,
-            threshold=0.0 if math.isnan(before) else before,
-            event_time_ms=int(t if w is None else we),
-            model_version=cat.version,
-            active=bool(met and box.active),
-            window_start_ms=ws,
-            window_end_ms=we,
-            details={
-                "before": f"{before:.6g}",
-                "after": f"{after:.6g}",
-                "votes": str(len(votes)),
-                "required": str(box.required()),
-                "partitions": ",".join(str(p) for p, _ in votes),
-                "fired_at_ms": ",".join(str(f.event_time_ms) for _, f in votes),
-            },
-        )
-
     def _concept(self, b: _Batch, out: LabelOutputs) -> None:
         for cid, box in self.votes.items():
-            met, _ = box.evaluate()
-            if met == box.active:
-                continue
-            box.active = met
             cat = self.catalogs[cid]
-            if met:
-                box.active_since_ms = box.clock_ms
-            det = self._concept_detection(cat, box)
+            det = transition(cat.model, cat.version, box, self.config)
+            if det is None:
+                continue
             out.detections.append(det)
-            prefix = b"q" if isinstance(box, PooledErrorTest) else b"v"
-            b.puts[prefix + _CID.pack(cid)] = box.to_bytes()
+            b.puts[b"v" + _CID.pack(cid)] = box.to_bytes()

@@ -16,9 +16,10 @@ A prediction read after its partition's performance window had already passed it
 prediction cut (:mod:`stream_jobs.join.engine`) carries the :data:`LATE` flag: it still joins
 its label (totals, delays) but changes no window.
 
-An early label (read before its prediction) keeps the label-side *edge* of its partition
-at the time it was read: the window end up to which the label stream had been cut, so
-that whether it counts in its window does not depend on when its prediction comes.
+An early label (read before its prediction) keeps its partition's label *clock* before
+the record it came in (the largest label time read until then): where the label stream had
+got when it was read, so that whether it counts in its window, and in which concept bucket,
+does not depend on when its prediction comes.
 
 A joined prediction is replaced by the one-byte :data:`JOINED` marker, which keeps
 duplicate labels detectable until the prediction's TTL expires.
@@ -31,8 +32,8 @@ duplicate labels detectable until the prediction's TTL expires.
 >>> cid, rows, pos = unpack_predictions(recs, {1: cat})[0]
 >>> cid, rows["t"].tolist(), rows["cls"].tolist()
 (1, [5, 6], [1, 0])
->>> lab = pack_label("m", 30, np.nan, "yes", edge=-60); unpack_label(lab)
-('m', 30, nan, 'yes', -60)
+>>> lab = pack_label("m", 30, np.nan, "yes", clock=25); unpack_label(lab)
+('m', 30, nan, 'yes', 25)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_str
 JOINED = b"\x00"
 OTHER = "__other__"
 HAS_SCORE, HAS_CLASS, HAS_PROBS, LATE = 1, 2, 4, 8
-_LABEL = struct.Struct("<qqdH")  # edge, time, value, model length
+_LABEL = struct.Struct("<qqdH")  # label clock before, time, value, model length
 
 
 class Catalog:
@@ -202,17 +203,17 @@ def unpack_predictions(
 
 
 def pack_label(
-    model: str, t: int, value: float, label_class: str | None, *, edge: int
+    model: str, t: int, value: float, label_class: str | None, *, clock: int
 ) -> bytes:
     m = model.encode()
     c = b"" if label_class is None else b"\x01" + label_class.encode()
-    return _LABEL.pack(edge, t, value, len(m)) + m + c
+    return _LABEL.pack(clock, t, value, len(m)) + m + c
 
 
 def unpack_label(data: bytes) -> tuple[str, int, float, str | None, int]:
-    """``(model, event time, value, class, edge)`` of an early label."""
-    edge, t, value, mlen = _LABEL.unpack_from(data)
+    """``(model, event time, value, class, label clock before it)`` of an early label."""
+    clock, t, value, mlen = _LABEL.unpack_from(data)
     p = _LABEL.size
     model = data[p : p + mlen].decode()
     rest = data[p + mlen :]
-    return model, t, value, (rest[1:].decode() if rest else None), edge
+    return model, t, value, (rest[1:].decode() if rest else None), clock

@@ -44,18 +44,19 @@ not trust the snapshot alone. Rule:
    notes every window found there of a model the book knows as emitted
    (:meth:`~stream_jobs.merge.book.MergeBook.mark_emitted`). Such a window still collects
    its partials (replayed from the committed offset) and becomes final as any other, but
-   is merged only to bring the mergers' state (the performance ranking baselines) where
-   the earlier owner left it: no window-stats, no detections, no metrics, from here.
+   is merged only to bring the mergers' state (the performance ranking baselines) and the
+   pooled concept tests' where the earlier owner left them: no window-stats, no
+   detections, no metrics, from here.
 
 What stays at least once: a final written by an old owner *after* the new owner's read
 (an owner evicted from the group while stalled, still emitting), the finals of a model
 whose first partial reached ``q`` after the restored snapshot, and everything when no
 snapshot of ``q`` was ever stored (a clean start replays the partials from the beginning;
-its earlier finals are not looked for). Online-detector detections decided after the
-snapshot (votes, not windows) may also be sent again. A window emitted twice in these
-cases carries the same numbers both times (the merge is deterministic). The read takes
-window-stats as this application's own output: a second consumer group writing the same
-topic would have its finals taken for this group's.
+its earlier finals are not looked for). Detections decided after the snapshot that are
+not part of a window (online-detector votes, pooled concept verdicts) may also be sent
+again. A window emitted twice in these cases carries the same numbers both times (the
+merge is deterministic). The read takes window-stats as this application's own output: a
+second consumer group writing the same topic would have its finals taken for this group's.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ from schemas.codec import Codec, DecodeError
 from schemas.detection import Detection
 from schemas.kafka.read import Record
 from schemas.topics import TopicNames
+from stream_jobs.concept.pool import KIND as CONCEPT
+from stream_jobs.concept.pool import ConceptPool
 from stream_jobs.detectors.vote import VoteCombiner
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.merger import KIND as DRIFT
@@ -112,6 +115,7 @@ class MergeStage(SnapshottingStage):
         slice_s: float = 0.25,
         snapshot_every_s: float = 30.0,
         snapshot_off_loop: bool = False,
+        concept: ConceptPool | None = None,
         read_outputs: OutputReader | None = None,
     ) -> None:
         self.config = config
@@ -123,6 +127,7 @@ class MergeStage(SnapshottingStage):
         self.state_topics = (topics.window_partials,)
         self.drift = DriftMerger(config)
         self.mergers: dict[str, PartialMerger] = {m.kind: m for m in mergers or []}
+        self.concept = concept  # the pooled concept tests (partials of kind concept)
         self.slice_windows = slice_windows
         self.slice_s = slice_s
         self._init_snapshots(snapshot_every_s)
@@ -173,6 +178,13 @@ class MergeStage(SnapshottingStage):
             self.metrics.partials.labels("?", "unreadable").inc()
             book.last_offset = max(book.last_offset, offset)
             return
+        if rec.kind == CONCEPT and self.concept is not None:  # error buckets, not a window
+            if offset <= book.last_offset:
+                self.metrics.partials.labels(rec.kind, "skipped").inc()
+                return
+            book.last_offset = offset
+            self.metrics.partials.labels(rec.kind, self.concept.add(q, rec)).inc()
+            return
         if rec.kind == VOTE_KIND and not rec.is_marker:  # a firing (markers: progress)
             if offset <= book.last_offset:
                 self.metrics.partials.labels(rec.kind, "skipped").inc()
@@ -187,15 +199,13 @@ class MergeStage(SnapshottingStage):
     # ---- output ----------------------------------------------------------------------
     def _merge(self, q: int, key: tuple, parts: list[PartialRecord], complete: bool) -> list:
         model, version, kind, _ = key
-        if self.books[q].take_emitted(key):  # final on the output already: state only
-            merger = self.mergers.get(kind)
-            if merger is not None and hasattr(merger, "state"):
-                merger.merge(parts, self.reference(model, version))
-            return []
+        emitted = self.books[q].take_emitted(key)  # final on the output already: state only
         started = time.perf_counter()
         out: list[Outgoing] = []
         ref = self.reference(model, version)
         detections: list[Detection]
+        if kind == DRIFT and emitted:  # nothing of it is kept: not merged at all
+            return out
         if kind == DRIFT:
             closed = self.drift.merge_closed(parts, ref)
             self.drift_metrics.record_window(closed)
@@ -207,6 +217,11 @@ class MergeStage(SnapshottingStage):
                 return out
             merged = merger.merge(parts, ref)
             stats, detections = merged.stats, merged.detections
+            if self.concept is not None:  # the pooled concept test's window observation
+                end = parts[0].window_end_ms
+                detections += self.concept.window_closed(q, model, version, key[3], end)
+        if emitted:  # the mergers' and the concept tests' state moved; nothing is sent
+            return out
         out.append(self.sink.encode_window_stats(stats))
         out += self.sink.encode(detections)
         self.metrics.merged.labels(kind, str(complete).lower()).inc()
@@ -239,6 +254,8 @@ class MergeStage(SnapshottingStage):
             if book is None:
                 continue
             decided = self._decide_votes(q, now_s)
+            if self.concept is not None:  # pooled concept verdicts that changed
+                decided += self.sink.encode(self.concept.poll(q))
             out += decided
             ready = []
             while budget > 0 and (partitions is not None or time.perf_counter() < until):
@@ -293,8 +310,11 @@ class MergeStage(SnapshottingStage):
         (the performance merger's ranking baselines) of the partition's models."""
         models = {m for m, _ in self.books[q].progress}
         kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
-        return {"votes": votes_state(self.votes[q]), "mergers": kept,
-                "outputs_from": self._outputs_mark(q)}  # fmt: skip
+        extra = {"votes": votes_state(self.votes[q]), "mergers": kept,
+                 "outputs_from": self._outputs_mark(q)}  # fmt: skip
+        if self.concept is not None:
+            extra["concept"] = self.concept.state(q)
+        return extra
 
     # ---- emitted once: the output read after a restore ---------------------------------
     def delivered(self, partition: int, offset: int) -> None:
@@ -401,6 +421,12 @@ class MergeStage(SnapshottingStage):
             except (ValueError, KeyError, TypeError):
                 log.exception("votes of partials partition %d unreadable: clean start", q)
                 self.votes[q] = self._combiner()
+            if self.concept is not None:
+                try:
+                    self.concept.load_into(q, extra.get("concept", {}))
+                except (ValueError, KeyError, TypeError):
+                    log.exception("concept tests of partials partition %d unreadable", q)
+                    self.concept.forget(q)
             for kind, state in extra.get("mergers", {}).items():
                 if kind in self.mergers and hasattr(self.mergers[kind], "load_state"):
                     self.mergers[kind].load_state(state)  # type: ignore[attr-defined]

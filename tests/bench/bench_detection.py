@@ -413,8 +413,10 @@ def _pooled_alarms(errors: np.ndarray, threshold: float) -> list[int]:
     for lo in range(0, errors.size, BATCH):
         for p in range(PARTITIONS):
             m = np.flatnonzero(part[lo : lo + BATCH] == p) + lo
-            for f in test.add(p, errors[m], t[m]):
-                alarms.append(_row(T0 + f.event_time_ms))
+            test.add(p, errors[m], t[m])
+            if m.size:
+                for f in test.advance(p, int(t[m].max())):
+                    alarms.append(_row(T0 + f.event_time_ms))
     return alarms
 
 
