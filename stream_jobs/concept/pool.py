@@ -49,7 +49,7 @@ from typing import Any
 from schemas.detection import Detection
 from stream_jobs.concept.monitor import Fire
 from stream_jobs.concept.pooled import NO_TIME, PooledErrorTest
-from stream_jobs.concept.verdict import concept_detection, transition
+from stream_jobs.concept.verdict import concept_detection
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.merge.protocol import PartialRecord
 
@@ -75,6 +75,8 @@ class ConceptPool:
         self.tests: dict[int, dict[tuple[str, str], PooledErrorTest]] = {}
         self._observed: dict[int, dict[tuple[str, str], int]] = {}  # last window end seen
         self._fired: dict[int, dict[tuple[str, str], list[Fire]]] = {}  # since the last poll
+        self._last_fire: dict[int, dict[tuple[str, str], int]] = {}
+        self._windows: dict[int, dict[tuple[str, str], list[tuple[int, int]]]] = {}  # to observe
 
     def _new_test(self) -> PooledErrorTest:
         c = self.config
@@ -102,30 +104,50 @@ class ConceptPool:
         return "applied"
 
     def poll(self, q: int) -> list[Detection]:
-        """The changes of verdict since the last poll: an alarm raised meanwhile is reported
-        at its own event time, even if the test's clock has since moved past its active
-        span (a partition reports every ``concept_step_ms``: the clock jumps)."""
-        out = []
+        """What the tests' settled buckets say since the last poll, in event time: an alarm
+        turns the verdict active at its own time, and it turns inactive ``active_ms`` after
+        the last alarm once the test has settled past that; a merged window's observation
+        comes once the test has settled past the window's end, judged at that end. All of
+        it is a function of the settled buckets, whatever the order partials arrived in."""
+        out: list[Detection] = []
         fired = self._fired.pop(q, {})
         for (model, version), test in sorted(self.tests.get(q, {}).items()):
-            fires = fired.get((model, version), []) + test.settle()  # settle: stalled ones
-            if fires and not test.active:
-                at = fires[-1].event_time_ms
-                out.append(concept_detection(model, version, test, self.config, at_ms=at))
-                test.active, test.active_since_ms = True, at
-            det = transition(model, version, test, self.config)
-            if det is not None:
-                out.append(det)
+            key = (model, version)
+            fires = fired.get(key, []) + test.settle()  # settle: stalled partitions
+            marks = [(f.event_time_ms, True) for f in fires]
+            last = self._last_fire.setdefault(q, {}).get(key)
+            for f in fires:
+                if last is not None and f.event_time_ms - last > test.active_ms:
+                    marks.append((last + test.active_ms + 1, False))
+                last = f.event_time_ms
+            if last is not None and test.settled_ms > last + test.active_ms:
+                marks.append((last + test.active_ms + 1, False))
+            if last is not None:
+                self._last_fire[q][key] = last
+            waiting = self._windows.setdefault(q, {}).get(key, [])
+            marks += [(end, start) for start, end in waiting if end <= test.settled_ms]
+            self._windows[q][key] = [w for w in waiting if w[1] > test.settled_ms]
+            for at, what in sorted(marks, key=lambda m: (m[0], isinstance(m[1], bool))):
+                if isinstance(what, bool):  # a change of verdict
+                    if what == test.active:
+                        continue
+                    test.active = what
+                    if what:
+                        test.active_since_ms = at
+                    out.append(concept_detection(model, version, test, self.config, at_ms=at))
+                else:  # a window's observation, at its end
+                    out.append(concept_detection(model, version, test, self.config,
+                                                 (what, at, False), at_ms=at))  # fmt: skip
         return out
 
-    def window_closed(self, q: int, model: str, version: str, start: int, end: int) -> list:
-        """The test's observation for a merged window of the model (once per window)."""
+    def window_closed(self, q: int, model: str, version: str, start: int, end: int) -> None:
+        """A merged window of the model: observed (once) when the test settles past it."""
         test = self.tests.get(q, {}).get((model, version))
         seen = self._observed.setdefault(q, {})
         if test is None or end <= seen.get((model, version), NO_TIME):
-            return []
+            return
         seen[(model, version)] = end
-        return [concept_detection(model, version, test, self.config, (start, end, False))]
+        self._windows.setdefault(q, {}).setdefault((model, version), []).append((start, end))
 
     # ---- state (in the merge snapshot) ---------------------------------------------------
     def state(self, q: int) -> dict[str, Any]:
@@ -133,6 +155,8 @@ class ConceptPool:
         return {
             "tests": [[m, v, t.to_bytes().decode()] for (m, v), t in sorted(tests.items())],
             "observed": [[m, v, e] for (m, v), e in sorted(self._observed.get(q, {}).items())],
+            "last_fire": [[m, v, t] for (m, v), t in sorted(self._last_fire.get(q, {}).items())],
+            "windows": [[m, v, ws] for (m, v), ws in sorted(self._windows.get(q, {}).items())],
         }
 
     def load_into(self, q: int, state: dict[str, Any]) -> ConceptPool:
@@ -142,8 +166,12 @@ class ConceptPool:
         for t in self.tests[q].values():
             t.stall_s = self.stall_s  # the current setting
         self._observed[q] = {(m, v): int(e) for m, v, e in state.get("observed", [])}
+        self._last_fire[q] = {(m, v): int(t) for m, v, t in state.get("last_fire", [])}
+        self._windows[q] = {
+            (m, v): [(int(a), int(b)) for a, b in ws] for m, v, ws in state.get("windows", [])
+        }
         return self
 
     def forget(self, q: int) -> None:
-        self.tests.pop(q, None)
-        self._observed.pop(q, None)
+        for d in (self.tests, self._observed, self._fired, self._last_fire, self._windows):
+            d.pop(q, None)  # type: ignore[attr-defined]

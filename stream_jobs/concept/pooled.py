@@ -197,9 +197,10 @@ class PooledErrorTest:
     def evaluate(self, clock_ms: int | None = None) -> tuple[bool, list[tuple[int, Fire]]]:
         """``(alarm active, [(0, latest alarm)])`` at ``clock_ms`` (default: the clock)."""
         now = self.clock_ms if clock_ms is None else clock_ms
-        if not self.fires or now - self.fires[-1].event_time_ms > self.active_ms:
+        past = [f for f in self.fires if f.event_time_ms <= now]
+        if not past or now - past[-1].event_time_ms > self.active_ms:
             return False, []
-        return True, [(0, self.fires[-1])]
+        return True, [(0, past[-1])]
 
     def to_bytes(self) -> bytes:
         """Plain JSON (no pickle): the label engine seals it with its state version."""

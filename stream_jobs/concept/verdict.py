@@ -55,9 +55,9 @@ def concept_detection(
         detector=box.name if isinstance(box, PooledErrorTest) else f"{detector}/quorum",
         value=0.0 if math.isnan(after) else after,
         threshold=0.0 if math.isnan(before) else before,
-        event_time_ms=int(t if window is None else we),
+        event_time_ms=int((t if at_ms is None else at_ms) if window is None else we),
         model_version=version,
-        active=bool(met and (box.active or at_ms is not None)),
+        active=bool(met and (box.active or window is not None)),
         window_start_ms=ws,
         window_end_ms=we,
         details={

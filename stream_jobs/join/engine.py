@@ -1351,14 +1351,13 @@ class LabelEngine:
                 self._pool.add(0, rec)
             else:
                 self._book.add(rec)
-        out.detections += self._pool.poll(0)
         now = time.monotonic() + (1e18 if force else 0.0)
         for (model, version, _, start), parts, _ in self._book.ready(now):
             doc, dets = self.merger.judge(parts, self._reference_of(model, version))
             out.windows.append(doc)
             out.detections += dets
-            end = int(doc["window_end_ms"])
-            out.detections += self._pool.window_closed(0, model, version, start, end)
+            self._pool.window_closed(0, model, version, start, int(doc["window_end_ms"]))
+        out.detections += self._pool.poll(0)
 
     def drain_partials(self) -> list[PartialRecord]:
         """In-process (no encode): the performance partials and markers closed since the

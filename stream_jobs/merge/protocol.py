@@ -16,6 +16,8 @@ kind            payload (stage 1)                            merged into (stage 
 ``drift``       a drift window partial (sketches, counts)    WindowStats features + drift
 ``performance`` a performance accumulator of joined labels   WindowStats performance part
 ``vote``        one online-detector firing of the partition  the per-model quorum
+``concept``     error counts of the buckets the partition    the pooled concept test
+                settled (:mod:`stream_jobs.concept.pool`)    (:mod:`stream_jobs.concept.pool`)
 =============== ============================================ ===============================
 
 A record with an empty payload is a *progress marker*: its input partition has closed

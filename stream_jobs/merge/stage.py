@@ -217,9 +217,8 @@ class MergeStage(SnapshottingStage):
                 return out
             merged = merger.merge(parts, ref)
             stats, detections = merged.stats, merged.detections
-            if self.concept is not None:  # the pooled concept test's window observation
-                end = parts[0].window_end_ms
-                detections += self.concept.window_closed(q, model, version, key[3], end)
+            if self.concept is not None:  # the pooled concept test observes the window
+                self.concept.window_closed(q, model, version, key[3], parts[0].window_end_ms)
         if emitted:  # the mergers' and the concept tests' state moved; nothing is sent
             return out
         out.append(self.sink.encode_window_stats(stats))
