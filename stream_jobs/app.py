@@ -41,6 +41,7 @@ from schemas.columnar import LabelColumns
 from schemas.health import ProgressTracker, start_metrics_and_health
 from schemas.kafka import read_to_end
 from schemas.kafka.faust_settings import faust_settings
+from schemas.topics import STATE_MAX_BYTES
 from stream_jobs import fetch
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
@@ -81,6 +82,9 @@ def faust_app(config: WorkerConfig) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_compression_type="lz4",
+        # state snapshots above Kafka's 1 MB default (merge partitions with many open
+        # partials); other topics keep their broker limit (a refused record is dead-lettered)
+        producer_max_request_size=STATE_MAX_BYTES,
         processing_guarantee="at_least_once",
         stream_wait_empty=False,  # records wait for their state snapshot to be acknowledged
         datadir=config.data_dir,
