@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 # Largest ReferenceProfile record (a training set's sketches of up to a few hundred
 # features); producers of references and the references topic's max.message.bytes agree.
 REFERENCE_MAX_BYTES = 8 * 1024 * 1024
+# Largest worker-state snapshot (a merge partition's open partials, a partition's open
+# windows): the worker's producer and the worker-state topic's max.message.bytes agree.
+STATE_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,5 +65,8 @@ class TopicNames:
             TopicSpec(self.silences, 1, compacted=True),
             TopicSpec(self.notify_dead_letter, 1),
             TopicSpec(self.window_partials, partitions),
-            TopicSpec(self.worker_state, 1, compacted=True),
+            TopicSpec(
+                self.worker_state, 1, compacted=True,
+                extra_config={"max.message.bytes": str(STATE_MAX_BYTES)},
+            ),
         ]

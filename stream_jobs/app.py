@@ -13,8 +13,9 @@ everything per-event happens in numpy inside the handler and the stages
 * **Rebalances are explicit steps.** Revoke: every stage returns its pending outputs and a
   final snapshot of the revoked partitions; they are sent before the group moves on.
   Assign: newly owned partitions are restored from the changelog (read to its end) before
-  their first record is handled; partitions revoked and handed straight back keep their
-  memory. Restore time and partitions restored are metrics.
+  their first record is handled, and no stage is polled until every restore (including
+  a stage's ``after_restore`` reads, on a thread) is done; partitions revoked and handed
+  straight back keep their memory. Restore time and partitions restored are metrics.
 * **Nothing blocks the loop.** Each stage has its own outgoing queue; a stage is polled
   only when its previous output has been stored, and queues are sent in chunks within a
   time budget per tick. A record that cannot be stored is dead-lettered after bounded
@@ -38,7 +39,9 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from schemas.codec import default_codec
 from schemas.columnar import LabelColumns
 from schemas.health import ProgressTracker, start_metrics_and_health
+from schemas.kafka import read_to_end
 from schemas.kafka.faust_settings import faust_settings
+from schemas.topics import STATE_MAX_BYTES
 from stream_jobs import fetch
 from stream_jobs.config import WorkerConfig
 from stream_jobs.golden import GoldenSignals
@@ -79,6 +82,9 @@ def faust_app(config: WorkerConfig) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_compression_type="lz4",
+        # state snapshots above Kafka's 1 MB default (merge partitions with many open
+        # partials); other topics keep their broker limit (a refused record is dead-lettered)
+        producer_max_request_size=STATE_MAX_BYTES,
         processing_guarantee="at_least_once",
         stream_wait_empty=False,  # records wait for their state snapshot to be acknowledged
         datadir=config.data_dir,
@@ -240,6 +246,8 @@ class WorkerLoop:
         done = True
         deadline = time.monotonic() + TICK_BUDGET_S
         async with self._send_lock:
+            if not self.settled.is_set():  # it began while this tick waited for the lock
+                return False
             for stage in self.stages:
                 q = self.queues[stage.name]
                 if not q.records and not q.unacknowledged:
@@ -315,7 +323,8 @@ class WorkerLoop:
             tp for tp in assigned if tp.topic in self.state_topics and tp not in self.active
         }
         try:
-            await self._assign(assigned)
+            async with self._send_lock:  # no poll while partitions are being restored
+                await self._assign(assigned)
         finally:
             self.restoring.clear()
             now = time.monotonic()
@@ -343,6 +352,12 @@ class WorkerLoop:
                     s.on_assign(topic, parts, restored, total)
                 except Exception:
                     log.exception("%s.on_assign failed", s.name)
+            for s in stages if new else ():  # blocking reads of the restored partitions
+                try:
+                    await asyncio.to_thread(s.after_restore, topic, new)
+                except Exception:
+                    log.exception("%s.after_restore failed", s.name)
+            for s in stages:
                 self.state_metrics.restore_seconds.labels(s.name).observe(
                     time.perf_counter() - started
                 )
@@ -404,8 +419,23 @@ def create_worker(
     )
 
     async def send_one(rec: Outgoing) -> Any:
-        return await app.send(rec.topic, key=rec.key, value=rec.value,
-                              key_serializer="raw", value_serializer="raw")  # fmt: skip
+        delivery = await app.send(rec.topic, key=rec.key, value=rec.value,
+                                  key_serializer="raw", value_serializer="raw")  # fmt: skip
+        if merge is not None and rec.topic == config.topics.window_stats:
+            delivery.add_done_callback(_stored_final)
+        return delivery
+
+    def _stored_final(delivery: asyncio.Future) -> None:
+        """The merge stage learns where its finals were stored (its snapshots say from
+        where a new owner reads the output)."""
+        if merge is not None and not delivery.cancelled() and delivery.exception() is None:
+            meta = delivery.result()
+            merge.delivered(meta.partition, meta.offset)
+
+    if merge is not None and merge.read_outputs is None:
+        merge.read_outputs = lambda since: read_to_end(
+            config.kafka, config.topics.window_stats, since=since, timeout_s=60.0
+        )
 
     sender = Sender(send_one, codec, config.topics.dead_letter, SenderMetrics(registry))
     loop = WorkerLoop(app, config, all_stages, sender, pipeline, state_metrics)

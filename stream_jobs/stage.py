@@ -13,6 +13,11 @@ computation and, when it keeps state, that state per input partition:
   (``"<name>/<partition>"``): its newest snapshot, or ``b""`` (nothing stored: start it
   clean, forgetting any memory of it). A partition without an entry keeps its memory (it
   was revoked and handed straight back).
+* ``after_restore``: blocking work on partitions ``on_assign`` just restored from the
+  changelog (reading a topic: the merge stage reads what an earlier owner emitted after
+  the snapshot it restored). The loop runs it on a thread after ``on_assign`` and before
+  any record of those partitions is handled or any stage is polled; it touches only the
+  state of those partitions.
 * ``on_revoke``: partitions about to leave; returns the outputs still pending and a final
   snapshot for each (the loop sends them before the group moves on).
 * ``snapshot_refused``: the snapshot under this stage's key (``"<name>/<partition>"``)
@@ -57,6 +62,8 @@ class Stage(Protocol):
         self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
     ) -> None: ...
 
+    def after_restore(self, topic: str, partitions: list[int]) -> None: ...
+
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]: ...
 
     def snapshot_refused(self, key: str) -> None: ...
@@ -83,6 +90,9 @@ class StageBase:
     def on_assign(
         self, topic: str, partitions: list[int], restored: Mapping[str, bytes], total: int
     ) -> None:
+        return None
+
+    def after_restore(self, topic: str, partitions: list[int]) -> None:
         return None
 
     def on_revoke(self, topic: str, partitions: list[int]) -> list[Outgoing]:
@@ -157,7 +167,8 @@ class Adapted(StageBase):
         self.name = name or type(inner).__name__
         self.state_topics = tuple(getattr(inner, "state_topics", ()))
         for method in ("observe", "observe_labels", "poll", "acknowledge", "on_assign",
-                       "on_revoke", "durable_offset", "snapshot_refused"):  # fmt: skip
+                       "after_restore", "on_revoke", "durable_offset",
+                       "snapshot_refused"):  # fmt: skip
             bound = getattr(inner, method, None)
             if bound is not None:
                 setattr(self, method, bound)

@@ -15,6 +15,12 @@ Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
   the one with the highest ``input_offset``; a replayed copy changes nothing.
 * **Late partials** (for a window already final): counted and dropped — a window is emitted
   once, final. A copy of a partial that was merged is a duplicate, not late.
+* **Emitted before** (:meth:`MergeBook.mark_emitted`): a window whose final record is already
+  on the output (an earlier owner of the partition emitted it after the snapshot this book
+  was restored from) is noted; it collects its partials (replayed from the committed
+  offset) and becomes final by the same rules as any other, and the stage, seeing
+  :meth:`MergeBook.take_emitted`, merges it only to keep its mergers' state as the earlier
+  owner left it, never emitting it again.
 
 Output order is the sorted window key, so the same partials give the same finals whatever
 the order they arrived in.
@@ -68,6 +74,7 @@ class MergeBook:
         self.overdue_since: dict[WKey, float] = {}
         self.final: OrderedDict[WKey, tuple[int, ...]] = OrderedDict()
         self.horizon: dict[tuple[str, str], int] = {}  # ends at or below: final and forgotten
+        self.emitted: set[WKey] = set()  # final on the output already (an earlier owner)
 
     # ---- input ----------------------------------------------------------------------
     def add(self, rec: PartialRecord, offset: int = -1) -> str:
@@ -133,12 +140,32 @@ class MergeBook:
                 break
         return out
 
+    def mark_emitted(self, key: WKey) -> bool:
+        """The final record of ``key`` is on the output already (noted until
+        :meth:`take_emitted`). False if it was final here (or forgotten below the horizon)
+        already, or noted before."""
+        if key in self.final or key in self.emitted or (
+            key not in self.open and key[3] <= self.horizon.get((key[0], key[2]), -(2**62))
+        ):
+            return False
+        self.emitted.add(key)
+        return True
+
+    def take_emitted(self, key: WKey) -> bool:
+        """Whether the window just final (from :meth:`ready`) was emitted before: it must
+        not be emitted again."""
+        if key in self.emitted:
+            self.emitted.discard(key)
+            return True
+        return False
+
     def _finalise(self, key: WKey, partitions: tuple[int, ...]) -> None:
         self.final[key] = partitions
         while len(self.final) > self.keep_final:
             old, _ = self.final.popitem(last=False)
             hk = (old[0], old[2])
             self.horizon[hk] = max(self.horizon.get(hk, -(2**62)), old[3])
+            self.emitted = {k for k in self.emitted if (k[0], k[2]) != hk or k[3] > old[3]}
 
     def partitions_reporting(self, model: str, kind: str) -> int:
         return len(self.progress.get((model, kind), {}))
@@ -166,6 +193,7 @@ class MergeBook:
             "overdue": [list(k) for k in self.overdue_since],
             "final": [[*k, list(ps)] for k, ps in self.final.items()],
             "horizon": [[m, k, t] for (m, k), t in self.horizon.items()],
+            "emitted": [list(k) for k in sorted(self.emitted)],
             "extra": extra or {},
         }
         return header, recs
@@ -185,6 +213,7 @@ class MergeBook:
         for *k, ps in h["final"]:
             book.final[(k[0], k[1], k[2], int(k[3]))] = tuple(ps)
         book.horizon = {(m, k): int(t) for m, k, t in h["horizon"]}
+        book.emitted = {(k[0], k[1], k[2], int(k[3])) for k in h.get("emitted", [])}
         for raw in blobs:
             r = rec_from(raw)
             book.open.setdefault(r.window_key, {})[r.partition] = r

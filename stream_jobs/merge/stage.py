@@ -18,22 +18,58 @@ synchronously, superseding an encoding under way.
 
 The book (with the votes) is snapshotted to the worker-state changelog as
 ``merge/<partials partition>`` whenever windows became final, every ``snapshot_every_s`` if
-it moved, and on revoke; the partials topic's offsets are
-committed only up to the last stored snapshot. Finals are sent before the snapshot that
-records them, so a crash between the two (no transactions on the embedded broker) makes the
-next owner send that final again: at least once, never lost.
+it moved, and on revoke; the partials topic's offsets are committed only up to the last
+stored snapshot. Finals are sent before the snapshot that records them.
+
+**Each window is emitted once as final, whoever owned the partition before.** Without
+broker transactions (the embedded broker has none) the finals and the snapshot recording
+them are two writes, and a new owner restores the last *stored* snapshot: the previous
+owner may have emitted finals after it — it was SIGKILLed before the next snapshot was
+stored, its revoke flush ran out of time, or its snapshot was refused as too large.
+(Measured: the scale-out test kills a worker right after the first performance windows
+appear; when that worker owned the model's merge partition, its last stored snapshot
+predated those finals, the replayed partials made them final again, and the first
+performance windows came out twice — drift windows, final earlier, were in that snapshot.
+The merge book's timeout and stage 1's re-sent partials played no part.) So a restore does
+not trust the snapshot alone. Rule:
+
+1. Every snapshot carries ``outputs_from``: per window-stats partition, an offset at or
+   below that of any final emitted after the snapshot was captured (the next offset past
+   this worker's window-stats records the broker had acknowledged by then —
+   :meth:`MergeStage.delivered` — or past where the last restore's read ended).
+2. The new owner of partials partition ``q``, after restoring ``merge/<q>`` and before any
+   partial of ``q`` is handled or any final emitted (:meth:`MergeStage.after_restore`, run
+   by the worker loop on a thread during the assignment), reads window-stats from those
+   offsets to the fetch's end of partition (the one topic reader, ``read_to_end``) and
+   notes every window found there of a model the book knows as emitted
+   (:meth:`~stream_jobs.merge.book.MergeBook.mark_emitted`). Such a window still collects
+   its partials (replayed from the committed offset) and becomes final as any other, but
+   is merged only to bring the mergers' state (the performance ranking baselines) and the
+   pooled concept tests' where the earlier owner left them: no window-stats, no
+   detections, no metrics, from here.
+
+What stays at least once: a final written by an old owner *after* the new owner's read
+(an owner evicted from the group while stalled, still emitting), the finals of a model
+whose first partial reached ``q`` after the restored snapshot, and everything when no
+snapshot of ``q`` was ever stored (a clean start replays the partials from the beginning;
+its earlier finals are not looked for). Detections decided after the snapshot that are
+not part of a window (online-detector votes, pooled concept verdicts) may also be sent
+again. A window emitted twice in these cases carries the same numbers both times (the
+merge is deterministic). The read takes window-stats as this application's own output: a
+second consumer group writing the same topic would have its finals taken for this group's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from schemas.codec import Codec, DecodeError
 from schemas.detection import Detection
+from schemas.kafka.read import Record
 from schemas.topics import TopicNames
 from stream_jobs.concept.pool import KIND as CONCEPT
 from stream_jobs.concept.pool import ConceptPool
@@ -58,6 +94,9 @@ from stream_jobs.stage import SnapshottingStage, state_key
 from stream_jobs.state.metrics import StateMetrics
 
 log = logging.getLogger("modelwatch.merge")
+# window-stats records from these offsets per partition (absent: from its beginning) to
+# the fetch's end of partition
+OutputReader = Callable[[Mapping[int, int]], list[Record]]
 
 
 class MergeStage(SnapshottingStage):
@@ -77,6 +116,7 @@ class MergeStage(SnapshottingStage):
         snapshot_every_s: float = 30.0,
         snapshot_off_loop: bool = False,
         concept: ConceptPool | None = None,
+        read_outputs: OutputReader | None = None,
     ) -> None:
         self.config = config
         self.drift_metrics = drift_metrics
@@ -100,6 +140,10 @@ class MergeStage(SnapshottingStage):
             else None
         )  # fmt: skip
         self._encoding: dict[int, tuple[Future[bytes], int]] = {}  # q -> (bytes, offset)
+        self.read_outputs = read_outputs  # None: restores do not look at the output
+        self._written: dict[int, int] = {}  # window-stats partition -> past our last stored
+        self._outputs_from: dict[int, dict[int, int]] = {}  # q -> where its last read ended
+        self._unfenced: dict[int, dict[int, int]] = {}  # q restored -> outputs_from to read
 
     # ---- references ------------------------------------------------------------------
     def set_reference(self, profile: dict[str, Any]) -> None:
@@ -155,10 +199,13 @@ class MergeStage(SnapshottingStage):
     # ---- output ----------------------------------------------------------------------
     def _merge(self, q: int, key: tuple, parts: list[PartialRecord], complete: bool) -> list:
         model, version, kind, _ = key
+        emitted = self.books[q].take_emitted(key)  # final on the output already: state only
         started = time.perf_counter()
         out: list[Outgoing] = []
         ref = self.reference(model, version)
         detections: list[Detection]
+        if kind == DRIFT and emitted:  # nothing of it is kept: not merged at all
+            return out
         if kind == DRIFT:
             closed = self.drift.merge_closed(parts, ref)
             self.drift_metrics.record_window(closed)
@@ -172,6 +219,8 @@ class MergeStage(SnapshottingStage):
             stats, detections = merged.stats, merged.detections
             if self.concept is not None:  # the pooled concept test observes the window
                 self.concept.window_closed(q, model, version, key[3], parts[0].window_end_ms)
+        if emitted:  # the mergers' and the concept tests' state moved; nothing is sent
+            return out
         out.append(self.sink.encode_window_stats(stats))
         out += self.sink.encode(detections)
         self.metrics.merged.labels(kind, str(complete).lower()).inc()
@@ -260,10 +309,75 @@ class MergeStage(SnapshottingStage):
         (the performance merger's ranking baselines) of the partition's models."""
         models = {m for m, _ in self.books[q].progress}
         kept = {k: m.state(models) for k, m in self.mergers.items() if hasattr(m, "state")}
-        extra = {"votes": votes_state(self.votes[q]), "mergers": kept}
+        extra = {"votes": votes_state(self.votes[q]), "mergers": kept,
+                 "outputs_from": self._outputs_mark(q)}  # fmt: skip
         if self.concept is not None:
             extra["concept"] = self.concept.state(q)
         return extra
+
+    # ---- emitted once: the output read after a restore ---------------------------------
+    def delivered(self, partition: int, offset: int) -> None:
+        """A window-stats record this worker sent is stored at ``offset`` of ``partition``
+        (called by the worker's sender on each acknowledgement)."""
+        if offset + 1 > self._written.get(partition, 0):
+            self._written[partition] = offset + 1
+
+    def _outputs_mark(self, q: int) -> dict[str, int]:
+        """Per window-stats partition, an offset at or below that of any final emitted
+        from now on: past the records acknowledged so far, or past the last restore's read
+        (a record sent later is stored after both)."""
+        mark = dict(self._outputs_from.get(q, {}))
+        for p, off in self._written.items():
+            mark[p] = max(mark.get(p, 0), off)
+        return {str(p): off for p, off in sorted(mark.items())}
+
+    def after_restore(self, topic: str, partitions: list[int]) -> None:
+        """For each partition restored from a snapshot: read window-stats from the
+        snapshot's ``outputs_from`` to the end and mark the windows found there final
+        (blocking; the worker loop runs it before the partition's first partial)."""
+        for q in partitions:
+            since = self._unfenced.pop(q, None)
+            if since is None or q not in self.books or self.read_outputs is None:
+                continue
+            started = time.perf_counter()
+            try:
+                records = self.read_outputs(since)
+            except Exception:  # the restore goes on: at least once, as without the read
+                log.exception("reading %s after the snapshot of partials partition %d failed: "
+                              "finals emitted since may be emitted again",
+                              self.topics.window_stats, q)  # fmt: skip
+                continue
+            marked = self._mark_emitted(q, records)
+            ends = dict(since)
+            for r in records:
+                ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+            self._outputs_from[q] = ends
+            log.warning("merge partition %d: %d windows final on %s after its snapshot (%d "
+                        "records read in %.2f s): not emitted again", q, marked,
+                        self.topics.window_stats, len(records),
+                        time.perf_counter() - started)  # fmt: skip
+
+    def _mark_emitted(self, q: int, records: list[Record]) -> int:
+        book = self.books[q]
+        models = set(book.expected) | {m for m, _ in book.progress}
+        marked = 0
+        for r in records:
+            key = self._window_of(r.value)
+            if key is not None and key[0] in models:
+                marked += book.mark_emitted(key)
+        return marked
+
+    def _window_of(self, value: bytes | None) -> tuple[str, str, str, int] | None:
+        """The window key of a window-stats record: a drift part has features; the part
+        of another kind fills the WindowStats field named after its merger's kind."""
+        try:
+            r = self.codec.decode(value, expect=("WindowStats",)).record
+        except (DecodeError, TypeError, ValueError):  # not ours to judge: skipped
+            return None
+        kind = DRIFT if r.get("features") else next((k for k in self.mergers if r.get(k)), None)
+        if kind is None:
+            return None
+        return (r["model"], r["model_version"], kind, int(r["window_start_ms"]))
 
     def _snapshot(self, q: int, now_s: float) -> Outgoing:
         book = self.books[q]
@@ -282,13 +396,14 @@ class MergeStage(SnapshottingStage):
         keep = set(partitions)
         for q in {*self.books, *self._durable, *self._handed} - keep:
             for d in (self.books, self.votes, self._durable, self._snap_offset, self._handed,
-                      self._encoding):
+                      self._encoding, self._outputs_from, self._unfenced):
                 d.pop(q, None)
         for q in partitions:
             data = restored.get(state_key(self.name, q))
             if data is None:
                 continue  # kept in memory
-            for d in (self.books, self.votes, self._handed, self._encoding):
+            for d in (self.books, self.votes, self._handed, self._encoding, self._outputs_from,
+                      self._unfenced):
                 d.pop(q, None)
             self._durable[q] = self._snap_offset[q] = -1
             if not data:
@@ -315,6 +430,12 @@ class MergeStage(SnapshottingStage):
                 if kind in self.mergers and hasattr(self.mergers[kind], "load_state"):
                     self.mergers[kind].load_state(state)  # type: ignore[attr-defined]
             self._durable[q] = self._snap_offset[q] = book.last_offset
+            try:  # a snapshot without it (older code) has its output read from the start
+                since = {int(p): int(off) for p, off in extra.get("outputs_from", {}).items()}
+            except (ValueError, TypeError, AttributeError):
+                log.exception("outputs_from of partials partition %d unreadable: read all", q)
+                since = {}
+            self._unfenced[q] = since
             self.metrics.restored.labels(self.name).inc()
             log.warning("merge partition %d restored at offset %d (%d open windows)", q,
                         book.last_offset, len(book.open))  # fmt: skip

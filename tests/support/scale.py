@@ -188,7 +188,9 @@ def publish(bootstrap: str, topics: TopicNames, w: Workload, batches: slice | No
             assert sdk.wait_for_room(b.n, timeout=60)
             assert sdk.publish_columns(b) == b.n
             if w.labels is not None and w.labels[i].n:
-                assert sdk.publish_label_columns(w.labels[i]) > 0
+                # the predictions may have filled the buffer: wait, never drop the labels
+                assert sdk.wait_for_room(w.labels[i].n, timeout=60)
+                assert sdk.publish_label_columns(w.labels[i]) == w.labels[i].n
         assert sdk.flush(60) == 0
 
 
