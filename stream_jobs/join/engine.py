@@ -646,6 +646,7 @@ class LabelEngine:
         if not replay:
             self._bump(cat.model, "predictions", n, touched)
         # -- expiry index: one entry per expiry bucket of this batch
+        pids = cols.prediction_ids
         self._index_expiry(b"p", topic, partition, offset, cols.model, t, enc, b)
         # -- labels that came first
         result = JoinResult()
@@ -674,8 +675,9 @@ class LabelEngine:
                 recs = [records[i] for i in waiting]
                 self._join(
                     partition,
+                    cat.model,
                     recs,
-                    [pkeys[i] for i in waiting],
+                    [pids[i] for i in waiting],
                     lab_t,
                     lab_v,
                     lab_c,
@@ -825,55 +827,40 @@ class LabelEngine:
             tot[wm] = max(tot[wm], int(lt.max()))
         # a label without a value (no class, no finite number) cannot be scored: it is
         # dead-lettered and leaves the prediction free for its real label
-        no_class = (
-            np.ones(labels.n, dtype=bool) if labels.label_class is None
-            else labels.label_class.codes < 0
-        )  # fmt: skip
-        valueless = np.flatnonzero(no_class & ~np.isfinite(lv)).tolist()
+        valueless = [i for i in range(labels.n) if lc[i] is None and not math.isfinite(lv[i])]
         for i in valueless:
             result.orphans.append(Orphan(pids[i], model, "no_value", int(lt[i])))
         bump(model, "valueless_labels", len(valueless), touched)
         # first occurrence of each (model, id) in the batch; the rest are duplicates
         mkey = _model_key(model)
         skip = set(valueless)
-        pkeys = prefixed(b"p" + mkey, encode_ids(pids))
-        first: dict[bytes, int] | None
-        if skip:
-            first = {}
-            for i, k in enumerate(pkeys):
-                if i not in skip:
-                    first.setdefault(k, i)
-        else:
-            first = first_rows(pkeys)
-        rows = list(range(labels.n)) if first is None else list(first.values())
-        keys = pkeys if first is None else list(first)
-        dup = labels.n - len(skip) - len(rows)
-        found = self.store.get_many(keys)
+        first: dict[bytes, int] = {}
+        for i, pid in enumerate(pids):
+            if i not in skip:
+                first.setdefault(mkey + pid.encode(), i)
+        dup = labels.n - len(skip) - len(first)
+        rows = list(first.values())
+        keys_by_row = {i: k for k, i in first.items()}
+        found = self.store.get_many([b"p" + k for k in first])
         join_pos: list[int] = []
         join_recs: list[bytes] = []
-        join_keys: list[bytes] = []
         early_new: list[int] = []
-        early_keys: list[bytes] = []  # join keys (model + id)
-        if None not in found and JOINED not in found:  # every label finds its prediction
-            join_pos, join_recs, join_keys = rows, found, keys  # type: ignore[assignment]
-        else:
-            for i, key, rec in zip(rows, keys, found, strict=True):
-                if rec is None:
-                    if key[1:] in self.early:
-                        dup += 1
-                    else:
-                        early_new.append(i)
-                        early_keys.append(key[1:])
-                elif rec == JOINED:
+        for i, rec in zip(rows, found, strict=True):
+            if rec is None:
+                if keys_by_row[i] in self.early:
                     dup += 1
                 else:
-                    join_pos.append(i)
-                    join_recs.append(rec)
-                    join_keys.append(key)
+                    early_new.append(i)
+            elif rec == JOINED:
+                dup += 1
+            else:
+                join_pos.append(i)
+                join_recs.append(rec)
         bump(model, "duplicates", dup, touched)
         result.duplicates = dup
         # early labels wait on disk until their prediction comes or their TTL passes
-        for i, key in zip(early_new, early_keys, strict=True):
+        for i in early_new:
+            key = keys_by_row[i]
             self.early.add(key)
             if partition in self.rewound and not replay:
                 self.fresh_early.add(key)  # came after the snapshot: joins count
@@ -883,13 +870,15 @@ class LabelEngine:
         self._index_expiry(b"l", topic, partition, offset, model, lt[early_new], ids, b)
         bump(model, "early", result.early, touched)
         if join_pos and replay:
-            b.puts.update(dict.fromkeys(join_keys, JOINED))
+            for i in join_pos:
+                b.puts[b"p" + keys_by_row[i]] = JOINED
         elif join_pos:
             jp = np.array(join_pos)
             self._join(
                 partition,
+                model,
                 join_recs,
-                join_keys,
+                [pids[i] for i in join_pos],
                 lt[jp],
                 lv[jp],
                 [lc[i] for i in join_pos],
@@ -1120,8 +1109,9 @@ class LabelEngine:
     def _join(
         self,
         partition: int,
+        label_model: str,
         records: list[bytes],
-        pkeys: list[bytes],
+        pids: list[str],
         lab_t: np.ndarray,
         lab_v: np.ndarray,
         lab_c: list[str | None],
@@ -1135,7 +1125,9 @@ class LabelEngine:
         window unless the prediction was late or the label came after the label cut
         (``lab_clock``: the label clock before each label's record)."""
         c = self.config
-        b.puts.update(dict.fromkeys(pkeys, JOINED))  # (``pkeys``: the predictions' keys)
+        mkey = _model_key(label_model)
+        for pid in pids:
+            b.puts[b"p" + mkey + pid.encode()] = JOINED
         for cid, rows, pos in unpack_predictions(records, self.catalogs):
             cat = self.catalogs[cid]
             lt, lv = lab_t[pos], lab_v[pos]
@@ -1258,23 +1250,15 @@ class LabelEngine:
         c = self.config
         n = rows.size
         # true class codes (a numeric label of a classifier names its class: 1.0 -> "1")
-        if None in lcs:
-            names = [
-                x
-                if x is not None
-                else (
-                    None
-                    if not math.isfinite(v)
-                    else (str(int(v)) if float(v).is_integer() else str(v))
-                )
-                for x, v in zip(lcs, lv.tolist(), strict=True)
-            ]
-        else:  # every label names its class
-            names = lcs  # type: ignore[assignment]
-        codes = list(map(cat._class_index.get, names))  # known classes: one lookup each
-        if None in codes:
-            codes = [-1 if x is None else cat.class_code(x) for x in names]
-        y_true = np.array(codes, np.int64)
+        names = [
+            x
+            if x is not None
+            else (
+                None if not math.isfinite(v) else (str(int(v)) if float(v).is_integer() else str(v))
+            )
+            for x, v in zip(lcs, lv.tolist(), strict=True)
+        ]
+        y_true = np.array([-1 if x is None else cat.class_code(x) for x in names], np.int64)
         flags = rows["flags"]
         has_cls = (flags & HAS_CLASS) > 0
         has_probs = (flags & HAS_PROBS) > 0
@@ -1304,12 +1288,8 @@ class LabelEngine:
                 y_pred,
             )
             col_of_code = {code: j for j, code in enumerate(pcodes.tolist())}
-            # code -> probability column (-1: none), by a lookup table whose last cell (index
-            # -1, a missing class) is -1
-            size = max(int(pcodes.max()), int(y_true.max()), int(y_pred.max()), 0) + 2
-            col = np.full(size, -1, dtype=np.int64)
-            col[list(col_of_code)] = list(col_of_code.values())
-            tcol, pcol = col[np.maximum(y_true, -1)], col[np.maximum(y_pred, -1)]
+            tcol = np.array([col_of_code.get(v, -1) for v in y_true.tolist()], dtype=np.int64)
+            pcol = np.array([col_of_code.get(v, -1) for v in y_pred.tolist()], dtype=np.int64)
             r = np.arange(n)
             p_true = np.where(
                 has_probs & (y_true >= 0),
@@ -1427,26 +1407,21 @@ class LabelEngine:
             if k in b.deletes:
                 continue
             b.delete(k)
+            _, ids = _read_expiry_entry(v)
             if kind == b"p":
-                ids = unpack_blobs(unpack_blobs(v)[1])  # UTF-8 prediction ids
-                keys = prefixed(b"p" + mkey, ids)
-                puts, dels = b.puts, b.deletes  # joined by this very batch, maybe
-                stored = [
-                    None if k in dels else puts.get(k, rec)
-                    for k, rec in zip(keys, self.store.get_many(keys), strict=True)
-                ]
-                gone = [k for k, rec in zip(keys, stored, strict=True) if rec is not None]
-                for k in gone:
-                    puts.pop(k, None)
-                dels.update(dict.fromkeys(gone))
-                for pid, rec in zip(ids, stored, strict=True):
-                    if rec is not None and rec != JOINED:
+                keys = [b"p" + mkey + pid.encode() for pid in ids]
+                stored = self.store.get_many(keys)
+                for key, pid, rec in zip(keys, ids, stored, strict=True):
+                    rec = b.get(key, rec)  # joined by this very batch, maybe
+                    if rec is None:
+                        continue
+                    b.delete(key)
+                    if rec != JOINED:
                         cat = self.catalogs[int.from_bytes(rec[1:5], "little")]
                         t = struct.unpack_from("<q", rec, 5)[0]
-                        orphans.append(Orphan(pid.decode(), cat.model, "no_label", t))
+                        orphans.append(Orphan(pid, cat.model, "no_label", t))
                         bump(cat.model, "orphan_predictions", 1, touched)
             else:
-                _, ids = _read_expiry_entry(v)
                 keys = [b"l" + mkey + pid.encode() for pid in ids]
                 stored = self.store.get_many(keys)
                 for key, pid, rec in zip(keys, ids, stored, strict=True):
