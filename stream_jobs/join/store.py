@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from stream_jobs import memory_report
 from stream_jobs.join.codec import seal, unseal
 
 
@@ -98,6 +99,11 @@ class RocksStore:
         table.set_block_cache(Cache(block_cache_mb * 1024 * 1024))
         opts.set_block_based_table_factory(table)
         self._db = Rdict(self.path, opts)
+        memory_report.register(os.path.basename(self.path), self)
+
+    def memory_properties(self) -> dict[str, int]:
+        """RocksDB's own memory figures (memtables, block cache, index/filter readers)."""
+        return memory_report.rocks_properties(self._db.property_int_value)
 
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
