@@ -114,6 +114,10 @@ def report() -> dict:
                 stores[name] = {"error": str(exc)[:100]}
     if stores:
         out["rocks"] = stores
+    from stream_jobs.malloc_tuning import trim_stats
+
+    if trim_stats["runs"]:
+        out["malloc_trim"] = dict(trim_stats)
     return out
 
 
