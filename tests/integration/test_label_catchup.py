@@ -14,8 +14,11 @@ import pytest
 
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
+from schemas.topics import TopicNames
+from tests.conftest import TEST_PARTITIONS
 from tests.support.labelled import classifier_predictions, label_rows
 from tests.support.processes import WorkerProcess, sample, wait_for
+from tests.support.scale import prepare_topics
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +48,10 @@ def make_labels(rng: np.random.Generator, preds: PredictionColumns) -> LabelColu
     )
 
 
-def publish(bootstrap: str, preds: PredictionColumns, labels: LabelColumns) -> None:
-    with ModelwatchPublisher(bootstrap, preds.model, "v1", linger_ms=20) as sdk:
+def publish(
+    bootstrap: str, topics: TopicNames, preds: PredictionColumns, labels: LabelColumns
+) -> None:
+    with ModelwatchPublisher(bootstrap, preds.model, "v1", topics=topics, linger_ms=20) as sdk:
         for lo in range(0, N, CHUNK):
             while not sdk.publish_columns(preds.subset(np.arange(lo, min(N, lo + CHUNK)))):
                 sdk.flush(5)  # buffer bound reached: let it drain
@@ -63,9 +68,14 @@ def test_backlog_of_predictions_and_labels_joins_every_label(kafka_bootstrap: st
     start_ms = (int(time.time() * 1000) // 60_000 - 60) * 60_000
     preds = make_predictions(rng, model, start_ms)
     labels = make_labels(rng, preds)
-    publish(kafka_bootstrap, preds, labels)  # everything is on the topics before the worker
+    # topics of its own: the early-label gauge counts every model's labels, and other tests
+    # leave labels without a prediction (sentinels) on the shared topics
+    prefix = f"cu{uuid.uuid4().hex[:6]}."
+    topics = prepare_topics(kafka_bootstrap, prefix, TEST_PARTITIONS)
+    publish(kafka_bootstrap, topics, preds, labels)  # all on the topics before the worker
 
-    with WorkerProcess(kafka_bootstrap, tmp_path, f"g-{model}") as worker:
+    env = {"MODELWATCH_TOPIC_PREFIX": prefix}
+    with WorkerProcess(kafka_bootstrap, tmp_path, f"g-{model}", extra_env=env) as worker:
         worker.wait_ready()
 
         def joined() -> float:

@@ -23,12 +23,12 @@ import pytest
 
 from producers.sdk import ModelwatchPublisher
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
-from schemas.topics import TopicNames
+from tests.conftest import TEST_PARTITIONS
 from tests.support.groups import wait_group_done
 from tests.support.processes import WorkerProcess, sample, wait_for
+from tests.support.scale import prepare_topics
 
 pytestmark = pytest.mark.integration
-TOPICS = TopicNames()
 
 N = 8_000
 
@@ -51,15 +51,20 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
         label_class=CategoricalArray(["0", "1"], truth), label_value=truth.astype("<f8"),
     )  # fmt: skip
     group = f"g-{model}"
-    with ModelwatchPublisher(kafka_bootstrap, model, "v1", linger_ms=20) as sdk:
+    # topics of its own: the early-label gauge counts every model's labels, and other
+    # tests leave labels without a prediction (sentinels) on the shared topics
+    prefix = f"rb{uuid.uuid4().hex[:6]}."
+    topics = prepare_topics(kafka_bootstrap, prefix, TEST_PARTITIONS)
+    env = {"MODELWATCH_TOPIC_PREFIX": prefix}
+    with ModelwatchPublisher(kafka_bootstrap, model, "v1", topics=topics, linger_ms=20) as sdk:
         for lo in range(0, N, 1_000):
             assert sdk.publish_columns(preds.subset(np.arange(lo, lo + 1_000)))
         assert sdk.flush(30) == 0
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = WorkerProcess(kafka_bootstrap, tmp_path / "a", group)
-    b = WorkerProcess(kafka_bootstrap, tmp_path / "b", group)
+    a = WorkerProcess(kafka_bootstrap, tmp_path / "a", group, extra_env=env)
+    b = WorkerProcess(kafka_bootstrap, tmp_path / "b", group, extra_env=env)
     with a:
         a.wait_ready()
         wait_for(
@@ -68,7 +73,7 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
             "worker A read every prediction",
         )
         # A has committed every prediction: B's restore is what moves them, not a re-read
-        wait_group_done(kafka_bootstrap, group, [TOPICS.predictions], 60, "A's commits")
+        wait_group_done(kafka_bootstrap, group, [topics.predictions], 60, "A's commits")
         with b:
             b.wait_ready()
             wait_for(
@@ -77,7 +82,8 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
                 "worker B assigned partitions",
             )
             a.kill()  # for good: B takes over A's partitions once A's session times out
-            with ModelwatchPublisher(kafka_bootstrap, model, "v1", linger_ms=20) as sdk:
+            with ModelwatchPublisher(kafka_bootstrap, model, "v1", topics=topics,
+                                     linger_ms=20) as sdk:
                 for lo in range(0, N, 1_000):
                     rows = np.arange(lo, lo + 1_000)
                     assert sdk.publish_label_columns(
@@ -101,7 +107,7 @@ def test_pending_predictions_move_with_their_partition(kafka_bootstrap: str, tmp
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{_diagnosis(b, model)}") from None
             # B has committed every label and prediction: a double count would show by now
-            wait_group_done(kafka_bootstrap, group, [TOPICS.labels, TOPICS.predictions], 60,
+            wait_group_done(kafka_bootstrap, group, [topics.labels, topics.predictions], 60,
                             "B's commits")
             metrics = b.scrape()
     assert sample(metrics, "modelwatch_labels_joined_total", model=model) == N
