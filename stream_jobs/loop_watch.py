@@ -4,7 +4,8 @@ Enabled by ``MODELWATCH_SLOW_STEP_MS`` (unset: off, no cost). Each asyncio callb
 step that holds the loop longer than the threshold is logged at warning level with the
 task (its coroutine and where it now waits) or callback, the time it took, and where it
 was (the loop thread's innermost frames, sampled once the step passed the threshold) — the
-cause of a stalled output timer or missed heartbeats. ``MODELWATCH_TRACEMALLOC_S`` logs what grows.
+cause of a stalled output timer or missed heartbeats. ``MODELWATCH_TRACEMALLOC_S`` logs what grows;
+``MODELWATCH_MEMORY_REPORT_S`` where the memory is (:mod:`stream_jobs.memory_report`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import time
 import traceback
 from collections.abc import Callable
 
+from stream_jobs import memory_report
+
 log = logging.getLogger("modelwatch.loop_watch")
 
 
 def install_from_env() -> None:
     install_memory_watch_from_env()
+    memory_report.install_from_env()
     raw = os.environ.get("MODELWATCH_SLOW_STEP_MS")
     if raw:
         install(float(raw) / 1000.0)

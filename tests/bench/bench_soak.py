@@ -6,6 +6,8 @@ hostile cardinality mix, measuring what must stay flat.
   timer, from ``/healthz`` (under a second over the timer's period is the goal), and the
   longest loop steps themselves, named, from the worker's loop watch
   (``MODELWATCH_SLOW_STEP_MS``, 250 by default here; under a second is the goal);
+* where the memory is at each million (Python heap, C heap, RocksDB's memtables, block
+  cache and index/filter readers), from the worker's ``MODELWATCH_MEMORY_REPORT_S`` lines;
 * the series count of ``/metrics`` (producer-controlled strings must not blow it up);
 * throughput, dead letters, and whether ``/healthz`` stayed 200.
 
@@ -39,6 +41,7 @@ from modelwatch.baseline import publish_reference
 from modelwatch.broker import EmbeddedBroker
 from schemas.codec import default_codec
 from schemas.columnar import CategoricalArray, LabelColumns
+from stream_jobs.memory_report import PREFIX
 from tests.bench.bench_worker import reference_profile
 from tests.bench.workload import make_batch
 from tests.support.processes import WorkerProcess, healthz, sample
@@ -124,18 +127,34 @@ def _longest_steps(log_path: Path, top: int = 5) -> list[tuple[float, str]]:
     return sorted(steps, reverse=True)[:top]
 
 
+def _last_memory_report(log_path: Path) -> dict:
+    """The worker's latest ``memory report`` line (:mod:`stream_jobs.memory_report`)."""
+    last = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        at = line.find(PREFIX)
+        if at >= 0:
+            try:
+                last = json.loads(line[at + len(PREFIX):])
+            except ValueError:  # a line cut by the worker's death
+                continue
+    return last
+
+
 def main(seconds: float | None = None) -> dict:
     seconds = float(seconds or os.environ.get("MODELWATCH_SOAK_S", 600))
     with EmbeddedBroker(partitions=4) as broker, tempfile.TemporaryDirectory() as tmp:
         publish_reference(broker.bootstrap, reference_profile(), broker.topics)
         slow_ms = os.environ.get("MODELWATCH_SLOW_STEP_MS", "250")
+        report_s = os.environ.get("MODELWATCH_MEMORY_REPORT_S", "5")
         with WorkerProcess(broker.bootstrap, Path(tmp), "soak",
-                           {"MODELWATCH_SLOW_STEP_MS": slow_ms}) as worker:
+                           {"MODELWATCH_SLOW_STEP_MS": slow_ms,
+                            "MODELWATCH_MEMORY_REPORT_S": report_s}) as worker:
             worker.wait_ready(60)
             pub = Publisher(broker.bootstrap, broker.topics, seconds)
             t0 = time.monotonic()
             pub.start()
             rss: list[tuple[int, float]] = []
+            memory: list[tuple[int, dict]] = []
             unhealthy: list[str] = []
             next_mark = 1_000_000
             processed = 0.0
@@ -151,6 +170,7 @@ def main(seconds: float | None = None) -> dict:
                 pub.processed = processed
                 while processed >= next_mark:
                     rss.append((next_mark, sample(m, "process_resident_memory_bytes") / 2**20))
+                    memory.append((next_mark, _last_memory_report(worker.log_path)))
                     next_mark += 1_000_000
                 try:
                     status, body = healthz(worker.port)
@@ -174,6 +194,8 @@ def main(seconds: float | None = None) -> dict:
                 "events_per_s": sample(m, "modelwatch_predictions_total") / elapsed,
                 "rss_mib_per_million": rss,
                 "rss_mib_end": sample(m, "process_resident_memory_bytes") / 2**20,
+                "memory_per_million": memory,
+                "memory_end": _last_memory_report(worker.log_path),
                 "longest_output_timer_gap_s": health.get("beats", {})
                 .get("output timer", {}).get("longest_gap_s"),
                 "longest_output_tick_gap_s": health.get("beats", {})
