@@ -89,7 +89,11 @@ def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path
     # windows close once the label clock passes their end + 10 min: later than any label here
     # (shuffled, at most 5 min of prediction time + 90 s of delay apart), so every window is
     # judged on all its labels; a final sentinel label moves the label clock past them all
-    env = {"MODELWATCH_LABELS__LABEL_HORIZON_MS": str(10 * WINDOW_MS)}
+    # the merge stage waits for every partition's partial (the timeout that finalises a
+    # window without a silent partition is wall-clock; a loaded machine once made one
+    # partition's close lag the others' by more than its 30 s default)
+    env = {"MODELWATCH_LABELS__LABEL_HORIZON_MS": str(10 * WINDOW_MS),
+           "MODELWATCH_DRIFT__IDLE_PARTITION_S": "300"}
     group = f"g-{model}"
 
     with ModelwatchPublisher(kafka_bootstrap, model, "v1", linger_ms=20) as sdk:
