@@ -1002,10 +1002,11 @@ class LabelEngine:
         c = self.config
         settled = min(self.label_clock[key], self._cut("p", self.pred_clock[key]))
         step = boundary(settled, c.concept_step_ms)
-        for (cid, p), cells in sorted(self.concept_open.items()):
-            cat = self.catalogs[cid]
-            if p != partition or cat.model != model or step <= self.concept_sent[(cid, p)]:
-                continue
+        due = [(cid, p) for cid, p in self.concept_open
+               if p == partition and step > self.concept_sent[(cid, p)]
+               and self.catalogs[cid].model == model]  # fmt: skip
+        for cid, p in sorted(due):
+            cat, cells = self.catalogs[cid], self.concept_open[(cid, p)]
             done = sorted(s for s in cells if s + c.concept_bucket_ms <= step)
             counts = [(s, *cells.pop(s)) for s in done]
             out.partials.append(PartialRecord(
@@ -1440,9 +1441,9 @@ class LabelEngine:
         come, a partition without predictions any more) moves no clock, so what waits on
         it expires once that clock has not moved for a TTL of wall time, at ``now_ms``."""
         ttl = self.config.ttl_ms
+        pairs = sorted({*self.label_clock, *self.pred_clock})
         for kind, clocks in ((b"p", self.label_clock), (b"l", self.pred_clock)):
-            pairs = {*self.label_clock, *self.pred_clock}
-            for model, partition in sorted(pairs):
+            for model, partition in pairs:
                 key = (kind, model, partition)
                 clock = clocks.get((model, partition))
                 seen = self._clock_seen.get(key)

@@ -178,19 +178,17 @@ class MergeStage(SnapshottingStage):
             self.metrics.partials.labels("?", "unreadable").inc()
             book.last_offset = max(book.last_offset, offset)
             return
-        if rec.kind == CONCEPT and self.concept is not None:  # error buckets, not a window
+        pool = self.concept if rec.kind == CONCEPT else None  # error buckets
+        vote = rec.kind == VOTE_KIND and not rec.is_marker  # a firing (markers: progress)
+        if pool is not None or vote:  # not windows: the book only records the offset
             if offset <= book.last_offset:
-                self.metrics.partials.labels(rec.kind, "skipped").inc()
-                return
-            book.last_offset = offset
-            self.metrics.partials.labels(rec.kind, self.concept.add(q, rec)).inc()
-            return
-        if rec.kind == VOTE_KIND and not rec.is_marker:  # a firing (markers: progress)
-            if offset <= book.last_offset:
-                self.metrics.partials.labels(rec.kind, "skipped").inc()
-                return
-            book.last_offset = offset
-            outcome = self.votes[q].add(decode_vote(rec))  # decided in poll, in event time
+                outcome = "skipped"
+            else:
+                book.last_offset = offset
+                outcome = (
+                    pool.add(q, rec) if pool is not None
+                    else self.votes[q].add(decode_vote(rec))  # decided in poll, in event time
+                )  # fmt: skip
             self.metrics.partials.labels(rec.kind, outcome).inc()
             return
         outcome = book.add(rec, offset)

@@ -37,6 +37,7 @@ from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine
 from stream_jobs.join.store import RocksStore
 from stream_jobs.label_restore import LabelRestore
+from tests.bench.baseline import baseline_tree, print_result
 from tests.bench.bench_worker import BATCH, reference_profile
 from tests.bench.workload import make_batch
 from tests.support.processes import REPO, sample, wait_for
@@ -161,20 +162,6 @@ def restore_cost(bootstrap: str, tmp: Path, n_events: int = 100_000) -> dict:
             "restore_s": took, "restore_s_per_100k_pending": took * 100_000 / pending}  # fmt: skip
 
 
-def baseline_tree(tmp: Path) -> Path | None:
-    """The worker before scale-out, unpacked from git (None when git cannot)."""
-    dest = tmp / "baseline"
-    dest.mkdir()
-    try:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE_REF],
-                                 check=True, capture_output=True).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        print(f"no baseline ({BASELINE_REF}): {exc}")
-        return None
-    return dest
-
-
 def main(n_events: int = 400_000, rounds: int = 2) -> dict:
     """Runs alternate (baseline, 1 worker, 2 workers) ``rounds`` times; the best rate of each
     is kept, so a neighbour's burst on this shared machine does not decide a ratio."""
@@ -183,7 +170,7 @@ def main(n_events: int = 400_000, rounds: int = 2) -> dict:
     best: dict[str, dict] = {}
     with EmbeddedBroker(partitions=PARTITIONS) as broker, tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        base = baseline_tree(tmp)
+        base = baseline_tree(tmp, BASELINE_REF)
         plan = ([("baseline", base, 1)] if base is not None else []) + [
             ("1_worker", REPO, 1), ("2_workers", REPO, 2)
         ]
@@ -204,10 +191,8 @@ def main(n_events: int = 400_000, rounds: int = 2) -> dict:
         result["2_workers_per_worker_vs_baseline"] = (
             best["2_workers"]["per_worker_events_per_s"] / b
         )
-    print(f"\n== scale-out: {n_events:,} pre-filled events on {PARTITIONS} partitions, "
-          f"best of {rounds}, baseline = {BASELINE_REF} ==")  # fmt: skip
-    for k, v in result.items():
-        print(f"{k:40s} {v:,.3f}" if isinstance(v, float) else f"{k:40s} {v}")
+    print_result(f"scale-out: {n_events:,} pre-filled events on {PARTITIONS} partitions, "
+                 f"best of {rounds}, baseline = {BASELINE_REF}", result)  # fmt: skip
     return result
 
 

@@ -51,6 +51,7 @@ LABELLED = 0.5  # share of predictions that get a label
 HOSTILE_EVERY = 20  # one batch in 20 carries hostile label values (versions, error types)
 STEP = re.compile(r"event loop held ([0-9.]+) s by (.*)")
 AHEAD = 1_000_000  # the publisher stays at most this many predictions ahead of the worker
+SAMPLE_S = 0.5  # the sampling period of /metrics and /healthz
 
 
 class Publisher(threading.Thread):
@@ -164,7 +165,7 @@ def main(seconds: float | None = None) -> dict:
                     m = worker.scrape()
                 except OSError:  # a slow answer (e.g. under MODELWATCH_TRACEMALLOC_S)
                     scrape_failures += 1
-                    time.sleep(1.0)
+                    time.sleep(SAMPLE_S)
                     continue
                 processed = sample(m, "modelwatch_predictions_total")
                 pub.processed = processed
@@ -180,7 +181,7 @@ def main(seconds: float | None = None) -> dict:
                     unhealthy += body.get("problems", [])
                 if not pub.is_alive() and time.monotonic() - t0 > seconds + 300:
                     break  # the worker could not drain within 5 minutes: report as is
-                time.sleep(1.0)
+                time.sleep(SAMPLE_S)
             elapsed = time.monotonic() - t0
             m = worker.scrape()
             _, health = healthz(worker.port)

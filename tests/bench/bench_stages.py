@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 BASELINE_REF = os.environ.get("BENCH_BASELINE_REF", "2731b21")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def measure(n_events: int, labels: bool) -> dict:
@@ -118,15 +117,13 @@ def _child(cwd: Path, n_events: int, labels: bool) -> dict:
 
 
 def main(n_events: int = 200_000, rounds: int = 2) -> dict:
-    from tests.bench.bench_scale import baseline_tree
+    # imported here, not at module level: a child loads this file against the baseline's
+    # tree, which may not have these modules
+    from tests.bench.baseline import REPO, baseline_tree, print_result
 
     result: dict = {"events": n_events, "rounds": rounds, "baseline": BASELINE_REF}
     with tempfile.TemporaryDirectory() as t:
-        os.environ["BENCH_BASELINE_REF"] = BASELINE_REF
-        import tests.bench.bench_scale as scale
-
-        scale.BASELINE_REF = BASELINE_REF
-        base = baseline_tree(Path(t))
+        base = baseline_tree(Path(t), BASELINE_REF)
         trees = ([("baseline", base)] if base is not None else []) + [("this", REPO)]
         best: dict[str, float] = {}
         for _ in range(rounds):
@@ -141,10 +138,8 @@ def main(n_events: int = 200_000, rounds: int = 2) -> dict:
     for w in ("predictions", "labelled"):
         if f"baseline_{w}" in best:
             result[f"{w}_this_vs_baseline"] = best[f"this_{w}"] / best[f"baseline_{w}"]
-    print(f"\n== worker stages in process (decode .. label join), events per CPU second, "
-          f"best of {rounds}, baseline = {BASELINE_REF} ==")  # fmt: skip
-    for k, v in result.items():
-        print(f"{k:40s} {v:,.2f}" if isinstance(v, float) else f"{k:40s} {v}")
+    print_result(f"worker stages in process (decode .. label join), events per CPU second, "
+                 f"best of {rounds}, baseline = {BASELINE_REF}", result, decimals=2)  # fmt: skip
     return result
 
 

@@ -72,6 +72,30 @@ def _poll_stored(st: MergeStage, topic: OutputTopic) -> bytes:
     raise AssertionError("no snapshot handed out")
 
 
+def _feed(st: MergeStage, values: list[bytes], start: int = 0) -> None:
+    """The partials ``values`` at partials-topic offsets ``start`` onwards."""
+    for off, v in enumerate(values, start):
+        st.observe_partial(0, off, v)
+
+
+def _two_halves(st: MergeStage, values: list[bytes], topic: OutputTopic) -> bytes:
+    """The first half of ``values``, a stored snapshot, then the second half; returns the
+    snapshot (older than the finals the second half makes)."""
+    half = len(values) // 2
+    _feed(st, values[:half])
+    stored = _poll_stored(st, topic)
+    _feed(st, values[half:], half)
+    return stored
+
+
+def _take_over(st: MergeStage, snapshot: bytes, values: list[bytes]) -> None:
+    """The next owner: restore ``snapshot``, read the output, replay every partial (those
+    at or below the snapshot's offset are skipped)."""
+    st.on_assign(TOPICS.window_partials, [0], {"merge/0": snapshot}, 1)
+    st.after_restore(TOPICS.window_partials, [0])
+    _feed(st, values)
+
+
 @pytest.mark.parametrize("off_loop", [False, True])
 def test_finals_emitted_after_the_restored_snapshot_are_not_emitted_again(
     off_loop: bool,
@@ -81,26 +105,21 @@ def test_finals_emitted_after_the_restored_snapshot_are_not_emitted_again(
     topic = OutputTopic()
     a = _stage(ref, off_loop, topic)
     half = 3 * len(values) // 4
-    for off, v in enumerate(values[:half]):
-        a.observe_partial(0, off, v)
+    _feed(a, values[:half])
     _poll_stored(a, topic)
     first = len(topic.values)
     assert first
     a.observe_partial(0, half, values[half])
     stored = _poll_stored(a, topic)  # the last snapshot stored, captured past ``first``
     before = len(topic.values)
-    for off, v in enumerate(values[half + 1 :], half + 1):
-        a.observe_partial(0, off, v)
+    _feed(a, values[half + 1 :], half + 1)
     # SIGKILL: the finals reached the broker, the snapshot recording them never did
     topic.store(a, a.poll(0.0), acknowledged=False)
     assert len(topic.values) > before
     assert MergeBook.from_bytes(stored, 0.0)[0].last_offset == half
 
-    b = _stage(ref, off_loop, topic)  # the next owner: restore, read the output, replay
-    b.on_assign(TOPICS.window_partials, [0], {"merge/0": stored}, 1)
-    b.after_restore(TOPICS.window_partials, [0])
-    for off, v in enumerate(values):  # from the committed offset (or earlier: skipped)
-        b.observe_partial(0, off, v)
+    b = _stage(ref, off_loop, topic)
+    _take_over(b, stored, values)
     _poll_stored(b, topic)
     assert sorted(topic.starts()) == [0, 10_000, 20_000, 30_000]  # each once
     if not off_loop:  # the read starts past the finals acknowledged before the snapshot
@@ -114,22 +133,15 @@ def test_a_revoke_snapshot_not_stored_leaves_the_new_owner_an_older_one() -> Non
     values = [CODEC.encode("WindowPartial", r.to_record()) for r in records]
     topic = OutputTopic()
     a = _stage(ref, False, topic)
+    older = _two_halves(a, values, topic)
     half = len(values) // 2
-    for off, v in enumerate(values[:half]):
-        a.observe_partial(0, off, v)
-    older = _poll_stored(a, topic)
-    for off, v in enumerate(values[half:], half):
-        a.observe_partial(0, off, v)
     out = a.on_revoke(TOPICS.window_partials, [0])
     topic.store(a, out)  # the finals are stored; the snapshot after them is refused
     a.snapshot_refused("merge/0")
     assert a.durable_offset(TOPICS.window_partials, 0) == half - 1
 
     b = _stage(ref, False, topic)
-    b.on_assign(TOPICS.window_partials, [0], {"merge/0": older}, 1)
-    b.after_restore(TOPICS.window_partials, [0])
-    for off, v in enumerate(values):
-        b.observe_partial(0, off, v)
+    _take_over(b, older, values)
     _poll_stored(b, topic)
     assert sorted(topic.starts()) == [0, 10_000, 20_000, 30_000]
 
@@ -185,26 +197,17 @@ def test_windows_emitted_before_still_move_the_ranking_baseline_as_one_owners_di
         return st, perf
 
     one, perf_one = stage(OutputTopic())
-    for off, v in enumerate(values):
-        one.observe_partial(0, off, v)
+    _feed(one, values)
     one.poll(0.0)
     want = perf_one.baselines[("m", "1")].to_bytes()
 
     topic = OutputTopic()
     a, _ = stage(topic)
-    half = len(values) // 2
-    for off, v in enumerate(values[:half]):
-        a.observe_partial(0, off, v)
-    stored = _poll_stored(a, topic)
-    for off, v in enumerate(values[half:], half):
-        a.observe_partial(0, off, v)
+    stored = _two_halves(a, values, topic)
     topic.store(a, a.poll(0.0))  # SIGKILL before the snapshot recording these finals
     emitted = len(topic.values)
     b, perf_b = stage(topic)
-    b.on_assign(TOPICS.window_partials, [0], {"merge/0": stored}, 1)
-    b.after_restore(TOPICS.window_partials, [0])
-    for off, v in enumerate(values):
-        b.observe_partial(0, off, v)
+    _take_over(b, stored, values)
     topic.store(b, b.poll(0.0))
     assert len(topic.values) == emitted  # nothing twice
     assert sorted(topic.starts()) == [k * W for k in range(6)]
