@@ -2,8 +2,9 @@
 
 Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
 
-* **Completeness.** Every record (partial or progress marker) carries ``progress_ms``: its
-  input partition has closed every window ending at or before it. A window is *complete*
+* **Completeness.** A record's ``progress_ms`` (set on the last record of each closing
+  step: :mod:`stream_jobs.merge.progress`) says that its input partition has closed every
+  window ending at or before it, and sent their partials before this record. A window is *complete*
   when each of the model's ``partitions`` input partitions has progressed to its end: the
   ones that had data sent their partial, the others have nothing for it.
 * **Timeout.** A partition that never sends anything for a model (no data for it at all)

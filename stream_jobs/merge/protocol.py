@@ -21,9 +21,10 @@ kind            payload (stage 1)                            merged into (stage 
 =============== ============================================ ===============================
 
 A record with an empty payload is a *progress marker*: its input partition has closed
-every window of ``kind`` ending at or before ``progress_ms`` without data for them. Every
-partial carries ``progress_ms`` as well, and a window is complete once every input
-partition has progressed past its end (rules: :mod:`stream_jobs.merge.book`). A stage 1 of
+every window of ``kind`` ending at or before ``progress_ms`` without data for them. The
+last partial of a closing step carries ``progress_ms`` as well (the step's others ``-1``:
+:mod:`stream_jobs.merge.progress`), and a window is complete once every input partition has
+progressed past its end (rules: :mod:`stream_jobs.merge.book`). A stage 1 of
 another kind sends markers the same way, or its windows wait for the timeout.
 """
 
@@ -49,8 +50,9 @@ class PartialRecord:
     input_offset: int  # the last input offset reflected in the payload
     payload: bytes  # kind-specific, versioned by its own first byte; empty: a progress marker
     # every window of this kind ending at or before progress_ms is closed in ``partition``
-    # (-1: unknown). Windows close in order per partition, so this is all the merge stage
-    # needs to know that a partition without data for a window has nothing more to send.
+    # and its partial sent before this record (-1: unknown). Windows close in order per
+    # partition, so this is all the merge stage needs to know that a partition without
+    # data for a window has nothing more to send.
     progress_ms: int = -1
 
     @property
