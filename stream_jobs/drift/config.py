@@ -83,8 +83,8 @@ class DriftConfig(BaseModel):
         30.0,
         gt=0,
         description="the merge stage waits this long (clock time) after a first partition "
-        "closed a window for the partitions that have not reported it, then merges without "
-        "them (counted as incomplete)",
+        "closed a window, and after the last move of any partition that has not reported it, "
+        "then merges without them (counted as incomplete)",
     )
     # drift tests
     min_sample: int = Field(100, ge=1, description="no verdict below this many values")

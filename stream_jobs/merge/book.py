@@ -4,14 +4,17 @@ Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
 
 * **Completeness.** A record's ``progress_ms`` (set on the last record of each closing
   step: :mod:`stream_jobs.merge.progress`) says that its input partition has closed every
-  window ending at or before it, and sent their partials before this record. A window is *complete*
-  when each of the model's ``partitions`` input partitions has progressed to its end: the
-  ones that had data sent their partial, the others have nothing for it.
+  window ending at or before it, and sent their partials before this record. A window is
+  *complete* when each of the model's ``partitions`` input partitions has progressed to its
+  end: the ones that had data sent their partial, the others have nothing for it.
 * **Timeout.** A partition that never sends anything for a model (no data for it at all)
   or stays away (its worker died and nobody has taken over yet) would hold a window open
   forever: once some partition has passed a window, it becomes final after ``wait_s`` of
-  clock time with whatever arrived (counted as ``incomplete``). Only this path depends on
-  timing; with every partition reporting it never fires.
+  clock time with whatever arrived (counted as ``incomplete``) — unless a partition it
+  waits for is *moving*: its progress advanced within the last ``wait_s`` (a partition
+  behind the others, read by a busy worker or catching up a backlog, is late, not gone);
+  the wait then runs from its last move. Only this path depends on timing; with every
+  partition reporting it never fires.
 * **Duplicates** (at-least-once input): one partial per (window, input partition) is kept,
   the one with the highest ``input_offset``; a replayed copy changes nothing.
 * **Late partials** (for a window already final): counted and dropped — a window is emitted
@@ -42,6 +45,7 @@ the order they arrived in.
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -73,6 +77,10 @@ class MergeBook:
         self.progress: dict[tuple[str, str], dict[int, int]] = {}  # (model, kind) -> p -> ms
         self.expected: dict[str, int] = {}  # model -> input partitions
         self.overdue_since: dict[WKey, float] = {}
+        # clock time each partition's progress was last seen moving (by ready); not in
+        # snapshots: on a new owner every partition counts as moving from its restore
+        self.moved_at: dict[tuple[str, str], dict[int, float]] = {}
+        self._moved: set[tuple[str, str, int]] = set()  # advanced since the last ready()
         self.final: OrderedDict[WKey, tuple[int, ...]] = OrderedDict()
         self.horizon: dict[tuple[str, str], int] = {}  # ends at or below: final and forgotten
         self.emitted: set[WKey] = set()  # final on the output already (an earlier owner)
@@ -91,6 +99,7 @@ class MergeBook:
             prog = self.progress.setdefault((rec.model, rec.kind), {})
             if rec.progress_ms > prog.get(rec.partition, -(2**62)):
                 prog[rec.partition] = rec.progress_ms
+                self._moved.add((rec.model, rec.kind, rec.partition))
         else:
             self.progress.setdefault((rec.model, rec.kind), {}).setdefault(rec.partition, -(2**62))
         if rec.is_marker:
@@ -122,6 +131,9 @@ class MergeBook:
     def ready(self, now_s: float, limit: int | None = None) -> list[tuple[WKey, list, bool]]:
         """Windows that are final now, each once: ``(key, partials by partition,
         complete)``; at most ``limit`` (the rest wait for the next call)."""
+        for model, kind, p in self._moved:
+            self.moved_at.setdefault((model, kind), {})[p] = now_s
+        self._moved.clear()
         out: list[tuple[WKey, list, bool]] = []
         for key in sorted(self.open):
             passed, expected = self._passed(key)
@@ -129,7 +141,7 @@ class MergeBook:
             if not complete:
                 if passed == 0:
                     continue
-                since = self.overdue_since.setdefault(key, now_s)
+                since = max(self.overdue_since.setdefault(key, now_s), self._moved_behind(key))
                 if now_s - since < self.wait_s:
                     continue
             parts = self.open.pop(key)
@@ -140,6 +152,14 @@ class MergeBook:
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def _moved_behind(self, key: WKey) -> float:
+        """When a partition that has not passed ``key`` last moved (-inf: none known)."""
+        prog = self.progress.get((key[0], key[2]), {})
+        moved = self.moved_at.get((key[0], key[2]), {})
+        end = self.end[key]
+        return max((moved.get(p, -math.inf) for p, t in prog.items() if t < end),
+                   default=-math.inf)  # fmt: skip
 
     def mark_emitted(self, key: WKey) -> bool:
         """The final record of ``key`` is on the output already (noted until
@@ -210,6 +230,7 @@ class MergeBook:
         book.last_offset = h["last_offset"]
         for m, k, p, t in h["progress"]:
             book.progress.setdefault((m, k), {})[int(p)] = int(t)
+            book.moved_at.setdefault((m, k), {})[int(p)] = now_s  # moving from the restore
         book.expected = {m: int(n) for m, n in h["expected"].items()}
         for *k, ps in h["final"]:
             book.final[(k[0], k[1], k[2], int(k[3]))] = tuple(ps)
