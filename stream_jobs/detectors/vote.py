@@ -121,13 +121,16 @@ class VoteCombiner:
         expected: int = 0,
         now_s: float = 0.0,
         force: bool = False,
+        moved_s: Mapping[int, float] | None = None,
     ) -> list[Detection]:
         """Detections of ``model`` whose firings are settled, in canonical order.
 
         ``progress``: input partition -> event time below which it sends no more firings;
         ``expected``: the model's input partition count (0: those in
         ``progress``); ``now_s``: clock time, for the timeout only; ``force``: decide
-        everything buffered (shutdown, tests)."""
+        everything buffered (shutdown, tests); ``moved_s``: input partition -> clock time
+        its progress last moved (a partition still behind that moved holds the timeout:
+        the wait runs from its last move)."""
         box = self.pending.get(model)
         if not box:
             self.overdue.pop(model, None)
@@ -137,7 +140,7 @@ class VoteCombiner:
         else:
             cut = self._settled(progress, expected)
             passed = max(progress.values(), default=NEVER)
-            cut = self._timeout(model, box, cut, passed, now_s)
+            cut = self._timeout(model, box, cut, passed, now_s, progress, moved_s)
         ready = sorted((f for f in box.values() if f.event_time_ms < cut), key=canonical)
         if cut > self.done.get(model, NEVER):
             self.done[model] = cut
@@ -160,9 +163,11 @@ class VoteCombiner:
         return min(progress.values())
 
     def _timeout(
-        self, model: str, box: dict[Ident, Firing], cut: int, passed: int, now_s: float
-    ) -> int:
-        """The cut, moved to what some partition passed once that has waited ``wait_s``."""
+        self, model: str, box: dict[Ident, Firing], cut: int, passed: int, now_s: float,
+        progress: Mapping[int, int], moved_s: Mapping[int, float] | None,
+    ) -> int:  # fmt: skip
+        """The cut, moved to what some partition passed once that has waited ``wait_s``
+        (from the later of the wait's start and the last move of a partition behind)."""
         waiting = self.overdue.get(model)
         if waiting is not None and cut >= waiting[1]:
             waiting = None  # settled in the meantime
@@ -172,6 +177,9 @@ class VoteCombiner:
                 return cut
             waiting = self.overdue[model] = (now_s, passed)
         since, target = waiting
+        if moved_s:
+            behind = [moved_s.get(p, -math.inf) for p, t in progress.items() if t < target]
+            since = max(since, *behind) if behind else since
         if now_s - since < self.wait_s or math.isnan(now_s - since):
             return cut
         del self.overdue[model]

@@ -131,9 +131,7 @@ class MergeBook:
     def ready(self, now_s: float, limit: int | None = None) -> list[tuple[WKey, list, bool]]:
         """Windows that are final now, each once: ``(key, partials by partition,
         complete)``; at most ``limit`` (the rest wait for the next call)."""
-        for model, kind, p in self._moved:
-            self.moved_at.setdefault((model, kind), {})[p] = now_s
-        self._moved.clear()
+        self._note_moves(now_s)
         out: list[tuple[WKey, list, bool]] = []
         for key in sorted(self.open):
             passed, expected = self._passed(key)
@@ -151,6 +149,21 @@ class MergeBook:
             out.append((key, [parts[p] for p in sorted(parts)], complete))
             if limit is not None and len(out) >= limit:
                 break
+        return out
+
+    def _note_moves(self, now_s: float) -> None:
+        for model, kind, p in self._moved:
+            self.moved_at.setdefault((model, kind), {})[p] = now_s
+        self._moved.clear()
+
+    def moved(self, model: str, kinds: tuple[str, ...], now_s: float) -> dict[int, float]:
+        """Input partition -> clock time its progress in any of ``kinds`` last moved (moves
+        since the last call stamped ``now_s``)."""
+        self._note_moves(now_s)
+        out: dict[int, float] = {}
+        for kind in kinds:
+            for p, t in self.moved_at.get((model, kind), {}).items():
+                out[p] = max(out.get(p, -math.inf), t)
         return out
 
     def _moved_behind(self, key: WKey) -> float:

@@ -236,7 +236,8 @@ class MergeStage(SnapshottingStage):
         out: list[Outgoing] = []
         for model in sorted(votes.pending):
             progress, expected = settled_progress(book, model, lag, DRIFT)
-            for d in votes.decide(model, progress, expected, now_s):
+            moved = book.moved(model, (DRIFT, VOTE_KIND), now_s)
+            for d in votes.decide(model, progress, expected, now_s, moved_s=moved):
                 self.drift_metrics.record_detection(d)
                 out += self.sink.encode([d])
         return out

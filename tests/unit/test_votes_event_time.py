@@ -176,6 +176,28 @@ def test_a_partition_that_stays_away_is_waited_for_wait_s_then_its_votes_are_lat
     assert [d.event_time_ms for d in v.decide("m", three, expected=4, now_s=230.0)] == [51_000]
 
 
+def test_a_partition_behind_that_keeps_moving_holds_the_votes_timeout() -> None:
+    """A partition still behind whose progress moved is late, not gone: the wait runs from
+    its last move (given by the merge book, :meth:`MergeBook.moved`)."""
+    v = VoteCombiner(quorum=2, vote_window_ms=30_000, wait_s=30)
+    f = lambda p, t: Firing("m", "1", "x", "adwin", p, t, t)  # noqa: E731
+    v.add(f(0, 5_000)), v.add(f(1, 6_000))
+    progress = {0: 20_000, 1: 20_000, 2: 20_000, 3: 1_000}  # partition 3 behind
+    assert v.decide("m", progress, expected=4, now_s=100.0, moved_s={3: 100.0}) == []
+    moved = {0: 100.0, 1: 100.0, 2: 100.0, 3: 120.0}  # it moved again at 120 s
+    assert v.decide("m", {**progress, 3: 2_000}, 4, now_s=131.0, moved_s=moved) == []
+    assert v.decide("m", {**progress, 3: 2_000}, 4, now_s=149.0, moved_s=moved) == []
+    (d,) = v.decide("m", {**progress, 3: 2_000}, 4, now_s=150.0, moved_s=moved)
+    assert d.details["partitions"] == "0,1"
+    # the merge book says when each partition last moved, stamped at the poll that saw it
+    book = MergeBook()
+    book.add(PartialRecord("m", "", "drift", 20_000, 20_000, 0, 2, 0, b"", 20_000))
+    assert book.moved("m", ("drift", VOTE_KIND), now_s=5.0) == {0: 5.0}
+    book.add(PartialRecord("m", "", VOTE_KIND, 27_000, 27_000, 1, 2, 0, b"", 27_000))
+    book.add(PartialRecord("m", "", "drift", 20_000, 20_000, 0, 2, 1, b"", 20_000))  # no move
+    assert book.moved("m", ("drift", VOTE_KIND), now_s=9.0) == {0: 5.0, 1: 9.0}
+
+
 def test_settled_progress_takes_vote_markers_or_drift_progress_less_the_hop_lag() -> None:
     """With hopping windows an event up to ``window - hop`` before a partition's drift
     progress is still on time there; a vote progress marker says exactly where it is."""
