@@ -89,7 +89,7 @@ def bucket_counts(
 class PooledErrorTest:
     bucket_ms: int = 1_000
     warmup: int = 1_000
-    threshold: float = 10.0
+    threshold: float = 12.0
     ratio: float = 2.0
     min_shift: float = 0.02
     active_ms: int = 600_000

@@ -112,7 +112,7 @@ class LabelConfig(BaseModel):
     )
     concept_warmup: int = Field(1_000, gt=0, description="pooled: baseline samples first")
     concept_threshold: float = Field(
-        10.0, gt=0, description="pooled: CUSUM log-likelihood ratio that raises an alarm"
+        12.0, gt=0, description="pooled: CUSUM log-likelihood ratio that raises an alarm"
     )
     concept_ratio: float = Field(
         2.0, gt=1, description="pooled: error-rate multiple the CUSUM is tuned to detect"

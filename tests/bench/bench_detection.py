@@ -459,7 +459,7 @@ def concept_sweep(seeds: int = 5, n: int = 20_000) -> dict[str, dict[str, float]
         return out
 
     detectors: dict[str, Callable[[np.ndarray], list[int]]] = {
-        f"pooled_cusum_h{h:g}": (lambda e, h=h: _pooled_alarms(e, h)) for h in (8.0, 10.0, 12.0)
+        f"pooled_cusum_h{h:g}": (lambda e, h=h: _pooled_alarms(e, h)) for h in (10.0, 12.0, 14.0)
     }
     detectors["partition_fhddm_quorum"] = _quorum_alarms
     detectors["river_adwin_whole_stream"] = adwin
@@ -477,6 +477,44 @@ def concept_sweep(seeds: int = 5, n: int = 20_000) -> dict[str, dict[str, float]
                 delays.append(after[0] - change if after else n - change)
             row[f"delay_{p0:g}_{p1:g}"] = float(np.median(delays))
         out[name] = row
+    return out
+
+
+def _stream_alarms(errors: np.ndarray, threshold: float, step_ms: int) -> list[int]:
+    """Rows where one pooled CUSUM on the whole stream fires (``step_ms`` per row)."""
+    from stream_jobs.concept.pooled import PooledErrorTest
+
+    test = PooledErrorTest(bucket_ms=1_000, threshold=threshold)
+    t = np.arange(errors.size, dtype=np.int64) * step_ms
+    alarms: list[int] = []
+    for lo in range(0, errors.size, 5_000):
+        sl = slice(lo, lo + 5_000)
+        test.add(0, errors[sl], t[sl])
+        alarms += [int(f.event_time_ms // step_ms) for f in test.advance(0, int(t[sl][-1]))]
+    return alarms
+
+
+def concept_long_sweep(rows: int = 1_000_000, seeds: int = 2) -> dict[str, dict[str, float]]:
+    """The default threshold's evidence (the second table of
+    :mod:`stream_jobs.concept.detectors`): false alarms per 10k on ``seeds`` x ``rows``
+    stationary rows per rate, at 60 and 400 ms of event time per row, and the median delay
+    (7 seeds) after each jump; one CUSUM on the whole stream. Minutes: run by name only."""
+    out: dict[str, dict[str, float]] = {}
+    for h in (10.0, 12.0, 14.0):
+        row: dict[str, float] = {}
+        for step_ms in (60, 400):
+            for p in SWEEP_RATES:
+                fa = sum(len(_stream_alarms(_bernoulli(p, p, rows, rows, 100 + s), h, step_ms))
+                         for s in range(seeds))  # fmt: skip
+                row[f"fa_per_10k_{p:g}_{step_ms}ms"] = round(fa / (seeds * rows) * 10_000, 3)
+        for p0, p1 in SWEEP_JUMPS:
+            delays = []
+            for s in range(7):
+                after = [a for a in _stream_alarms(_bernoulli(p0, p1, 40_000, 20_000, s), h, 60)
+                         if a >= 20_000]  # fmt: skip
+                delays.append(after[0] - 20_000 if after else 20_000)
+            row[f"delay_{p0:g}_{p1:g}"] = float(np.median(delays))
+        out[f"cusum_h{h:g}"] = row
     return out
 
 
@@ -543,6 +581,11 @@ def main(names: list[str] | None = None) -> dict[str, Any]:
         print(f"  {'detector':<26} " + " ".join(f"{c[:16]:>16}" for c in cols))
         for det, row in sweep.items():
             print(f"  {det:<26} " + " ".join(f"{row[c]:>16,.2f}" for c in cols))
+    if names is not None and "long_sweep" in names:  # minutes: by name only
+        long = results["concept_long_sweep"] = concept_long_sweep()
+        print("\nconcept CUSUM long sweep (one stream; FA per 10k rows; median delay in rows)")
+        for det, row in long.items():
+            print(f"  {det:<12} " + " ".join(f"{c}={v:g}" for c, v in row.items()))
     results["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return results
 
