@@ -89,9 +89,9 @@ def test_join_counts_accuracy_and_sigkill_restart(kafka_bootstrap: str, tmp_path
     # windows close once the label clock passes their end + 10 min: later than any label here
     # (shuffled, at most 5 min of prediction time + 90 s of delay apart), so every window is
     # judged on all its labels; a final sentinel label moves the label clock past them all
-    # the merge stage waits for every partition's partial (the timeout that finalises a
-    # window without a silent partition is wall-clock; a loaded machine once made one
-    # partition's close lag the others' by more than its 30 s default)
+    # the merge stage waits for every partition's partial: the killed worker's partitions
+    # are silent until its restart has restored them, which may take longer than the 30 s
+    # default timeout for a partition that stopped moving on a loaded machine
     env = {"MODELWATCH_LABELS__LABEL_HORIZON_MS": str(10 * WINDOW_MS),
            "MODELWATCH_DRIFT__IDLE_PARTITION_S": "300"}
     group = f"g-{model}"
