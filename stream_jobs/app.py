@@ -500,7 +500,7 @@ def create_worker(
                 tp = TP(msg.topic, msg.partition)
                 if not await loop.ready(tp):
                     continue
-                merge.observe_partial(msg.partition, msg.offset, msg.value)
+                merge.observe_partial(msg.partition, msg.offset, msg.value, msg.timestamp)
                 loop.processed(tp, msg.offset, event)
                 record_lag(msg.topic, msg.partition, msg.offset)
                 yield None

@@ -86,9 +86,9 @@ class ConceptPool:
             active_ms=c.vote_window_ms, stall_s=self.stall_s,
         )  # fmt: skip
 
-    def add(self, q: int, rec: PartialRecord) -> str:
+    def add(self, q: int, rec: PartialRecord, now_s: float | None = None) -> str:
         """Apply one concept partial of partials partition ``q``: ``applied`` or
-        ``duplicate``."""
+        ``duplicate`` (``now_s``: the stall timeout's clock; None: the wall clock)."""
         tests = self.tests.setdefault(q, {})
         test = tests.get((rec.model, rec.model_version))
         if test is None:
@@ -99,11 +99,11 @@ class ConceptPool:
             return "duplicate"
         counts = decode_buckets(rec.payload)
         test.add_counts(rec.partition, [c for c in counts if c[0] + test.bucket_ms > known])
-        fires = test.advance(rec.partition, rec.progress_ms)
+        fires = test.advance(rec.partition, rec.progress_ms, now_s)
         self._fired.setdefault(q, {}).setdefault((rec.model, rec.model_version), []).extend(fires)
         return "applied"
 
-    def poll(self, q: int) -> list[Detection]:
+    def poll(self, q: int, now_s: float | None = None) -> list[Detection]:
         """What the tests' settled buckets say since the last poll, in event time: an alarm
         turns the verdict active at its own time, and it turns inactive ``active_ms`` after
         the last alarm once the test has settled past that; a merged window's observation
@@ -113,7 +113,7 @@ class ConceptPool:
         fired = self._fired.pop(q, {})
         for (model, version), test in sorted(self.tests.get(q, {}).items()):
             key = (model, version)
-            fires = fired.get(key, []) + test.settle()  # settle: stalled partitions
+            fires = fired.get(key, []) + test.settle(now_s=now_s)  # settle: stalled partitions
             marks = [(f.event_time_ms, True) for f in fires]
             last = self._last_fire.setdefault(q, {}).get(key)
             for f in fires:

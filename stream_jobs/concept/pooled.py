@@ -126,20 +126,22 @@ class PooledErrorTest:
             cell[1] += k
             self.clock_ms = max(self.clock_ms, int(start) + self.bucket_ms - 1)
 
-    def advance(self, partition: int, settled_ms: int) -> list[Fire]:
+    def advance(self, partition: int, settled_ms: int, now_s: float | None = None) -> list[Fire]:
         """``partition`` will add no error to a bucket ending at or before ``settled_ms``;
-        returns the alarms of the buckets this settles."""
+        returns the alarms of the buckets this settles (``now_s``: the clock a stalled
+        partition is timed on; None: the wall clock)."""
+        now = time.time() if now_s is None else now_s
         self.progress[partition] = max(self.progress.get(partition, NO_TIME), int(settled_ms))
-        self.heard[partition] = time.time()
+        self.heard[partition] = now
         if self.first_heard is None:
-            self.first_heard = self.heard[partition]
-        return self.settle()
+            self.first_heard = now
+        return self.settle(now_s=now)
 
-    def settle(self, horizon_ms: int | None = None) -> list[Fire]:
+    def settle(self, horizon_ms: int | None = None, now_s: float | None = None) -> list[Fire]:
         """Run the CUSUM over buckets every live partition has passed (or ``horizon_ms``)."""
         if not self.progress:
             return []
-        now = time.time()
+        now = time.time() if now_s is None else now_s
         waited = now - (self.first_heard if self.first_heard is not None else now)
         if len(self.progress) < self.expected and waited < self.stall_s:
             return []  # a partition not heard from yet may still bring the first buckets
