@@ -82,9 +82,10 @@ class DriftConfig(BaseModel):
     idle_partition_s: float = Field(
         30.0,
         gt=0,
-        description="the merge stage waits this long (clock time) after a first partition "
-        "closed a window, and after the last move of any partition that has not reported it, "
-        "then merges without them (counted as incomplete)",
+        description="the merge stage waits this long after a first partition closed a window, "
+        "and after the last move of any partition that has not reported it, then merges "
+        "without them (counted as incomplete); on its timeout clock: the send time of the "
+        "newest partial read plus the time since it was read",
     )
     # drift tests
     min_sample: int = Field(100, ge=1, description="no verdict below this many values")

@@ -14,7 +14,8 @@ Rules (the merge stage's contract; see also :mod:`stream_jobs.merge.protocol`):
   waits for is *moving*: its progress advanced within the last ``wait_s`` (a partition
   behind the others, read by a busy worker or catching up a backlog, is late, not gone);
   the wait then runs from its last move. Only this path depends on timing; with every
-  partition reporting it never fires.
+  partition reporting it never fires. The clock is the caller's: the merge stage passes
+  one that stands still while it reads a backlog (:meth:`MergeStage.timeout_clock`).
 * **Duplicates** (at-least-once input): one partial per (window, input partition) is kept,
   the one with the highest ``input_offset``; a replayed copy changes nothing.
 * **Late partials** (for a window already final): counted and dropped — a window is emitted
