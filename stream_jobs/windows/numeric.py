@@ -51,6 +51,19 @@ def update_rows(partials: list[NumericPartial], x: np.ndarray) -> None:
             p.update(x[i])
 
 
+def stack_rows(columns: list[np.ndarray], index: np.ndarray | None) -> np.ndarray | None:
+    """Float64 columns of one length (their rows ``index``, all when None) as the
+    C-contiguous rows of one matrix, for the row-wise fast paths (this module's and
+    :func:`stream_jobs.detectors.chunker.update_rows`); None unless there are several."""
+    if len(columns) < 2:
+        return None
+    shape = columns[0].shape
+    if any(v.dtype != _F8 or v.shape != shape or v.ndim != 1 for v in columns):
+        return None
+    x = np.stack(columns)
+    return x if index is None else np.ascontiguousarray(x.take(index, axis=1))
+
+
 class NumericPartial:
     """Count, missing, moments, min/max, out-of-reference-range count and a KLL sketch."""
 

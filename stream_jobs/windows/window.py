@@ -33,12 +33,11 @@ import numpy as np
 from schemas.columnar import CategoricalArray, PredictionColumns
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.windows.categorical import CategoricalPartial
-from stream_jobs.windows.numeric import NumericPartial, update_rows
+from stream_jobs.windows.numeric import NumericPartial, stack_rows, update_rows
 from stream_jobs.windows.spec import DEFAULT_SPEC, PREDICTION, PartialSpec
 
 _HEAD = struct.Struct("<qqqqqqqb")
 _I8 = np.dtype("<i8")
-_F8 = np.dtype("<f8")
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
@@ -49,19 +48,6 @@ def _counts_bytes(d: dict[str, int]) -> bytes:
 def _counts_from(data: bytes) -> dict[str, int]:
     names, values = unpack_blobs(data)
     return dict(zip(unpack_strings(names), np.frombuffer(values, _I8).tolist(), strict=True))
-
-
-def _matrix(numeric: dict[str, np.ndarray], index: np.ndarray | None) -> np.ndarray | None:
-    """The float64 columns ``numeric`` (rows ``index``) as the C-contiguous rows of one
-    matrix, for :func:`update_rows`; None unless there are several of one length."""
-    if len(numeric) < 2:
-        return None
-    values = list(numeric.values())
-    size = values[0].shape
-    if any(v.dtype != _F8 or v.shape != size or v.ndim != 1 for v in values):
-        return None
-    x = np.stack(values)
-    return x if index is None else np.ascontiguousarray(x.take(index, axis=1))
 
 
 class WindowPartial:
@@ -130,7 +116,7 @@ class WindowPartial:
         self.max_event_ms = max(self.max_event_ms, int(t.max()))
         self.latency.update(take(cols.latency_ms))
         expected = self.spec.expected
-        rows = _matrix(cols.numeric, index)
+        rows = stack_rows(list(cols.numeric.values()), index)
         partials = []
         for name, values in cols.numeric.items():
             if rows is None:

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from schemas.columnar import CategoricalArray, LabelColumns, PredictionColumns
+from stream_jobs.detectors.chunker import ChunkedZ
+from stream_jobs.detectors.chunker import update_rows as update_chunks
 from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.join.config import LabelConfig
@@ -260,6 +262,25 @@ def test_numeric_partials_updated_row_by_row_of_a_matrix_are_column_by_columns(n
             for p, row in zip(old, rows, strict=True):
                 p.update(row)
         assert [p.to_bytes() for p in new] == [p.to_bytes() for p in old]
+
+
+def test_chunk_z_scores_of_a_matrix_are_each_rows():
+    rng = np.random.default_rng(9)
+    spec = [(0.0, 1.0, 64), (3.0, 2.0, 64), (-1.0, 0.5, 64), (0.0, 1.0, 16), (0.0, 1.0, 64),
+            (7.0, 3.0, 64), (0.0, 1.0, 500)]  # fmt: skip
+    new = [ChunkedZ(m, s, b) for m, s, b in spec]
+    old = [ChunkedZ(m, s, b) for m, s, b in spec]
+    for step, n in enumerate([500, 3, 61, 1, 700, 128, 500, 64, 500]):
+        x = rng.normal(0, 2, (len(spec), n))
+        t = np.arange(step * 1_000, step * 1_000 + n, dtype=np.int64)
+        if step in (1, 4):  # NaN/inf in a row or two: their carries part from the others'
+            x[2, 0], x[5, -1] = np.nan, np.inf
+        got = update_chunks(new, x, t)
+        for i, c in enumerate(old):
+            z, tz = c.update(x[i], t)
+            assert got[i][0].tolist() == z.tolist() and got[i][1].tolist() == tz.tolist()
+            assert (new[i].pending, new[i]._carry_sum) == (c.pending, c._carry_sum)
+    assert len({c.pending for c in new}) > 1  # rows went in several groups
 
 
 if __name__ == "__main__":  # print the digests (to record them)
