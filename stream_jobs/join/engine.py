@@ -112,7 +112,7 @@ import logging
 import math
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -605,8 +605,12 @@ class LabelEngine:
         pkeys = prefixed(b"p" + mkey, enc)
         first = first_rows(pkeys)
         stored = self.store.get_many(pkeys if first is None else list(first))
-        rows = range(cols.n) if first is None else first.values()
-        fresh = [i for i, rec in zip(rows, stored, strict=True) if rec is None]
+        fresh: Sequence[int]
+        if first is None and stored.count(None) == cols.n:
+            fresh = range(cols.n)  # every id new (most batches)
+        else:
+            rows = range(cols.n) if first is None else first.values()
+            fresh = [i for i, rec in zip(rows, stored, strict=True) if rec is None]
         dup_predictions = cols.n - len(fresh)
         # a replay of what a restored partition snapshot already counted: join keys only
         replay = not restore and offset <= self.rewound.get(partition, (-1, -1))[0]

@@ -23,7 +23,7 @@ from stream_jobs.drift.config import DriftConfig
 from stream_jobs.drift.engine import DriftEngine
 from stream_jobs.join.config import LabelConfig
 from stream_jobs.join.engine import LabelEngine, _Batch
-from stream_jobs.join.records import Catalog
+from stream_jobs.join.records import Catalog, pack_predictions
 from stream_jobs.join.store import MemoryStore
 from stream_jobs.merge.book import rec_bytes
 from stream_jobs.performance.feature_bins import FeatureBinner
@@ -281,6 +281,22 @@ def test_chunk_z_scores_of_a_matrix_are_each_rows():
             assert got[i][0].tolist() == z.tolist() and got[i][1].tolist() == tz.tolist()
             assert (new[i].pending, new[i]._carry_sum) == (c.pending, c._carry_sum)
     assert len({c.pending for c in new}) > 1  # rows went in several groups
+
+
+@pytest.mark.parametrize("n", [0, 1, 500])
+def test_packed_predictions_are_the_rows_bytes(n: int):
+    rng = np.random.default_rng(n)
+    cat = Catalog(3, "m", "1")
+    cat.prob_classes, cat.tags = ["no", "yes"], ["a", "b"]
+    segs = np.zeros((n, 2), dtype=np.int16)  # records ending in NUL bytes keep them
+    late = rng.random(n) < 0.2
+    got = pack_predictions(cat, rng.integers(0, 10**12, n), rng.random(n), None,
+                           rng.random((n, 2)), segs, late)  # fmt: skip
+    arr = np.frombuffer(b"".join(got), dtype=cat.dtype())
+    w = cat.dtype().itemsize
+    assert all(type(r) is bytes and len(r) == w for r in got) and arr.size == n
+    assert [arr[i : i + 1].tobytes() for i in range(n)] == got
+    assert all(r.endswith(b"\x00\x00\x00\x00") for r in got)
 
 
 if __name__ == "__main__":  # print the digests (to record them)
