@@ -66,3 +66,57 @@ class ChunkedZ:
         self._carry_sum = float(cs[-1] - at[-1]) if last < z.size else 0.0
         self.pending = z.size - last
         return sums / b * self._scale, t[first - 1 : last : b]
+
+
+def update_rows(
+    chunkers: list[ChunkedZ], x: np.ndarray, t: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[c.update(x[i], t) for i, c in enumerate(chunkers)]`` (``x``: C-contiguous float64,
+    a row per chunker). Rows without NaN or ±inf whose chunkers have one chunk size and
+    one carry length go together: the same element-wise arithmetic, and the same
+    sequential running sums along each row, as one row at a time."""
+    out: list[tuple[np.ndarray, np.ndarray]] = [_NONE] * len(chunkers)
+    finite = np.logical_and.reduce(np.isfinite(x), axis=1).tolist()
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, c in enumerate(chunkers):
+        if finite[i]:
+            groups.setdefault((c.chunk, c.pending), []).append(i)
+        else:
+            out[i] = c.update(x[i], t)
+    for (b, pending), rows in groups.items():
+        cs_ = [chunkers[i] for i in rows]
+        if len(rows) == 1:
+            out[rows[0]] = cs_[0].update(x[rows[0]], t)
+            continue
+        mean = np.array([[c.mean] for c in cs_])
+        std = np.array([[c.std] for c in cs_])
+        z = (x[rows] - mean) / std
+        n = z.shape[1]
+        total = pending + n
+        k = total // b
+        if k == 0:
+            for c, s in zip(cs_, np.add.reduce(z, axis=1).tolist(), strict=True):
+                c._carry_sum += s
+                c.pending = total
+            for i in rows:
+                out[i] = (np.empty(0), np.empty(0, dtype=np.int64))
+            continue
+        cs = z.cumsum(axis=1)
+        first = b - pending
+        last = first + b * (k - 1)
+        at = cs[:, first - 1 : last : b]
+        sums = at.copy()
+        sums[:, 1:] -= at[:, :-1]
+        sums[:, 0] += [c._carry_sum for c in cs_]
+        carry = (cs[:, -1] - at[:, -1]).tolist() if last < n else [0.0] * len(rows)
+        chunks = sums / b * cs_[0]._scale
+        tz = t[first - 1 : last : b]
+        for j, (i, c) in enumerate(zip(rows, cs_, strict=True)):
+            c._carry_sum = carry[j]
+            c.pending = n - last
+            out[i] = (chunks[j], tz)
+    return out
+
+
+_NONE = (np.empty(0), np.empty(0, dtype=np.int64))
+

@@ -71,8 +71,14 @@ class ColumnDetectors:
 
     def update(self, x: np.ndarray, t: np.ndarray, offset: int) -> list[Firing]:
         """Feed one batch's values of this column (``t``: their event times)."""
-        out: list[Firing] = []
         z, tz = self.chunker.update(x, t)
+        return self.update_chunked(x, t, offset, z, tz)
+
+    def update_chunked(
+        self, x: np.ndarray, t: np.ndarray, offset: int, z: np.ndarray, tz: np.ndarray
+    ) -> list[Firing]:
+        """:meth:`update` once the chunker has made ``(z, tz)`` of ``(x, t)``."""
+        out: list[Firing] = []
         if z.size:
             zl = z.tolist()
             for det, name, feed in self._online:

@@ -71,6 +71,7 @@ import numpy as np
 
 from schemas.columnar import PredictionColumns
 from schemas.detection import Detection
+from stream_jobs.detectors.chunker import update_rows
 from stream_jobs.detectors.column import ColumnDetectors
 from stream_jobs.detectors.vote import PREDICTION_SUBJECT, VoteCombiner
 from stream_jobs.drift.config import DriftConfig
@@ -83,6 +84,7 @@ from stream_jobs.merge.votes import VOTE_KIND, decode_vote, encode_vote, settled
 from stream_jobs.reference.view import ReferenceView
 from stream_jobs.state.codec import decode_state, encode_state
 from stream_jobs.windows.assign import WindowAssigner
+from stream_jobs.windows.numeric import stack_rows
 from stream_jobs.windows.spec import PREDICTION, PartialSpec
 from stream_jobs.windows.window import NUMERIC, WindowPartial
 
@@ -272,11 +274,18 @@ class DriftEngine:
                 streams.append((name, col, x))
         if ref.prediction is not None and ref.prediction.kind == NUMERIC and cols.score is not None:
             streams.append((PREDICTION_SUBJECT, ref.prediction, cols.score))
+        fed = []
         for name, col, x in streams:
             det = self._column_detectors(st, partition, (model, version, name), col.mean, col.std)
-            if det is None:
-                continue
-            for f in det.update(x if rows is None else x[rows], t, offset):
+            if det is not None:
+                fed.append((det, x))
+        matrix = stack_rows([x for _, x in fed], rows)
+        chunked = None if matrix is None else update_rows([d.chunker for d, _ in fed], matrix, t)
+        for j, (det, x) in enumerate(fed):
+            xr = x if rows is None else x[rows]
+            got = det.update(xr, t, offset) if chunked is None else det.update_chunked(
+                xr, t, offset, *chunked[j])  # fmt: skip
+            for f in got:
                 st.outbox.append(self._record(partition, st, version, model, VOTE_KIND,
                                               f.event_time_ms, f.event_time_ms, -1,
                                               encode_vote(f)))  # fmt: skip

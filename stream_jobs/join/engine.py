@@ -112,7 +112,7 @@ import logging
 import math
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -447,6 +447,36 @@ class LabelEngine:
             segments.update(binner.segments(cols, features))
         return segments
 
+    def _segment_codes(self, cat: Catalog, cols: PredictionColumns) -> np.ndarray:
+        """Each row's value code per segment tag of ``cat``, ``(n, tags)`` int16, -1 for
+        none: the batch's dictionaries through :meth:`Catalog.segment_codes` tag by tag
+        (interning new values), then one lookup of every tag's codes in a table of them."""
+        segments = self._segments(cat, cols)
+        cat.ensure_tags(list(segments))
+        tags = cat.tags or []
+        cap = self.config.segment_cardinality
+        present: list[int] = []
+        tables: list[list[int]] = []
+        codes = []
+        for j, tag in enumerate(tags):
+            arr = segments.get(tag)
+            if arr is not None:
+                present.append(j)
+                tables.append(cat.segment_codes(j, arr.dictionary, cap))
+                codes.append(arr.codes)
+        if not present:
+            return np.full((cols.n, len(tags)), -1, dtype=np.int16)
+        # a row per tag: the codes of its dictionary's values, then -1s; the last cell
+        # (index -1, a missing value) is always -1
+        width = max(map(len, tables)) + 1
+        table = np.array([[*t, *[-1] * (width - len(t))] for t in tables], dtype=np.int16)
+        got = table[np.arange(len(present))[:, None], np.maximum(np.stack(codes), -1)].T
+        if len(present) == len(tags):
+            return got
+        segs = np.full((cols.n, len(tags)), -1, dtype=np.int16)
+        segs[:, present] = got
+        return segs
+
     def _to_outbox(self, b: _Batch, out: LabelOutputs, encode: Encoder | None) -> None:
         if encode is None:
             return
@@ -575,8 +605,12 @@ class LabelEngine:
         pkeys = prefixed(b"p" + mkey, enc)
         first = first_rows(pkeys)
         stored = self.store.get_many(pkeys if first is None else list(first))
-        rows = range(cols.n) if first is None else first.values()
-        fresh = [i for i, rec in zip(rows, stored, strict=True) if rec is None]
+        fresh: Sequence[int]
+        if first is None and stored.count(None) == cols.n:
+            fresh = range(cols.n)  # every id new (most batches)
+        else:
+            rows = range(cols.n) if first is None else first.values()
+            fresh = [i for i, rec in zip(rows, stored, strict=True) if rec is None]
         dup_predictions = cols.n - len(fresh)
         # a replay of what a restored partition snapshot already counted: join keys only
         replay = not restore and offset <= self.rewound.get(partition, (-1, -1))[0]
@@ -607,17 +641,7 @@ class LabelEngine:
             for j, name in enumerate(cat.prob_classes):
                 if name in col_of:
                     probs[:, j] = cols.class_probabilities[:, col_of[name]]
-        segments = self._segments(cat, cols)
-        cat.ensure_tags(list(segments))
-        segs = np.full((n, len(cat.tags or [])), -1, dtype=np.int16)
-        for j, tag in enumerate(cat.tags or []):
-            arr = segments.get(tag)
-            if arr is None:
-                continue
-            # the codes of the dictionary's values, then -1 at index -1 (a missing value)
-            dc = np.array([*cat.segment_codes(j, arr.dictionary, c.segment_cardinality), -1],
-                          dtype=np.int16)  # fmt: skip
-            segs[:, j] = dc[np.maximum(arr.codes, -1)]
+        segs = self._segment_codes(cat, cols)
         # late: read after the partition cut the window on the prediction side
         starts = (t // c.window_ms) * c.window_ms
         edge = self._cut("p", self._clock_before("p", cat.model, partition, t, restore or replay))

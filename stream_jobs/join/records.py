@@ -187,9 +187,9 @@ def pack_predictions(
     if cat.tags:
         arr["segs"] = segs
     arr["flags"] = flags if late is None else np.where(late, flags | LATE, flags)
-    buf = arr.tobytes()
-    w = dt.itemsize
-    return [buf[i * w : (i + 1) * w] for i in range(n)]
+    # each row's bytes: a view of the rows as opaque records of the row's size (bytes
+    # objects, trailing NULs kept), one C-level tolist
+    return arr.view(np.dtype((np.void, dt.itemsize))).tolist()
 
 
 def unpack_predictions(

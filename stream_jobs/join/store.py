@@ -149,10 +149,11 @@ class RocksStore:
         from rocksdict import WriteBatch
 
         wb = WriteBatch(raw_mode=True)
+        delete, put = wb.delete, wb.put
         for k in deletes:
-            wb.delete(k)
+            delete(k)
         for k, v in puts.items():
-            wb.put(k, v)
+            put(k, v)
         self._db.write(wb)
 
     def scan(self, prefix: bytes, upto: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:

@@ -34,6 +34,7 @@ from stream_jobs.reference.view import ReferenceView
 FEATURE_TAG = "feature:"
 MISSING = "missing"
 _I4 = np.dtype("<i4")
+_F8 = np.dtype("<f8")
 
 
 def feature_tag(name: str) -> str:
@@ -55,6 +56,8 @@ class FeatureBinner:
         self.reference = reference
         self.bins = bins
         self._edges: dict[str, tuple[np.ndarray, list[str]] | None] = {}
+        # numeric_many's padded edge matrix and missing codes, per tuple of column names
+        self._grids: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def _numeric_bins(self, name: str) -> tuple[np.ndarray, list[str]] | None:
         if name not in self._edges:
@@ -75,11 +78,49 @@ class FeatureBinner:
         codes[~np.isfinite(values)] = len(names) - 1
         return CategoricalArray(names, codes)
 
+    def numeric_many(
+        self, names: list[str], columns: dict[str, np.ndarray]
+    ) -> dict[str, CategoricalArray]:
+        """:meth:`numeric` of the columns ``names`` that have bins, float64 rows of one
+        length, all at once (the rest: not in the result): a value's bin is the number of
+        its column's edges at or below it (``searchsorted(side="right")`` of the sorted
+        edges, which ``np.unique`` made them), counted over an edge matrix padded with
+        +inf (at or below no finite value)."""
+        rows = []
+        for name in names:
+            found = self._numeric_bins(name)
+            v = columns[name]
+            if found is not None and v.dtype == _F8 and v.ndim == 1:
+                rows.append((name, v, found))
+        if len(rows) < 2 or len({v.size for _, v, _ in rows}) != 1:
+            return {}
+        key = tuple(name for name, _, _ in rows)
+        grid = self._grids.get(key)
+        if grid is None:
+            width = max(edges.size for _, _, (edges, _) in rows)
+            edge_matrix = np.full((len(rows), width), np.inf)
+            for i, (_, _, (edges, _)) in enumerate(rows):
+                edge_matrix[i, : edges.size] = edges
+            missing = np.array([[len(bins) - 1] for _, _, (_, bins) in rows], dtype=_I4)
+            grid = self._grids[key] = (edge_matrix, missing)
+        edge_matrix, missing = grid
+        values = np.stack([v for _, v, _ in rows])
+        codes = np.zeros(values.shape, dtype=_I4)
+        at_or_below = np.empty(values.shape, dtype=bool)
+        for e in range(edge_matrix.shape[1]):
+            codes += np.less_equal(edge_matrix[:, e : e + 1], values, out=at_or_below)
+        np.copyto(codes, missing, where=~np.isfinite(values))
+        return {name: CategoricalArray(bins, codes[i])
+                for i, (name, _, (_, bins)) in enumerate(rows)}  # fmt: skip
+
     def segments(self, cols: PredictionColumns, names: list[str]) -> dict[str, CategoricalArray]:
         """``{feature:<name>: bins}`` for the features ``names`` (absent ones: no rows)."""
         out: dict[str, CategoricalArray] = {}
+        binned = self.numeric_many([n for n in names if n in cols.numeric], cols.numeric)
         for name in names:
-            if name in cols.numeric:
+            if name in binned:
+                out[feature_tag(name)] = binned[name]
+            elif name in cols.numeric:
                 out[feature_tag(name)] = self.numeric(name, cols.numeric[name])
             elif name in cols.categorical:
                 out[feature_tag(name)] = cols.categorical[name]

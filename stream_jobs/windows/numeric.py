@@ -30,6 +30,40 @@ _all, _sum = np.logical_and.reduce, np.add.reduce
 _min, _max = np.minimum.reduce, np.maximum.reduce
 
 
+def update_rows(partials: list[NumericPartial], x: np.ndarray) -> None:
+    """``partials[i].update(x[i])`` for each row of ``x`` (C-contiguous float64, a row per
+    partial), the finite check, sums, minima and maxima of every row in one call each: a
+    row's sum over the last axis of a C-contiguous matrix is the pairwise sum of the row
+    alone, the same float (``tests/unit/test_stage_fast_paths.py``)."""
+    if x.shape[1] == 0:
+        return
+    finite = _all(np.isfinite(x), axis=1)
+    if _all(finite):
+        sums, mins, maxs = _sum(x, axis=1), _min(x, axis=1), _max(x, axis=1)
+    else:  # (the rows with a NaN or ±inf go one by one: their sums are not used)
+        with np.errstate(invalid="ignore"):
+            sums, mins, maxs = _sum(x, axis=1), _min(x, axis=1), _max(x, axis=1)
+    finite = finite.tolist()
+    for i, p in enumerate(partials):
+        if finite[i]:
+            p._update_finite(x[i], sums[i], mins[i], maxs[i])
+        else:
+            p.update(x[i])
+
+
+def stack_rows(columns: list[np.ndarray], index: np.ndarray | None) -> np.ndarray | None:
+    """Float64 columns of one length (their rows ``index``, all when None) as the
+    C-contiguous rows of one matrix, for the row-wise fast paths (this module's and
+    :func:`stream_jobs.detectors.chunker.update_rows`); None unless there are several."""
+    if len(columns) < 2:
+        return None
+    shape = columns[0].shape
+    if any(v.dtype != _F8 or v.shape != shape or v.ndim != 1 for v in columns):
+        return None
+    x = np.stack(columns)
+    return x if index is None else np.ascontiguousarray(x.take(index, axis=1))
+
+
 class NumericPartial:
     """Count, missing, moments, min/max, out-of-reference-range count and a KLL sketch."""
 
@@ -71,6 +105,18 @@ class NumericPartial:
         d = v - bmean
         bm2 = float(np.dot(d, d))
         self._combine(nb, bmean, bm2, float(_min(v)), float(_max(v)))
+        if self.lo == self.lo and (self.min < self.lo or self.max > self.hi):
+            self.out_of_range += int(np.count_nonzero((v < self.lo) | (v > self.hi)))
+        self.sketch.update(v)
+
+    def _update_finite(self, v: np.ndarray, vsum: float, vmin: float, vmax: float) -> None:
+        """:meth:`update` of finite values whose sum, min and max are known."""
+        nb = v.size
+        self.count += nb
+        bmean = float(vsum / nb)
+        d = v - bmean
+        bm2 = float(np.dot(d, d))
+        self._combine(nb, bmean, bm2, float(vmin), float(vmax))
         if self.lo == self.lo and (self.min < self.lo or self.max > self.hi):
             self.out_of_range += int(np.count_nonzero((v < self.lo) | (v > self.hi)))
         self.sketch.update(v)

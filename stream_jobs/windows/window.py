@@ -33,7 +33,7 @@ import numpy as np
 from schemas.columnar import CategoricalArray, PredictionColumns
 from stream_jobs.blobs import pack_blobs, pack_strings, unpack_blobs, unpack_strings
 from stream_jobs.windows.categorical import CategoricalPartial
-from stream_jobs.windows.numeric import NumericPartial
+from stream_jobs.windows.numeric import NumericPartial, stack_rows, update_rows
 from stream_jobs.windows.spec import DEFAULT_SPEC, PREDICTION, PartialSpec
 
 _HEAD = struct.Struct("<qqqqqqqb")
@@ -114,13 +114,29 @@ class WindowPartial:
         self.fallbacks += int(bc[2])
         self.min_event_ms = min(self.min_event_ms, int(t.min()))
         self.max_event_ms = max(self.max_event_ms, int(t.max()))
-        self.latency.update(take(cols.latency_ms))
+        score = cols.score
+        if score is not None and not isinstance(self.prediction, NumericPartial):
+            self.prediction = NumericPartial(self.spec.kll_k, self.spec.ranges.get(PREDICTION))
+        # latency, the numeric features and the score: the rows of one matrix (their
+        # sketches updated in the order they were one by one: categorical columns have none)
+        columns = [cols.latency_ms, *cols.numeric.values(), *([] if score is None else [score])]
+        rows = stack_rows(columns, index)
+        if rows is None:
+            self.latency.update(take(cols.latency_ms))
+        partials = [self.latency]
         expected = self.spec.expected
         for name, values in cols.numeric.items():
-            self._num(name).update(take(values))
+            if rows is None:
+                self._num(name).update(take(values))
+            else:
+                partials.append(self._num(name))
             if expected.get(name) == CATEGORICAL:
                 self.wrong_kind[name] = self.wrong_kind.get(name, 0) + n
                 self._cat(name).add_missing(n)
+        if rows is not None:
+            if score is not None:
+                partials.append(self.prediction)  # type: ignore[arg-type]
+            update_rows(partials, rows)
         for name, cat in cols.categorical.items():
             self._cat(name).update(take_cat(cat))
             if expected.get(name) == NUMERIC:
@@ -130,10 +146,9 @@ class WindowPartial:
             if name not in cols.numeric and name not in cols.categorical:
                 self.absent[name] = self.absent.get(name, 0) + n
                 (self._num(name) if kind == NUMERIC else self._cat(name)).add_missing(n)
-        if cols.score is not None:
-            if not isinstance(self.prediction, NumericPartial):
-                self.prediction = NumericPartial(self.spec.kll_k, self.spec.ranges.get(PREDICTION))
-            self.prediction.update(take(cols.score))
+        if score is not None:
+            if rows is None:
+                self.prediction.update(take(score))  # type: ignore[union-attr]
         elif cols.predicted_class is not None:
             if not isinstance(self.prediction, CategoricalPartial):
                 self.prediction = CategoricalPartial(
