@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 from datasketches import kll_doubles_sketch
 
+from stream_jobs.reference.kll_view import SortedView
 from stream_jobs.reference.view import ReferenceColumn
 from stream_jobs.windows.categorical import CategoricalPartial
 from stream_jobs.windows.numeric import NumericPartial
@@ -22,24 +23,22 @@ from stream_jobs.windows.numeric import NumericPartial
 
 def support(sketch: kll_doubles_sketch) -> np.ndarray:
     """Sorted distinct items retained by a sketch: where its empirical CDF steps."""
-    if sketch.is_empty():
-        return np.empty(0)
-    return np.unique(np.fromiter((v for v, _ in sketch), dtype=np.float64))
+    return SortedView(sketch).support
 
 
 def cdf(sketch: kll_doubles_sketch, points: np.ndarray) -> np.ndarray:
     """P(X <= x) at sorted distinct points."""
-    if points.size == 0 or sketch.is_empty():
-        return np.zeros(points.size)
-    return np.asarray(sketch.get_cdf(points, inclusive=True))[:-1]
+    return SortedView(sketch).cdf(points)
 
 
 def common_cdfs(
     ref: ReferenceColumn, cur: NumericPartial
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(points, F_ref, F_cur)`` on the union of both sketches' supports."""
-    points = np.union1d(ref.support, support(cur.sketch))
-    return points, ref.cdf(points), cdf(cur.sketch, points)
+    """``(points, F_ref, F_cur)`` on the union of both sketches' supports (sorted views:
+    :mod:`stream_jobs.reference.kll_view`, the reference's built once)."""
+    view = SortedView(cur.sketch)
+    points = np.union1d(ref.support, view.support)
+    return points, ref.cdf(points), view.cdf(points)
 
 
 def quantile_bins(ref: ReferenceColumn, bins: int = 10) -> np.ndarray:
