@@ -11,7 +11,7 @@ from stream_jobs.drift.bh import benjamini_hochberg
 from stream_jobs.drift.chi_square import chi_square_test
 from stream_jobs.drift.config import DriftConfig, FeatureTest
 from stream_jobs.drift.jensen_shannon import jensen_shannon_test
-from stream_jobs.drift.ks import ks_test
+from stream_jobs.drift.ks import ks_test, kstwo_sf
 from stream_jobs.drift.psi import psi_test
 from stream_jobs.drift.selection import choose_test
 from stream_jobs.drift.wasserstein import wasserstein_test
@@ -67,6 +67,16 @@ def test_ks_statistic_matches_scipy_within_rank_error() -> None:
     exact = stats.ks_2samp(a, b).statistic
     eps = ref.sketch.normalized_rank_error(False) + cur.sketch.normalized_rank_error(False)
     assert abs(ks_test(ref, cur).statistic - exact) <= eps
+
+
+def test_kstwo_sf_is_scipys_bit_for_bit() -> None:
+    rng = np.random.default_rng(11)
+    sizes = [1, 2, 3, 7, 50, 139, 140, 141, 950, 1_000, 9_999, 100_000, 10**7]
+    for n in sizes:
+        xs = np.concatenate([[0.0, 0.5 / n, np.nextafter(0.5 / n, 1), 1 - 1e-12, 1.0, 1.5],
+                             rng.random(40), rng.random(40) / np.sqrt(n)])  # fmt: skip
+        for x in xs.tolist():
+            assert kstwo_sf(x, n) == float(stats.kstwo.sf(x, n)), (x, n)
 
 
 def test_wasserstein_normalised_matches_scipy_and_thresholds(num_ref) -> None:
