@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from stream_jobs.drift.bh import benjamini_hochberg
-from stream_jobs.drift.chi_square import chi_square_test
+from stream_jobs.drift.chi_square import chi2_homogeneity, chi_square_test
 from stream_jobs.drift.config import DriftConfig, FeatureTest
 from stream_jobs.drift.jensen_shannon import jensen_shannon_test
 from stream_jobs.drift.ks import ks_test, kstwo_sf
@@ -77,6 +77,19 @@ def test_kstwo_sf_is_scipys_bit_for_bit() -> None:
                              rng.random(40), rng.random(40) / np.sqrt(n)])  # fmt: skip
         for x in xs.tolist():
             assert kstwo_sf(x, n) == float(stats.kstwo.sf(x, n)), (x, n)
+
+
+def test_chi2_homogeneity_is_scipys_bit_for_bit() -> None:
+    rng = np.random.default_rng(12)
+    for k in [2, 3, 5, 8, 20, 101, 300]:
+        for _ in range(30):
+            ref = rng.integers(0, 5_000, k).astype(float) + 1
+            cur = rng.integers(0, 300, k).astype(float)
+            if rng.random() < 0.5:  # binned numeric columns: proportions times n
+                ref, cur = ref / ref.sum() * 20_000, cur / max(cur.sum(), 1) * 977
+            table = np.vstack([ref, cur])
+            stat, p, _, _ = stats.chi2_contingency(table, correction=False)
+            assert chi2_homogeneity(table) == (float(stat), float(p)), (k, table)
 
 
 def test_wasserstein_normalised_matches_scipy_and_thresholds(num_ref) -> None:
