@@ -31,14 +31,29 @@ def cdf(sketch: kll_doubles_sketch, points: np.ndarray) -> np.ndarray:
     return SortedView(sketch).cdf(points)
 
 
-def common_cdfs(
-    ref: ReferenceColumn, cur: NumericPartial
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Cdfs = tuple[np.ndarray, np.ndarray, np.ndarray]
+# the last common_cdfs: a distance verdict and the p-value test confirming it (Wasserstein
+# then KS) query the same pair; keyed by the objects themselves (held, so no id is
+# reused) and the window sketch's n (a partial that took more values is not the same)
+_last: tuple[ReferenceColumn, NumericPartial, kll_doubles_sketch, int, Cdfs] | None = None
+
+
+def common_cdfs(ref: ReferenceColumn, cur: NumericPartial) -> Cdfs:
     """``(points, F_ref, F_cur)`` on the union of both sketches' supports (sorted views:
-    :mod:`stream_jobs.reference.kll_view`, the reference's built once)."""
+    :mod:`stream_jobs.reference.kll_view`, the reference's built once); read-only arrays,
+    the same ones for a repeated query of the same pair."""
+    global _last
+    last = _last
+    if last is not None and last[0] is ref and last[1] is cur and last[2] is cur.sketch \
+            and last[3] == cur.sketch.n:  # fmt: skip
+        return last[4]
     view = SortedView(cur.sketch)
     points = np.union1d(ref.support, view.support)
-    return points, ref.cdf(points), view.cdf(points)
+    out = (points, ref.cdf(points), view.cdf(points))
+    for a in out:
+        a.setflags(write=False)
+    _last = (ref, cur, cur.sketch, cur.sketch.n, out)
+    return out
 
 
 def quantile_bins(ref: ReferenceColumn, bins: int = 10) -> np.ndarray:

@@ -190,3 +190,21 @@ def test_selection_follows_evidently_and_overrides() -> None:
     assert choose_test("numeric", 100, 50_000, 5_000, c, c.override("m", "age")) == ("psi", 0.2)
     bad = FeatureTest(test="ks")
     assert choose_test("categorical", 4, 50_000, 500, c, bad) == ("chisquare", 0.01)
+
+
+def test_common_cdfs_are_recomputed_once_the_window_took_more_values(num_ref) -> None:
+    from stream_jobs.drift.distributions import common_cdfs
+
+    rng = np.random.default_rng(13)
+    cur = NumericPartial()
+    cur.update(rng.normal(size=300))
+    first = common_cdfs(num_ref, cur)
+    assert common_cdfs(num_ref, cur) is first  # the confirming test's repeated query
+    with pytest.raises(ValueError):
+        first[1][0] = 0.5  # read-only: a caller cannot spoil the next one's arrays
+    cur.update(rng.normal(3.0, 1, size=300))
+    again = common_cdfs(num_ref, cur)
+    fresh = NumericPartial.from_bytes(cur.to_bytes())  # a new object: computed anew
+    assert again is not first and again[0].size > first[0].size
+    recomputed = common_cdfs(num_ref, fresh)
+    assert all(np.array_equal(a, b) for a, b in zip(again, recomputed, strict=True))
