@@ -8,7 +8,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -53,7 +53,11 @@ class Detection:
     details: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        rec = asdict(self)
+        # what dataclasses.asdict gives (every field is a scalar but ``details``, a flat
+        # dict of strings), without its recursive deep copy: a fifth of the merge stage's
+        # time per window went to asdict (measured, 30 detections per window)
+        rec = {f: getattr(self, f) for f in _FIELDS}
+        rec["details"] = dict(self.details)
         rec["kind"] = str(self.kind)
         rec["value"] = float(self.value)
         rec["threshold"] = float(self.threshold)
@@ -62,3 +66,6 @@ class Detection:
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Detection:
         return cls(**{k: rec[k] for k in cls.__dataclass_fields__ if k in rec})
+
+
+_FIELDS = tuple(f.name for f in fields(Detection))

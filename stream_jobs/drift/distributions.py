@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 from datasketches import kll_doubles_sketch
 
+from stream_jobs.reference.kll_view import SortedView
 from stream_jobs.reference.view import ReferenceColumn
 from stream_jobs.windows.categorical import CategoricalPartial
 from stream_jobs.windows.numeric import NumericPartial
@@ -22,24 +23,37 @@ from stream_jobs.windows.numeric import NumericPartial
 
 def support(sketch: kll_doubles_sketch) -> np.ndarray:
     """Sorted distinct items retained by a sketch: where its empirical CDF steps."""
-    if sketch.is_empty():
-        return np.empty(0)
-    return np.unique(np.fromiter((v for v, _ in sketch), dtype=np.float64))
+    return SortedView(sketch).support
 
 
 def cdf(sketch: kll_doubles_sketch, points: np.ndarray) -> np.ndarray:
     """P(X <= x) at sorted distinct points."""
-    if points.size == 0 or sketch.is_empty():
-        return np.zeros(points.size)
-    return np.asarray(sketch.get_cdf(points, inclusive=True))[:-1]
+    return SortedView(sketch).cdf(points)
 
 
-def common_cdfs(
-    ref: ReferenceColumn, cur: NumericPartial
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(points, F_ref, F_cur)`` on the union of both sketches' supports."""
-    points = np.union1d(ref.support, support(cur.sketch))
-    return points, ref.cdf(points), cdf(cur.sketch, points)
+Cdfs = tuple[np.ndarray, np.ndarray, np.ndarray]
+# the last common_cdfs: a distance verdict and the p-value test confirming it (Wasserstein
+# then KS) query the same pair; keyed by the objects themselves (held, so no id is
+# reused) and the window sketch's n (a partial that took more values is not the same)
+_last: tuple[ReferenceColumn, NumericPartial, kll_doubles_sketch, int, Cdfs] | None = None
+
+
+def common_cdfs(ref: ReferenceColumn, cur: NumericPartial) -> Cdfs:
+    """``(points, F_ref, F_cur)`` on the union of both sketches' supports (sorted views:
+    :mod:`stream_jobs.reference.kll_view`, the reference's built once); read-only arrays,
+    the same ones for a repeated query of the same pair."""
+    global _last
+    last = _last
+    if last is not None and last[0] is ref and last[1] is cur and last[2] is cur.sketch \
+            and last[3] == cur.sketch.n:  # fmt: skip
+        return last[4]
+    view = SortedView(cur.sketch)
+    points = np.union1d(ref.support, view.support)
+    out = (points, ref.cdf(points), view.cdf(points))
+    for a in out:
+        a.setflags(write=False)
+    _last = (ref, cur, cur.sketch, cur.sketch.n, out)
+    return out
 
 
 def quantile_bins(ref: ReferenceColumn, bins: int = 10) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from datasketches import kll_doubles_sketch
 
 from stream_jobs.reference.kll_check import check_kll
+from stream_jobs.reference.kll_view import SortedView
 from stream_jobs.windows.categorical import OTHER
 from stream_jobs.windows.spec import PREDICTION, PartialSpec
 
@@ -60,17 +61,20 @@ class ReferenceColumn:
         return OTHER in self.categories
 
     @cached_property
+    def view(self) -> SortedView | None:
+        """The sketch's sorted items and cumulative weights, built once per reference."""
+        return None if self.sketch is None else SortedView(self.sketch)
+
+    @property
     def support(self) -> np.ndarray:
         """Sorted distinct items retained by the sketch (the points where its CDF steps)."""
-        if self.sketch is None or self.sketch.is_empty():
-            return np.empty(0)
-        return np.unique(np.fromiter((v for v, _ in self.sketch), dtype=np.float64))
+        return np.empty(0) if self.view is None else self.view.support
 
     def cdf(self, points: np.ndarray) -> np.ndarray:
         """P(X <= x) at sorted distinct ``points``."""
-        if self.sketch is None or points.size == 0:
+        if self.view is None:
             return np.zeros(points.size)
-        return np.asarray(self.sketch.get_cdf(points, inclusive=True))[:-1]
+        return self.view.cdf(points)
 
 
 class ReferenceView:

@@ -191,3 +191,20 @@ def test_new_optional_field_keeps_old_readers_and_old_data(tmp_path) -> None:
     assert "label_source" not in old_view and old_view["label_class"] == "no"
     # and the real registry's checked-in schemas all parse with every id distinct
     assert len(set(load_registry().values())) == len(load_registry())
+
+
+def test_a_detection_record_is_its_asdict_with_the_kind_as_text(codec: Codec) -> None:
+    import dataclasses
+
+    from schemas.detection import Detection, DetectionKind
+
+    d = Detection(model="churn", kind=DetectionKind.FEATURE_DRIFT, subject="age",
+                  detector="ks", value=1, threshold=0.05, event_time_ms=60_000,
+                  model_version="3", active=False, window_start_ms=0, window_end_ms=60_000,
+                  partition=2, offset=7, details={"p_value": "0.01"})  # fmt: skip
+    rec = d.to_record()
+    want = dataclasses.asdict(d) | {"kind": "feature_drift", "value": 1.0, "threshold": 0.05}
+    assert rec == want and type(rec["kind"]) is str and type(rec["value"]) is float
+    rec["details"]["p_value"] = "changed"  # a copy: the frozen detection is unchanged
+    assert d.details == {"p_value": "0.01"}
+    assert codec.decode(codec.encode("Detection", d.to_record())).record == d.to_record()

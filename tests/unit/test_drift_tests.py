@@ -8,10 +8,10 @@ import pytest
 from scipy import stats
 
 from stream_jobs.drift.bh import benjamini_hochberg
-from stream_jobs.drift.chi_square import chi_square_test
+from stream_jobs.drift.chi_square import chi2_homogeneity, chi_square_test
 from stream_jobs.drift.config import DriftConfig, FeatureTest
 from stream_jobs.drift.jensen_shannon import jensen_shannon_test
-from stream_jobs.drift.ks import ks_test
+from stream_jobs.drift.ks import ks_test, kstwo_sf
 from stream_jobs.drift.psi import psi_test
 from stream_jobs.drift.selection import choose_test
 from stream_jobs.drift.wasserstein import wasserstein_test
@@ -67,6 +67,29 @@ def test_ks_statistic_matches_scipy_within_rank_error() -> None:
     exact = stats.ks_2samp(a, b).statistic
     eps = ref.sketch.normalized_rank_error(False) + cur.sketch.normalized_rank_error(False)
     assert abs(ks_test(ref, cur).statistic - exact) <= eps
+
+
+def test_kstwo_sf_is_scipys_bit_for_bit() -> None:
+    rng = np.random.default_rng(11)
+    sizes = [1, 2, 3, 7, 50, 139, 140, 141, 950, 1_000, 9_999, 100_000, 10**7]
+    for n in sizes:
+        xs = np.concatenate([[0.0, 0.5 / n, np.nextafter(0.5 / n, 1), 1 - 1e-12, 1.0, 1.5],
+                             rng.random(40), rng.random(40) / np.sqrt(n)])  # fmt: skip
+        for x in xs.tolist():
+            assert kstwo_sf(x, n) == float(stats.kstwo.sf(x, n)), (x, n)
+
+
+def test_chi2_homogeneity_is_scipys_bit_for_bit() -> None:
+    rng = np.random.default_rng(12)
+    for k in [2, 3, 5, 8, 20, 101, 300]:
+        for _ in range(30):
+            ref = rng.integers(0, 5_000, k).astype(float) + 1
+            cur = rng.integers(0, 300, k).astype(float)
+            if rng.random() < 0.5:  # binned numeric columns: proportions times n
+                ref, cur = ref / ref.sum() * 20_000, cur / max(cur.sum(), 1) * 977
+            table = np.vstack([ref, cur])
+            stat, p, _, _ = stats.chi2_contingency(table, correction=False)
+            assert chi2_homogeneity(table) == (float(stat), float(p)), (k, table)
 
 
 def test_wasserstein_normalised_matches_scipy_and_thresholds(num_ref) -> None:
@@ -167,3 +190,21 @@ def test_selection_follows_evidently_and_overrides() -> None:
     assert choose_test("numeric", 100, 50_000, 5_000, c, c.override("m", "age")) == ("psi", 0.2)
     bad = FeatureTest(test="ks")
     assert choose_test("categorical", 4, 50_000, 500, c, bad) == ("chisquare", 0.01)
+
+
+def test_common_cdfs_are_recomputed_once_the_window_took_more_values(num_ref) -> None:
+    from stream_jobs.drift.distributions import common_cdfs
+
+    rng = np.random.default_rng(13)
+    cur = NumericPartial()
+    cur.update(rng.normal(size=300))
+    first = common_cdfs(num_ref, cur)
+    assert common_cdfs(num_ref, cur) is first  # the confirming test's repeated query
+    with pytest.raises(ValueError):
+        first[1][0] = 0.5  # read-only: a caller cannot spoil the next one's arrays
+    cur.update(rng.normal(3.0, 1, size=300))
+    again = common_cdfs(num_ref, cur)
+    fresh = NumericPartial.from_bytes(cur.to_bytes())  # a new object: computed anew
+    assert again is not first and again[0].size > first[0].size
+    recomputed = common_cdfs(num_ref, fresh)
+    assert all(np.array_equal(a, b) for a, b in zip(again, recomputed, strict=True))
