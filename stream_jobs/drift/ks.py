@@ -26,7 +26,12 @@ window, a KS test at α=0.05 flagged 8 % of stationary windows (measured by
 from __future__ import annotations
 
 from datasketches import kll_doubles_sketch
-from scipy.stats._ksstats import kolmogn
+from scipy.stats import kstwo
+
+try:  # scipy's own function behind kstwo.sf; a private module, so a fallback if it moves
+    from scipy.stats._ksstats import kolmogn
+except ImportError:  # pragma: no cover - depends on the scipy build
+    kolmogn = None
 
 from stream_jobs.drift.distributions import common_cdfs
 from stream_jobs.drift.result import TestResult
@@ -46,12 +51,14 @@ def kstwo_sf(x: float, n: int) -> float:
     distribution machinery (argument parsing and masks: ~60 % of its ~130 us per call):
     1 at or below the support's start ``0.5 / n``, 0 from 1 on, else scipy's own
     ``kolmogn`` — the function ``kstwo._sf`` is. Bit-identical to ``kstwo.sf``
-    (``tests/unit/test_drift_tests.py`` pins it on a grid; a scipy upgrade that moves
-    ``kolmogn`` fails there)."""
+    (``tests/unit/test_drift_tests.py`` pins it on a grid; a scipy without the private
+    ``kolmogn`` gets ``kstwo.sf`` itself)."""
     if x <= 0.5 / n:
         return 1.0
     if x >= 1.0:
         return 0.0
+    if kolmogn is None:
+        return float(kstwo.sf(x, n))
     return float(kolmogn(n, x, cdf=False))
 
 
