@@ -238,13 +238,18 @@ class MergeBook:
         return encode_state(STATE_KIND, header, [rec_bytes(r) for r in recs])
 
     @classmethod
-    def from_bytes(cls, data: bytes, now_s: float) -> tuple[MergeBook, dict[str, Any]]:
+    def from_bytes(
+        cls, data: bytes, now_s: float | None
+    ) -> tuple[MergeBook, dict[str, Any]]:
+        """The book of a snapshot. Its waits (overdue windows, partitions' last moves) start
+        again at ``now_s``; None: at the first :meth:`ready`, on the caller's clock."""
         h, blobs = decode_state(data, STATE_KIND)
         book = cls(h["wait_s"])
         book.last_offset = h["last_offset"]
         for m, k, p, t in h["progress"]:
             book.progress.setdefault((m, k), {})[int(p)] = int(t)
-            book.moved_at.setdefault((m, k), {})[int(p)] = now_s  # moving from the restore
+            if now_s is not None:  # moving from the restore
+                book.moved_at.setdefault((m, k), {})[int(p)] = now_s
         book.expected = {m: int(n) for m, n in h["expected"].items()}
         for *k, ps in h["final"]:
             book.final[(k[0], k[1], k[2], int(k[3]))] = tuple(ps)
@@ -256,6 +261,6 @@ class MergeBook:
             book.end[r.window_key] = r.window_end_ms
         for k in h["overdue"]:
             key = (k[0], k[1], k[2], int(k[3]))
-            if key in book.open:
+            if key in book.open and now_s is not None:
                 book.overdue_since[key] = now_s  # the wait starts again on the new owner
         return book, h["extra"]

@@ -438,19 +438,16 @@ class MergeStage(SnapshottingStage):
             if not data:
                 continue
             try:
-                book, extra = MergeBook.from_bytes(data, time.time())
+                # waits start again on this owner's timeout clock, at their first poll
+                # (the replay from the committed offset is a backlog: it stands still there)
+                book, extra = MergeBook.from_bytes(data, None)
             except ValueError:
                 log.exception("merge state of partials partition %d unreadable: clean start", q)
                 continue
             book.wait_s = self.config.idle_partition_s  # the current setting, not the old one
-            # waits start again on this owner's timeout clock, at their first poll (the
-            # replay from the committed offset is a backlog: that clock stands still in it)
-            book.overdue_since.clear()
-            book.moved_at.clear()
             self.books[q] = book
             try:
-                self.votes[q] = load_votes(self._combiner(), extra.get("votes", {}), time.time())
-                self.votes[q].overdue.clear()
+                self.votes[q] = load_votes(self._combiner(), extra.get("votes", {}), None)
             except (ValueError, KeyError, TypeError):
                 log.exception("votes of partials partition %d unreadable: clean start", q)
                 self.votes[q] = self._combiner()

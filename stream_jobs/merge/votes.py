@@ -88,9 +88,12 @@ def votes_state(v: VoteCombiner) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def load_votes(v: VoteCombiner, s: dict[str, Any], now_s: float = 0.0) -> VoteCombiner:
+def load_votes(
+    v: VoteCombiner, s: dict[str, Any], now_s: float | None = 0.0
+) -> VoteCombiner:
     """Install :func:`votes_state` output (version 1, before votes were buffered, too);
-    a model's timeout wait starts again at ``now_s`` on the new owner, as the book's."""
+    a model's timeout wait starts again at ``now_s`` on the new owner, as the book's
+    (None: at its next decision, on the caller's clock)."""
     version = s.get("version", 1)
     if version not in (1, STATE_VERSION):
         raise ValueError(f"vote state version {version!r} is not 1 or {STATE_VERSION}")
@@ -103,6 +106,7 @@ def load_votes(v: VoteCombiner, s: dict[str, Any], now_s: float = 0.0) -> VoteCo
     for m, ver, subj, det, p, o, t, x in s.get("pending", []):
         v.add(Firing(m, ver, subj, det, int(p), int(o), int(t), float(x)))
     v.done.update({m: int(t) for m, t in s.get("done", [])})
-    v.overdue.update({m: (now_s, int(cut)) for m, cut in s.get("overdue", [])})
+    if now_s is not None:
+        v.overdue.update({m: (now_s, int(cut)) for m, cut in s.get("overdue", [])})
     v.late = int(s.get("late", 0))
     return v

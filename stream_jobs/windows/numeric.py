@@ -46,7 +46,8 @@ def update_rows(partials: list[NumericPartial], x: np.ndarray) -> None:
     finite = finite.tolist()
     for i, p in enumerate(partials):
         if finite[i]:
-            p._update_finite(x[i], sums[i], mins[i], maxs[i])
+            p.count += x.shape[1]
+            p._add_finite(x[i], sums[i], mins[i], maxs[i])
         else:
             p.update(x[i])
 
@@ -99,20 +100,13 @@ class NumericPartial:
         nb = v.size
         self.count += size
         self.missing += size - nb
-        if nb == 0:
-            return
-        bmean = float(_sum(v) / nb)
-        d = v - bmean
-        bm2 = float(np.dot(d, d))
-        self._combine(nb, bmean, bm2, float(_min(v)), float(_max(v)))
-        if self.lo == self.lo and (self.min < self.lo or self.max > self.hi):
-            self.out_of_range += int(np.count_nonzero((v < self.lo) | (v > self.hi)))
-        self.sketch.update(v)
+        if nb:
+            self._add_finite(v, _sum(v), _min(v), _max(v))
 
-    def _update_finite(self, v: np.ndarray, vsum: float, vmin: float, vmax: float) -> None:
-        """:meth:`update` of finite values whose sum, min and max are known."""
+    def _add_finite(self, v: np.ndarray, vsum: float, vmin: float, vmax: float) -> None:
+        """Fold non-empty finite values, whose sum, min and max are known, into the moments,
+        the range count and the sketch (``count`` is the caller's)."""
         nb = v.size
-        self.count += nb
         bmean = float(vsum / nb)
         d = v - bmean
         bm2 = float(np.dot(d, d))

@@ -117,25 +117,23 @@ class WindowPartial:
         score = cols.score
         if score is not None and not isinstance(self.prediction, NumericPartial):
             self.prediction = NumericPartial(self.spec.kll_k, self.spec.ranges.get(PREDICTION))
-        # latency, the numeric features and the score: the rows of one matrix (their
-        # sketches updated in the order they were one by one: categorical columns have none)
-        columns = [cols.latency_ms, *cols.numeric.values(), *([] if score is None else [score])]
-        rows = stack_rows(columns, index)
-        if rows is None:
-            self.latency.update(take(cols.latency_ms))
-        partials = [self.latency]
         expected = self.spec.expected
-        for name, values in cols.numeric.items():
-            if rows is None:
-                self._num(name).update(take(values))
-            else:
-                partials.append(self._num(name))
+        partials = [self.latency]
+        for name in cols.numeric:
+            partials.append(self._num(name))
             if expected.get(name) == CATEGORICAL:
                 self.wrong_kind[name] = self.wrong_kind.get(name, 0) + n
                 self._cat(name).add_missing(n)
-        if rows is not None:
-            if score is not None:
-                partials.append(self.prediction)  # type: ignore[arg-type]
+        if score is not None:
+            partials.append(self.prediction)  # type: ignore[arg-type]
+        # latency, the numeric features and the score: the rows of one matrix when they can
+        # be, else one by one (their sketches updated in the same order either way)
+        columns = [cols.latency_ms, *cols.numeric.values(), *([] if score is None else [score])]
+        rows = stack_rows(columns, index)
+        if rows is None:
+            for partial, values in zip(partials, columns, strict=True):
+                partial.update(take(values))
+        else:
             update_rows(partials, rows)
         for name, cat in cols.categorical.items():
             self._cat(name).update(take_cat(cat))
@@ -146,10 +144,7 @@ class WindowPartial:
             if name not in cols.numeric and name not in cols.categorical:
                 self.absent[name] = self.absent.get(name, 0) + n
                 (self._num(name) if kind == NUMERIC else self._cat(name)).add_missing(n)
-        if score is not None:
-            if rows is None:
-                self.prediction.update(take(score))  # type: ignore[union-attr]
-        elif cols.predicted_class is not None:
+        if score is None and cols.predicted_class is not None:
             if not isinstance(self.prediction, CategoricalPartial):
                 self.prediction = CategoricalPartial(
                     self.spec.category_cap, self.spec.known.get(PREDICTION)
