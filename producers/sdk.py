@@ -670,6 +670,9 @@ class ModelwatchPublisher:
                 self._wake.set()
                 remaining = self.buffered
                 if remaining == 0 or time.monotonic() >= deadline or not self._sender.is_alive():
+                    # the sender sets the gauge once per loop: a delivery report that just
+                    # released the last events may not be in it yet
+                    self._buffered_g.set(remaining)
                     return remaining
                 time.sleep(0.005)
         finally:
